@@ -1,0 +1,1 @@
+#include "spsc.h"

@@ -1,0 +1,36 @@
+"""lukhas_fast: native-accelerated, drop-in core of the LUKHAS consciousness SDK.
+
+Families (each re-exported here):
+
+* :mod:`lukhas_fast.ring` -- ``Ring``, ``DecimatingRing``, ``SpscRing``
+
+The backend (C, numba, pure Python) is chosen per family by
+``LUKHAS_FAST_BACKEND``; :func:`backend_info` reports what is in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os as _os
+
+from lukhas_fast._backend import backend_info
+
+logging.getLogger("lukhas_fast").addHandler(logging.NullHandler())
+
+from lukhas_fast.ring import DecimatingRing, Ring, SpscRing  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def get_include() -> str:
+    """Directory holding the C headers (``spsc.h``) for other C/Cython code."""
+    return _os.path.join(_os.path.dirname(__file__), "include")
+
+
+__all__ = [
+    "backend_info",
+    "get_include",
+    "Ring",
+    "DecimatingRing",
+    "SpscRing",
+]

@@ -1,0 +1,186 @@
+"""Command line: ``python -m lukhas_fast bench [--quick] [--filter TEXT] [--json PATH]``.
+
+Subcommands are registered in :data:`COMMANDS`; each gets the parsed
+arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from lukhas_fast._backend import TIERS, backend_info, format_backend_info, tier_modules
+
+
+def _fmt_time(sec: Optional[float]) -> str:
+    if sec is None:
+        return "-"
+    if sec < 1e-6:
+        return f"{sec * 1e9:.1f} ns"
+    if sec < 1e-3:
+        return f"{sec * 1e6:.2f} us"
+    if sec < 1.0:
+        return f"{sec * 1e3:.2f} ms"
+    return f"{sec:.2f} s"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _machine() -> Dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for ln in fh:
+                if ln.startswith("model name"):
+                    cpu = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+    }
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time every registered case on every installed tier and print a table."""
+    from lukhas_fast._bench.core import cases, measurements, time_thunk
+
+    info = backend_info()
+    machine = _machine()
+    print(format_backend_info(info))
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
+    print()
+    budget = 0.05 if args.quick else args.budget
+    result: Dict[str, Any] = {"machine": machine, "backend_info": info, "cases": [], "measurements": []}
+    flt = (args.filter or "").lower()
+
+    rows: List[List[str]] = []
+    peer_names: List[str] = []
+    selected = [c for c in cases() if flt in c.op.lower() or flt in c.family.lower()]
+    for c in selected:
+        for p in c.peers:
+            if p not in peer_names:
+                peer_names.append(p)
+    for c in selected:
+        mods = tier_modules(c.family)
+        times: Dict[str, Optional[float]] = {}
+        for tier in TIERS:
+            if tier not in c.tiers or tier not in mods:
+                continue
+            thunk = c.tier(mods[tier])
+            if thunk is not None:
+                times[tier] = time_thunk(thunk, c.ops, budget=budget)
+        peers: Dict[str, Optional[float]] = {}
+        for name, factory in c.peers.items():
+            thunk = factory()
+            if thunk is not None:
+                peers[name] = time_thunk(thunk, c.ops, budget=budget)
+        ratio = ""
+        if times.get("python") and times.get("c"):
+            ratio = f"{times['python'] / times['c']:.1f}x"
+        vs = []
+        best = times.get("c") or times.get("numba")
+        if best:
+            for name, t in peers.items():
+                if t:
+                    vs.append(f"{name} {best / t:.2f}")
+        rows.append(
+            [c.op]
+            + [_fmt_time(times.get(t)) for t in ("python", "numba", "c")]
+            + [_fmt_time(peers.get(p)) for p in peer_names]
+            + [ratio, ", ".join(vs)]
+        )
+        result["cases"].append(
+            {"op": c.op, "family": c.family, "ops": c.ops, "seconds_per_op": times, "peers": peers,
+             "python_over_c": (times["python"] / times["c"]) if times.get("python") and times.get("c") else None}
+        )
+    if rows:
+        header = ["operation", "python", "numba", "c"] + peer_names + ["python/c", "fast/peer"]
+        print(_table(header, rows))
+        print()
+
+    for m in measurements():
+        if flt and flt not in m.name.lower() and flt not in m.family.lower():
+            continue
+        mrows = m.run(tier_modules(m.family), args.quick)
+        if not mrows:
+            continue
+        cols: List[str] = []
+        for r in mrows:
+            for k in r.values:
+                if k not in cols:
+                    cols.append(k)
+        print(f"{m.name}")
+        table_rows = [
+            [r.label] + [(f"{r.values[k]:.4g}" if k in r.values else "-") for k in cols] + [r.unit, r.note]
+            for r in mrows
+        ]
+        print(_table(["measurement"] + cols + ["unit", "note"], table_rows))
+        print()
+        result["measurements"].append(
+            {"name": m.name, "family": m.family,
+             "rows": [{"label": r.label, "values": dict(r.values), "unit": r.unit, "note": r.note} for r in mrows]}
+        )
+
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2, default=str)
+        print(f"saved {args.json}")
+    return 0
+
+
+def _bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmark every operation on every installed backend")
+    p.add_argument("--quick", action="store_true", help="short timing budget (smoke run)")
+    p.add_argument("--filter", default="", help="only operations/families containing this text")
+    p.add_argument("--budget", type=float, default=0.25, help="seconds of timing per cell (default 0.25)")
+    p.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print backend_info()."""
+    if args.json:
+        print(json.dumps(backend_info(), indent=2, default=str))
+    else:
+        print(format_backend_info())
+    return 0
+
+
+def _info_parser(sub: Any) -> None:
+    p = sub.add_parser("info", help="show which backend each family uses")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+
+#: Subcommand registrations: each adds its parser to the subparsers object.
+COMMANDS: List[Callable[[Any], None]] = [_bench_parser, _info_parser]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m lukhas_fast``."""
+    parser = argparse.ArgumentParser(prog="python -m lukhas_fast")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in COMMANDS:
+        register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

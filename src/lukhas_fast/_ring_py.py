@@ -1,0 +1,440 @@
+"""Pure-Python tier of the rings: the last fallback and the test oracle.
+
+Semantics follow ``shared/spec/rings.md`` exactly; the C tier
+(:mod:`lukhas_fast._ring_c`) must agree with this module on every sequence of
+operations.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from numbers import Real
+from typing import Any, Deque, Dict, Iterator, List, Optional
+
+import numpy as np
+
+__all__ = ["Ring", "DecimatingRing", "SpscRing", "STRATEGIES", "backend_details"]
+
+#: The built-in decimation strategies.
+STRATEGIES = ("skip_nth", "adaptive", "keep_recent")
+
+
+def backend_details() -> Dict[str, Any]:
+    """What this tier reports in :func:`lukhas_fast.backend_info`."""
+    return {"impl": "collections.deque + numpy (pure Python)"}
+
+
+# --- validation shared with the C tier (which imports these helpers) ---------
+
+def check_capacity(capacity: Any, name: str = "capacity") -> int:
+    """Validate a ring capacity: an ``int`` (not ``bool``) ``>= 1``."""
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"{name} must be an int, got {type(capacity).__name__}")
+    if capacity < 1:
+        raise ValueError(f"{name} must be >= 1, got {capacity}")
+    return int(capacity)
+
+
+def check_threshold(value: Any) -> float:
+    """Validate ``pressure_threshold``: a real number with ``0 < t <= 1``."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"pressure_threshold must be a real number, got {type(value).__name__}")
+    t = float(value)
+    if not (0.0 < t <= 1.0):
+        raise ValueError(f"pressure_threshold must satisfy 0 < t <= 1, got {value!r}")
+    return t
+
+
+def check_factor(value: Any) -> int:
+    """Validate ``decimation_factor``: an ``int >= 1``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"decimation_factor must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"decimation_factor must be >= 1, got {value}")
+    return int(value)
+
+
+def check_strategy(value: Any) -> str:
+    """Validate ``decimation_strategy``: one of :data:`STRATEGIES`."""
+    if not isinstance(value, str):
+        raise TypeError(f"decimation_strategy must be a str, got {type(value).__name__}")
+    if value not in STRATEGIES:
+        raise ValueError(
+            f"decimation_strategy must be one of {', '.join(STRATEGIES)}, got {value!r}"
+        )
+    return value
+
+
+def check_protect_priority(value: Any) -> Optional[float]:
+    """Validate ``protect_priority``: None or a finite real number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise TypeError(f"protect_priority must be None or a finite real number, got {value!r}")
+    return value
+
+
+def check_priority(priority: Any) -> None:
+    """``priority`` must be None or a real number when protection is on."""
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, Real)):
+        raise TypeError(f"priority must be None or a real number, got {type(priority).__name__}")
+
+
+class Ring:
+    """Bounded FIFO that evicts the oldest item when full (like ``deque(maxlen=capacity)``)."""
+
+    __slots__ = ("_buf", "_capacity", "__weakref__")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = check_capacity(capacity)
+        self._buf: Deque[Any] = deque(maxlen=self._capacity)
+
+    def push(self, x: Any) -> None:
+        """Append ``x``, evicting the oldest item if the ring is full."""
+        self._buf.append(x)
+
+    def pop_all(self) -> List[Any]:
+        """Return every held item, oldest first, and empty the ring."""
+        out = list(self._buf)
+        self._buf.clear()
+        return out
+
+    def clear(self) -> None:
+        """Drop every held item (counters of subclasses are untouched)."""
+        self._buf.clear()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._buf))
+
+    @property
+    def capacity(self) -> int:
+        """Maximum number of held items (read-only)."""
+        return self._capacity
+
+    @property
+    def utilization(self) -> float:
+        """``len(ring) / capacity`` as a float."""
+        return len(self._buf) / self._capacity
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={len(self._buf)}, capacity={self._capacity})"
+
+
+class DecimatingRing(Ring):
+    """A :class:`Ring` that sheds load under pressure (drop on push + decimation when full)."""
+
+    __slots__ = (
+        "_threshold",
+        "_factor",
+        "_strategy",
+        "_protect",
+        "drops_total",
+        "decimation_events",
+        "push_count",
+        "last_decimation_utilization",
+    )
+
+    def __init__(
+        self,
+        capacity: int,
+        pressure_threshold: float = 0.8,
+        decimation_factor: int = 2,
+        decimation_strategy: str = "skip_nth",
+        *,
+        protect_priority: Optional[float] = None,
+    ) -> None:
+        cap = check_capacity(capacity)
+        thr = check_threshold(pressure_threshold)
+        fac = check_factor(decimation_factor)
+        strat = check_strategy(decimation_strategy)
+        prot = check_protect_priority(protect_priority)
+        super().__init__(cap)
+        self._threshold = thr
+        self._factor = fac
+        self._strategy = strat
+        self._protect = prot
+        self.drops_total = 0
+        self.decimation_events = 0
+        self.push_count = 0
+        self.last_decimation_utilization = 0.0
+
+    # -- validated, assignable configuration ---------------------------------
+    @property
+    def pressure_threshold(self) -> float:
+        """Utilization at or above which the drop rule applies (``0 < t <= 1``)."""
+        return self._threshold
+
+    @pressure_threshold.setter
+    def pressure_threshold(self, value: float) -> None:
+        self._threshold = check_threshold(value)
+
+    @property
+    def decimation_factor(self) -> int:
+        """Stride of the skip_nth/adaptive rules (``int >= 1``)."""
+        return self._factor
+
+    @decimation_factor.setter
+    def decimation_factor(self, value: int) -> None:
+        self._factor = check_factor(value)
+
+    @property
+    def decimation_strategy(self) -> str:
+        """``"skip_nth"``, ``"adaptive"`` or ``"keep_recent"``."""
+        return self._strategy
+
+    @decimation_strategy.setter
+    def decimation_strategy(self, value: str) -> None:
+        self._strategy = check_strategy(value)
+
+    @property
+    def protect_priority(self) -> Optional[float]:
+        """Pushes with ``priority >= protect_priority`` are never dropped (None: off)."""
+        return self._protect
+
+    @protect_priority.setter
+    def protect_priority(self, value: Optional[float]) -> None:
+        self._protect = check_protect_priority(value)
+
+    # -- the reference algorithm ---------------------------------------------
+    def push(self, x: Any, priority: Any = None) -> None:  # type: ignore[override]
+        """Push ``x`` under the backpressure policy (see the class docs)."""
+        protect = self._protect
+        if protect is not None:
+            check_priority(priority)
+        self.push_count += 1
+        buf = self._buf
+        u = len(buf) / self._capacity
+        if (
+            u >= self._threshold
+            and not (protect is not None and priority is not None and priority >= protect)
+            and self._should_drop_item(x, priority, u)
+        ):
+            self.drops_total += 1
+            return
+        buf.append(x)
+        if len(buf) >= self._capacity:
+            self._apply_decimation()
+
+    def _should_drop_item(self, item: Any, priority: Any, utilization: float) -> bool:
+        """Drop rule of the built-in strategies (override to change the policy)."""
+        strategy = self._strategy
+        n = self.push_count
+        if strategy == "skip_nth":
+            return n % self._factor != 0
+        if strategy == "adaptive":
+            t = self._threshold
+            ratio = (utilization - t) / (1.0 - t) if t != 1.0 else 1.0
+            k = max(2, int(self._factor * (1 + ratio * 2)))
+            return n % k != 0
+        return False  # keep_recent never drops on push
+
+    def _apply_decimation(self) -> None:
+        """Thin the held items (override to change the policy)."""
+        buf = self._buf
+        size = len(buf)
+        if size < 2:
+            return
+        if self._strategy == "keep_recent":
+            kept = list(buf)[size - size // 2:]
+        else:
+            kept = list(buf)[:: self._factor]
+        buf.clear()
+        buf.extend(kept)
+        self.decimation_events += 1
+        self.last_decimation_utilization = len(buf) / self._capacity
+
+    def get_backpressure_stats(self) -> Dict[str, Any]:
+        """The reference's 11-key statistics dict."""
+        return {
+            "capacity": self._capacity,
+            "current_size": len(self._buf),
+            "utilization": len(self._buf) / self._capacity,
+            "pressure_threshold": self._threshold,
+            "total_pushes": self.push_count,
+            "total_drops": self.drops_total,
+            "drop_rate": self.drops_total / max(1, self.push_count),
+            "decimation_events": self.decimation_events,
+            "decimation_factor": self._factor,
+            "decimation_strategy": self._strategy,
+            "last_decimation_utilization": self.last_decimation_utilization,
+        }
+
+    def reset_stats(self) -> None:
+        """Zero the counters; the contents are untouched."""
+        self.drops_total = 0
+        self.decimation_events = 0
+        self.push_count = 0
+        self.last_decimation_utilization = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(size={len(self._buf)}, capacity={self._capacity}, "
+            f"strategy={self._strategy!r}, drops={self.drops_total})"
+        )
+
+
+# --- SpscRing ------------------------------------------------------------------
+
+_DTYPES = ("float64", "float32", "int64")
+
+
+def check_spsc_args(capacity: Any, width: Any, dtype: Any) -> tuple:
+    """Validate SpscRing arguments; returns ``(capacity_pow2, width, numpy dtype)``."""
+    cap = check_capacity(capacity)
+    if cap > 1 << 40:
+        raise ValueError(f"capacity must be <= 2**40, got {cap}")
+    if isinstance(width, bool) or not isinstance(width, int):
+        raise TypeError(f"width must be an int, got {type(width).__name__}")
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}") from exc
+    if dt.name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    pow2 = 1
+    while pow2 < cap:
+        pow2 <<= 1
+    return pow2, int(width), dt.newbyteorder("=")
+
+
+def as_records(ring: Any, array: Any, name: str = "array") -> np.ndarray:
+    """Validate a ``push_many`` argument: C-contiguous ``(n, width)`` (or ``(n,)``) of the ring's dtype."""
+    if not isinstance(array, np.ndarray):
+        try:
+            memoryview(array)
+        except TypeError:
+            raise TypeError(f"{name} must be a numpy array or buffer, got {type(array).__name__}") from None
+        array = np.asarray(array)
+    if array.dtype != ring.dtype:
+        raise TypeError(f"{name} dtype must be {ring.dtype.name}, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    w = ring.width
+    if array.ndim == 1 and w == 1:
+        return array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != w:
+        want = f"(n, {w})" + (" or (n,)" if w == 1 else "")
+        raise ValueError(f"{name} must have shape {want}, got {array.shape}")
+    return array
+
+
+def as_record(ring: Any, record: Any) -> np.ndarray:
+    """Validate a ``push`` argument: a number (width 1) or a length-``width`` sequence."""
+    w = ring.width
+    if w == 1 and isinstance(record, (int, float, np.number)) and not isinstance(record, bool):
+        arr = np.asarray([record])
+    else:
+        if isinstance(record, (str, bytes)) or not hasattr(record, "__len__"):
+            raise TypeError(
+                f"record must be a number (width 1) or a sequence of {w} numbers, got {type(record).__name__}"
+            )
+        arr = np.asarray(record)
+        if arr.ndim != 1 or arr.shape[0] != w:
+            raise ValueError(f"record must have length {w}, got shape {arr.shape}")
+        if arr.dtype.kind not in "iufb":
+            raise TypeError(f"record must hold numbers, got dtype {arr.dtype}")
+    if ring.dtype.kind == "i":
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+                raise ValueError("record for an int64 ring must hold integral values")
+        with np.errstate(over="raise"):
+            try:
+                return arr.astype(ring.dtype, casting="unsafe")
+            except (OverflowError, FloatingPointError) as exc:
+                raise ValueError(f"record out of int64 range: {exc}") from None
+    return arr.astype(ring.dtype)
+
+
+class SpscRing:
+    """Single-producer / single-consumer ring of fixed-width numeric records.
+
+    The pure-Python tier is a numpy array indexed by two monotonically growing
+    counters; the GIL serialises the two sides.  Same API and semantics as the
+    lock-free C tier.
+    """
+
+    def __init__(self, capacity: int, width: int = 1, dtype: str = "float64") -> None:
+        cap, w, dt = check_spsc_args(capacity, width, dtype)
+        self._cap = cap
+        self._mask = cap - 1
+        self._width = w
+        self._dtype = dt
+        self._data = np.zeros((cap, w), dtype=dt)
+        self._head = 0  # records written (pushed)
+        self._tail = 0  # records read (popped)
+        self._dropped = 0
+        self._plock = threading.Lock()  # detects (not serialises) misuse by two producers
+        self._clock = threading.Lock()
+
+    capacity = property(lambda self: self._cap, doc="Capacity in records (a power of two).")
+    width = property(lambda self: self._width, doc="Values per record.")
+    dtype = property(lambda self: self._dtype, doc="numpy dtype of the values.")
+    dropped = property(lambda self: self._dropped, doc="Records refused because the ring was full.")
+    pushed = property(lambda self: self._head, doc="Records accepted so far.")
+    popped = property(lambda self: self._tail, doc="Records delivered so far.")
+
+    def __len__(self) -> int:
+        return self._head - self._tail
+
+    def _copy_in(self, rows: np.ndarray) -> int:
+        n = rows.shape[0]
+        free = self._cap - (self._head - self._tail)
+        k = min(n, free)
+        if k:
+            start = self._head & self._mask
+            first = min(k, self._cap - start)
+            self._data[start:start + first] = rows[:first]
+            if k > first:
+                self._data[: k - first] = rows[first:k]
+            self._head += k
+        self._dropped += n - k
+        return k
+
+    def push(self, record: Any) -> bool:
+        """Copy one record in; False (and ``dropped += 1``) when full."""
+        row = as_record(self, record)
+        return self._copy_in(row.reshape(1, -1)) == 1
+
+    def push_many(self, array: Any) -> int:
+        """Copy as many rows as fit; returns how many; the rest count as dropped."""
+        rows = as_records(self, array)
+        return self._copy_in(rows)
+
+    def pop_many(self, max_rows: Optional[int] = None) -> np.ndarray:
+        """Up to ``max_rows`` records (all available if None), oldest first."""
+        if max_rows is not None:
+            if isinstance(max_rows, bool) or not isinstance(max_rows, int):
+                raise TypeError(f"max_rows must be None or an int, got {type(max_rows).__name__}")
+            if max_rows < 0:
+                raise ValueError(f"max_rows must be >= 0, got {max_rows}")
+        avail = self._head - self._tail
+        k = avail if max_rows is None else min(avail, max_rows)
+        out = np.empty((k, self._width), dtype=self._dtype)
+        if k:
+            start = self._tail & self._mask
+            first = min(k, self._cap - start)
+            out[:first] = self._data[start:start + first]
+            if k > first:
+                out[first:] = self._data[: k - first]
+            self._tail += k
+        return out.reshape(k) if self._width == 1 else out
+
+    def pop(self) -> Any:
+        """One record (a scalar when width is 1, else a 1-D array), or None when empty."""
+        if self._head == self._tail:
+            return None
+        row = self.pop_many(1)
+        return row[0].item() if self._width == 1 else row[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"SpscRing(size={len(self)}, capacity={self._cap}, width={self._width}, "
+            f"dtype={self._dtype.name!r})"
+        )
