@@ -325,10 +325,29 @@ def as_records(ring: Any, array: Any, name: str = "array") -> np.ndarray:
     return array
 
 
+def _scalar_record(ring: Any, record: Any) -> np.ndarray:
+    if ring.dtype.kind == "i":
+        if isinstance(record, float):
+            if not math.isfinite(record) or math.floor(record) != record:
+                raise ValueError("record for an int64 ring must hold integral values")
+        value = int(record)
+        if not -(1 << 63) <= value < (1 << 63):
+            raise ValueError("record out of int64 range")
+        return np.array([value], dtype=ring.dtype)
+    try:
+        value = float(record)
+    except OverflowError:
+        raise ValueError("record out of float range") from None
+    with np.errstate(over="ignore"):  # float32 overflow saturates to inf, as a C cast does
+        return np.array([value], dtype=ring.dtype)
+
+
 def as_record(ring: Any, record: Any) -> np.ndarray:
     """Validate a ``push`` argument: a number (width 1) or a length-``width`` sequence."""
     w = ring.width
-    if w == 1 and isinstance(record, (int, float, np.number)) and not isinstance(record, bool):
+    if w == 1 and isinstance(record, (int, float)) and not isinstance(record, bool):
+        return _scalar_record(ring, record)
+    if w == 1 and isinstance(record, np.number) and not isinstance(record, np.bool_):
         arr = np.asarray([record])
     else:
         if isinstance(record, (str, bytes)) or not hasattr(record, "__len__"):
@@ -338,18 +357,19 @@ def as_record(ring: Any, record: Any) -> np.ndarray:
         arr = np.asarray(record)
         if arr.ndim != 1 or arr.shape[0] != w:
             raise ValueError(f"record must have length {w}, got shape {arr.shape}")
-        if arr.dtype.kind not in "iufb":
+        if arr.dtype.kind not in "iuf":
             raise TypeError(f"record must hold numbers, got dtype {arr.dtype}")
     if ring.dtype.kind == "i":
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
                 raise ValueError("record for an int64 ring must hold integral values")
-        with np.errstate(over="raise"):
-            try:
-                return arr.astype(ring.dtype, casting="unsafe")
-            except (OverflowError, FloatingPointError) as exc:
-                raise ValueError(f"record out of int64 range: {exc}") from None
-    return arr.astype(ring.dtype)
+            if not np.all((arr >= -(2.0**63)) & (arr < 2.0**63)):
+                raise ValueError("record out of int64 range")
+        elif arr.dtype.kind == "u" and np.any(arr > np.iinfo(np.int64).max):
+            raise ValueError("record out of int64 range")
+        return arr.astype(ring.dtype)
+    with np.errstate(over="ignore"):
+        return arr.astype(ring.dtype)
 
 
 class SpscRing:
