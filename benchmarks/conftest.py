@@ -1,0 +1,1 @@
+"""Benchmarks run against the installed package (see benchmarks/test_benchmarks.py)."""
