@@ -162,3 +162,42 @@ def _spsc_run(m, total: int) -> float:
     tc.join()
     dt = time.perf_counter() - t0
     return got[0] / dt
+
+
+@measurement("Ring.pop_all of 1000 items (each call timed alone, refill untimed; median of many)", "ring")
+def pop_all_cost(mods: Mapping[str, object], quick: bool) -> List[Row]:
+    """pop_all empties the ring, so it cannot run in a timing loop: refill
+    outside the clock and time each drain alone.  Peer: ``list(d); d.clear()``."""
+    import gc as _gc
+
+    rounds = 200 if quick else 2000
+    items = list(range(1000))
+    values = {}
+
+    def cost(store, push, drain):
+        samples = []
+        clock = time.perf_counter
+        _gc.disable()
+        try:
+            for _ in range(rounds):
+                for x in items:
+                    push(x)
+                t0 = clock()
+                drain(store)
+                samples.append(clock() - t0)
+        finally:
+            _gc.enable()
+        samples.sort()
+        return samples[len(samples) // 2] * 1e6
+
+    for tier, m in mods.items():
+        r = m.Ring(1000)
+        values[tier] = cost(r, r.push, lambda r: r.pop_all())
+
+    def deque_drain(d):
+        list(d)
+        d.clear()
+
+    d = deque(maxlen=1000)
+    values["deque"] = cost(d, d.append, deque_drain)
+    return [Row("pop_all(1000) vs list(d)+clear", values, "us", "acceptance: c within 1.5x of deque")]
