@@ -3,6 +3,7 @@
 Families (each re-exported here):
 
 * :mod:`lukhas_fast.ring` -- ``Ring``, ``DecimatingRing``, ``SpscRing``
+* :mod:`lukhas_fast.drift` -- ``DriftMonitor``, ``DriftConfig``, ``LANE_CFG``, cosine kernels
 
 The backend (C, numba, pure Python) is chosen per family by
 ``LUKHAS_FAST_BACKEND``; :func:`backend_info` reports what is in use.
@@ -18,6 +19,13 @@ from lukhas_fast._backend import backend_info
 logging.getLogger("lukhas_fast").addHandler(logging.NullHandler())
 
 from lukhas_fast.ring import DecimatingRing, Ring, SpscRing  # noqa: E402
+from lukhas_fast.drift import (  # noqa: E402
+    LANE_CFG,
+    DriftConfig,
+    DriftMonitor,
+    cosine_similarity,
+    cosine_similarity_batch,
+)
 
 __version__ = "0.1.0"
 
@@ -33,4 +41,9 @@ __all__ = [
     "Ring",
     "DecimatingRing",
     "SpscRing",
+    "DriftConfig",
+    "DriftMonitor",
+    "LANE_CFG",
+    "cosine_similarity",
+    "cosine_similarity_batch",
 ]

@@ -49,6 +49,11 @@ FAMILIES: Dict[str, Dict[str, str]] = {
         "c": "lukhas_fast._ring_c",
         "python": "lukhas_fast._ring_py",
     },
+    "drift": {
+        "c": "lukhas_fast._drift_c",
+        "numba": "lukhas_fast._drift_nb",
+        "python": "lukhas_fast._drift_py",
+    },
 }
 
 _ENV = "LUKHAS_FAST_BACKEND"

@@ -1,0 +1,553 @@
+"""C tier of the drift family.
+
+``DriftMonitor`` is an extension type: ``update`` is a ``METH_FASTCALL``
+method that reads list items or buffers in place, runs the one-pass
+dot/norm kernel of ``csrc/drift.c`` (SIMD variant chosen at run time), and
+does the window/EMA/guardian update in C.  ``update_many`` and
+``cosine_similarity_batch`` run the row kernel with the GIL released.
+
+Configuration, lane resolution, snapshot parsing and error wording come from
+:mod:`lukhas_fast._drift_py` (the oracle) so the tiers cannot drift apart.
+"""
+
+cimport cython
+from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsDouble
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from cpython.ref cimport PyObject
+
+import numpy as np
+
+from lukhas_fast import _drift_py as _py
+from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPORTED_DTYPES,
+                                   resolve_lane, parse_snapshot, check_finite_float, ema_gauge,
+                                   check_cfg)
+from lukhas_fast import _metrics
+
+__all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity",
+           "cosine_similarity_batch", "backend_details"]
+
+
+cdef extern from "drift.h" nogil:
+    ctypedef enum lk_dtype:
+        LK_F64
+        LK_F32
+        LK_I64
+        LK_I32
+    ctypedef struct lk_vec:
+        const char *ptr
+        Py_ssize_t stride
+        lk_dtype dtype
+    ctypedef enum lk_isa:
+        LK_ISA_SERIAL
+        LK_ISA_HASWELL
+        LK_ISA_SKYLAKE
+    void lk_dot3(const lk_vec *a, const lk_vec *b, size_t n, double *out)
+    int lk_cosine_from_sums(const double *s, double *cos_out)
+    Py_ssize_t lk_cosine_rows(const lk_vec *a, Py_ssize_t a_row_stride,
+                              const lk_vec *b, Py_ssize_t b_row_stride,
+                              size_t rows, size_t n, double *out)
+    lk_isa lk_drift_isa()
+    int lk_drift_set_isa(lk_isa isa)
+    const char *lk_drift_isa_name(lk_isa isa)
+    unsigned lk_drift_cpu_mask()
+
+
+_ISA_BY_NAME = {"serial": LK_ISA_SERIAL, "haswell": LK_ISA_HASWELL, "skylake": LK_ISA_SKYLAKE}
+
+
+def backend_details():
+    """Kernel ISA in use and the CPU features the kernels can use."""
+    cdef unsigned m = lk_drift_cpu_mask()
+    return {
+        "kernel": lk_drift_isa_name(lk_drift_isa()).decode(),
+        "cpu_features": {"avx2": bool(m & 1u), "fma": bool(m & 1u), "avx512f": bool(m & 2u)},
+    }
+
+
+def _set_isa(name):
+    """Force the kernel ISA ("serial", "haswell", "skylake"); for tests and benchmarks.
+    Raises ValueError if the CPU lacks it.  Returns the previous name."""
+    prev = [k for k, v in _ISA_BY_NAME.items() if v == lk_drift_isa()][0]
+    if name not in _ISA_BY_NAME or lk_drift_set_isa(_ISA_BY_NAME[name]) != 0:
+        raise ValueError(f"kernel ISA {name!r} is not available on this CPU")
+    return prev
+
+
+def _available_isas():
+    """ISA names this CPU can run."""
+    cdef unsigned m = lk_drift_cpu_mask()
+    out = ["serial"]
+    if m & 1u:
+        out.append("haswell")
+    if m & 2u:
+        out.append("skylake")
+    return out
+
+
+# --- element and container conversion (mirrors _drift_py exactly) -------------
+
+cdef inline double _overflow(str name, Py_ssize_t i) except? -1.0:
+    raise ValueError(f"{name}[{i}] is too large for a float: non-finite input")
+
+
+cdef double _slow_as_double(object x, str name, Py_ssize_t i) except? -1.0:
+    t = type(x)
+    if t is bool:
+        return 1.0 if x else 0.0
+    if isinstance(x, (str, bytes, bytearray)) or not (hasattr(t, "__float__") or hasattr(t, "__index__")):
+        raise TypeError(f"{name}[{i}] must be a number, got {t.__name__}")
+    try:
+        return float(x)
+    except OverflowError:
+        return _overflow(name, i)
+
+
+cdef inline double _as_double(object x, str name, Py_ssize_t i) except? -1.0:
+    cdef double v
+    if type(x) is float:
+        return PyFloat_AS_DOUBLE(x)
+    if type(x) is int:
+        v = PyLong_AsDouble(x)
+        if v == -1.0 and PyErr_Occurred_():
+            PyErr_Clear_()
+            return _overflow(name, i)
+        return v
+    return _slow_as_double(x, name, i)
+
+
+cdef extern from "Python.h":
+    PyObject **PySequence_Fast_ITEMS(object o)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object o)
+    void *PyErr_Occurred_ "PyErr_Occurred"()
+    void PyErr_Clear_ "PyErr_Clear"()
+
+
+cdef int _dtype_code(const char *fmt, Py_ssize_t itemsize) noexcept:
+    """lk_dtype for a buffer format (native byte order), or -1."""
+    cdef char c
+    if fmt == NULL:
+        return LK_F64 if itemsize == 8 else -1  # PyBUF_RECORDS always sets format
+    if fmt[0] == b'=' or fmt[0] == b'@' or fmt[0] == b'<':
+        fmt += 1
+    c = fmt[0]
+    if fmt[1] != 0:
+        return -1
+    if c == b'd' and itemsize == 8:
+        return LK_F64
+    if c == b'f' and itemsize == 4:
+        return LK_F32
+    if (c == b'l' or c == b'q') and itemsize == 8:
+        return LK_I64
+    if (c == b'i' or c == b'l') and itemsize == 4:
+        return LK_I32
+    return -1
+
+
+cdef class _Vec:
+    """One input vector viewed as (ptr, stride, dtype, n): a buffer read in
+    place, or a list/tuple converted to a private float64 array."""
+    cdef Py_buffer buf
+    cdef bint has_buf
+    cdef double *tmp
+    cdef object seq          # list/tuple kept for deferred element conversion
+    cdef lk_vec v
+    cdef Py_ssize_t n
+    cdef str name
+
+    def __dealloc__(self):
+        if self.has_buf:
+            PyBuffer_Release(&self.buf)
+        free(self.tmp)
+
+    cdef int from_obj(self, object obj, str name) except -1:
+        cdef int code
+        self.name = name
+        if type(obj) is list or type(obj) is tuple:
+            self.seq = tuple(obj)  # immutable snapshot: element conversion may run user code
+            self.n = len(self.seq)
+            return 0
+        if obj is None or isinstance(obj, (str, bytes, bytearray)):
+            raise TypeError(f"{name} must be a sequence of numbers or a 1-D array, got {type(obj).__name__}")
+        if not PyObject_CheckBuffer(obj):
+            if isinstance(obj, (list, tuple)) or (hasattr(obj, "__len__") and hasattr(obj, "__getitem__")):
+                self.seq = tuple(obj)
+                self.n = len(self.seq)
+                return 0
+            raise TypeError(f"{name} must be a sequence of numbers or a 1-D array, got {type(obj).__name__}")
+        PyObject_GetBuffer(obj, &self.buf, PyBUF_RECORDS_RO)
+        self.has_buf = True
+        code = _dtype_code(self.buf.format, self.buf.itemsize)
+        if code < 0:
+            raise TypeError(f"{name} dtype must be one of {', '.join(SUPPORTED_DTYPES)}, "
+                            f"got {np.asarray(obj).dtype}")
+        if self.buf.ndim != 1:
+            shape = tuple(self.buf.shape[i] for i in range(self.buf.ndim))
+            raise ValueError(f"{name} must be 1-D, got {self.buf.ndim}-D array of shape {shape}")
+        self.v.ptr = <const char *>self.buf.buf
+        self.v.stride = self.buf.strides[0] if self.buf.strides != NULL else self.buf.itemsize
+        self.v.dtype = <lk_dtype>code
+        self.n = self.buf.shape[0]
+        return 0
+
+    cdef int materialize(self) except -1:
+        """Convert a list/tuple to float64 (after the length checks passed)."""
+        cdef Py_ssize_t i
+        if self.seq is None:
+            return 0
+        self.tmp = <double *>malloc((self.n if self.n > 0 else 1) * sizeof(double))
+        if self.tmp == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            self.tmp[i] = _as_double(self.seq[i], self.name, i)
+        self.v.ptr = <const char *>self.tmp
+        self.v.stride = sizeof(double)
+        self.v.dtype = LK_F64
+        return 0
+
+
+cdef inline double _finish(double *s, str an, str bn) except? -2.0:
+    cdef double c
+    if lk_cosine_from_sums(s, &c) != 0:
+        raise ValueError(f"non-finite {an}/{bn}: nan/inf values or an overflow in the norms")
+    return c
+
+
+cdef double _cos_lists(object a, object b, str an, str bn) except? -2.0:
+    """Both inputs list/tuple: convert and accumulate in one pass, left to
+    right (bit-identical to the oracle)."""
+    cdef Py_ssize_t n = len(a), i
+    cdef double x, y
+    cdef double s[3]
+    if n == 0 or len(b) == 0 or n != len(b):
+        return 0.0
+    s[0] = s[1] = s[2] = 0.0
+    for i in range(n):
+        # A __float__ of an exotic element could mutate the lists: re-read the
+        # size and item pointers each step and hold the items while converting.
+        if PySequence_Fast_GET_SIZE(a) != n or PySequence_Fast_GET_SIZE(b) != n:
+            raise RuntimeError(f"{an}/{bn} changed size during the update")
+        xa = <object>PySequence_Fast_ITEMS(a)[i]
+        xb = <object>PySequence_Fast_ITEMS(b)[i]
+        x = _as_double(xa, an, i)
+        y = _as_double(xb, bn, i)
+        s[0] += x * y
+        s[1] += x * x
+        s[2] += y * y
+    return _finish(s, an, bn)
+
+
+cdef double _cos(object a, object b, str an, str bn) except? -2.0:
+    cdef _Vec va, vb
+    cdef double s[3]
+    cdef Py_ssize_t i
+    cdef double x, y
+    if (type(a) is list or type(a) is tuple) and (type(b) is list or type(b) is tuple):
+        return _cos_lists(a, b, an, bn)
+    va = _Vec.__new__(_Vec)
+    vb = _Vec.__new__(_Vec)
+    va.from_obj(a, an)
+    vb.from_obj(b, bn)
+    if va.n == 0 or vb.n == 0 or va.n != vb.n:
+        return 0.0
+    if va.seq is not None and vb.seq is not None:
+        return _cos_lists(va.seq, vb.seq, an, bn)
+    va.materialize()
+    vb.materialize()
+    lk_dot3(&va.v, &vb.v, <size_t>va.n, s)
+    return _finish(s, an, bn)
+
+
+def _cosine(a, b):
+    """Cosine similarity with the reference's rules.
+
+    0.0 when either input is empty, the lengths differ or a norm is zero;
+    otherwise ``dot / (|a| * |b|)`` clamped to ``[-1, 1]``.  Lists/tuples of
+    numbers and 1-D buffers (float64, float32, int64, int32, any stride; read
+    in place).  Non-finite input raises ``ValueError``; non-numeric elements
+    raise ``TypeError``.
+    """
+    return _cos(a, b, "a", "b")
+
+
+cosine_similarity = _cosine
+
+
+cdef class _Mat:
+    """A 2-D buffer viewed in place (rows x n, row stride, element stride)."""
+    cdef Py_buffer buf
+    cdef bint has_buf
+    cdef lk_vec v
+    cdef Py_ssize_t rows, n, row_stride
+
+    def __dealloc__(self):
+        if self.has_buf:
+            PyBuffer_Release(&self.buf)
+
+    cdef int from_obj(self, object obj, str name) except -1:
+        cdef int code
+        PyObject_GetBuffer(obj, &self.buf, PyBUF_RECORDS_RO)
+        self.has_buf = True
+        if self.buf.ndim != 2:
+            shape = tuple(self.buf.shape[i] for i in range(self.buf.ndim))
+            raise ValueError(f"{name} must be 2-D (n, d), got shape {shape}")
+        code = _dtype_code(self.buf.format, self.buf.itemsize)
+        if code < 0:
+            raise TypeError(f"{name} dtype must be one of {', '.join(SUPPORTED_DTYPES)}, "
+                            f"got {np.asarray(obj).dtype}")
+        self.rows = self.buf.shape[0]
+        self.n = self.buf.shape[1]
+        self.row_stride = self.buf.strides[0]
+        self.v.ptr = <const char *>self.buf.buf
+        self.v.stride = self.buf.strides[1]
+        self.v.dtype = <lk_dtype>code
+        return 0
+
+
+cdef object _cos_rows(object A, object B):
+    """Row-wise cosine as a float64 ndarray; ValueError names the first bad row."""
+    cdef _Mat ma, mb
+    cdef double[::1] out
+    cdef Py_ssize_t bad, i, rows
+    if isinstance(A, np.ndarray) and isinstance(B, np.ndarray):
+        ma = _Mat.__new__(_Mat)
+        mb = _Mat.__new__(_Mat)
+        ma.from_obj(A, "intents")
+        mb.from_obj(B, "actions")
+        if ma.rows != mb.rows:
+            raise ValueError(f"intents and actions must have the same number of rows, got {ma.rows} and {mb.rows}")
+        rows = ma.rows
+        res = np.zeros(rows, dtype=np.float64)
+        if ma.n != mb.n or ma.n == 0 or rows == 0:
+            return res  # mismatched or empty rows: cosine 0.0 each (reference rule)
+        out = res
+        with nogil:
+            bad = lk_cosine_rows(&ma.v, ma.row_stride, &mb.v, mb.row_stride, <size_t>rows, <size_t>ma.n, &out[0])
+        if bad >= 0:
+            raise ValueError(f"row {bad}: non-finite intents[{bad}]/actions[{bad}]: "
+                             f"nan/inf values or an overflow in the norms")
+        return res
+    ra = _py.as_rows(A, "intents")
+    rb = _py.as_rows(B, "actions")
+    if len(ra) != len(rb):
+        raise ValueError(f"intents and actions must have the same number of rows, got {len(ra)} and {len(rb)}")
+    res = np.empty(len(ra), dtype=np.float64)
+    out = res
+    for i in range(len(ra)):
+        try:
+            out[i] = _cos(ra[i], rb[i], f"intents[{i}]", f"actions[{i}]")
+        except ValueError as exc:
+            raise ValueError(f"row {i}: {exc}") from None
+    return res
+
+
+def cosine_similarity_batch(A, B):
+    """Row-wise :func:`_cosine` of two ``(n, d)`` arrays (or sequences of vectors), as float64.
+    Same-shape 2-D arrays run in C with the GIL released."""
+    return _cos_rows(A, B)
+
+
+cdef str _ALLOW = "allow"
+cdef str _WARN = "warn"
+cdef str _BLOCK = "block"
+
+
+cdef class DriftMonitor:
+    """DriftMonitor(lane=None, *, metrics=None)
+
+    Intent-vs-action drift monitor: ``update(intent, action)`` computes
+    ``drift = 1 - cosine(intent, action)``, keeps the last ``cfg.window``
+    drifts, updates ``ema = alpha * drift + (1 - alpha) * ema`` and decides
+    ``allow``/``warn``/``block`` against the lane's thresholds.
+
+    ``lane``: the argument, else env ``LUKHAS_LANE``, else ``experimental``
+    (lowercased; unknown lanes use the experimental thresholds and warn once).
+    ``metrics``: set the ``lukhas_drift_ema{lane}`` gauge on each update (None:
+    on when prometheus_client imports and ``LUKHAS_FAST_METRICS`` != "0").
+    """
+
+    cdef str _lane
+    cdef object _cfg
+    cdef double _alpha, _beta, _warn_t, _block_t
+    cdef double _ema
+    cdef double *_win
+    cdef Py_ssize_t _wcap, _whead, _wlen
+    cdef object _gauge
+    cdef bint _metrics
+    cdef object __weakref__
+
+    def __cinit__(self, *args, **kwargs):
+        self._win = NULL
+        self._wcap = 0
+
+    def __dealloc__(self):
+        free(self._win)
+
+    def __init__(self, lane=None, *, metrics=None):
+        name, cfg = resolve_lane(lane)
+        check_cfg(cfg)
+        use_metrics = _metrics.resolve_metrics(metrics)
+        cdef double *win = <double *>malloc(<size_t>cfg.window * sizeof(double))
+        if win == NULL:
+            raise MemoryError()
+        free(self._win)
+        self._win = win
+        self._wcap = cfg.window
+        self._whead = 0
+        self._wlen = 0
+        self._lane = name
+        self._cfg = cfg
+        self._alpha = cfg.alpha
+        self._beta = 1.0 - cfg.alpha
+        self._warn_t = cfg.warn_threshold
+        self._block_t = cfg.block_threshold
+        self._ema = 0.0
+        self._metrics = use_metrics
+        self._gauge = ema_gauge(name) if use_metrics else None
+
+    # -- attributes ---------------------------------------------------------------
+    @property
+    def lane(self):
+        """The lane name (lowercased)."""
+        return self._lane
+
+    @property
+    def cfg(self):
+        """The lane's :class:`DriftConfig`."""
+        return self._cfg
+
+    @property
+    def ema(self):
+        """Exponential moving average of the drift (starts at 0.0)."""
+        return self._ema
+
+    @ema.setter
+    def ema(self, value):
+        self._ema = check_finite_float(value, "ema")
+
+    @property
+    def metrics(self):
+        """Whether updates set the Prometheus gauge."""
+        return self._metrics
+
+    @property
+    def _raw(self):
+        """The window of raw drift values, oldest first (a snapshot list)."""
+        cdef Py_ssize_t i, j = self._whead
+        out = [None] * self._wlen
+        for i in range(self._wlen):
+            out[i] = self._win[j]
+            j += 1
+            if j == self._wcap:
+                j = 0
+        return out
+
+    # -- C helpers -------------------------------------------------------------------
+    cdef inline int _ready(self) except -1:
+        if self._win == NULL:
+            raise RuntimeError(f"{type(self).__name__}.__init__ was not called")
+        return 0
+
+    cdef inline void _push(self, double drift) noexcept nogil:
+        cdef Py_ssize_t j
+        if self._wlen < self._wcap:
+            j = self._whead + self._wlen
+            if j >= self._wcap:
+                j -= self._wcap
+            self._win[j] = drift
+            self._wlen += 1
+        else:
+            self._win[self._whead] = drift
+            self._whead += 1
+            if self._whead == self._wcap:
+                self._whead = 0
+
+    cdef inline int _code(self, double ema) noexcept nogil:
+        if ema >= self._block_t:
+            return 2
+        if ema >= self._warn_t:
+            return 1
+        return 0
+
+    # -- updates ----------------------------------------------------------------------
+    @cython.binding(False)
+    def update(self, intent, action):
+        """update(intent, action) -> dict: ``lane``, ``drift``, ``ema``, ``guardian``, ``n``."""
+        cdef double sim, drift
+        cdef int code
+        self._ready()
+        sim = _cos(intent, action, "intent", "action")
+        drift = 1.0 - sim
+        self._push(drift)
+        self._ema = self._alpha * drift + self._beta * self._ema
+        code = self._code(self._ema)
+        if self._gauge is not None:
+            self._gauge.set(self._ema)
+        return {"lane": self._lane, "drift": drift, "ema": self._ema,
+                "guardian": _ALLOW if code == 0 else (_WARN if code == 1 else _BLOCK),
+                "n": self._wlen}
+
+    def update_many(self, intents, actions):
+        """update_many(intents, actions) -> dict
+
+        Exactly ``update`` applied to each row in order; every row is
+        validated before anything changes.  Returns ``lane``, ``drift`` and
+        ``ema`` (float64 arrays), ``guardian_code`` (int8: 0 allow, 1 warn,
+        2 block), ``guardian`` (last decision) and ``n`` (window length after).
+        """
+        cdef double[::1] sims, emas
+        cdef signed char[::1] codes
+        cdef Py_ssize_t i, n
+        cdef double ema, d
+        self._ready()
+        res = _cos_rows(intents, actions)
+        n = res.shape[0]
+        drifts = 1.0 - res
+        ema_arr = np.empty(n, dtype=np.float64)
+        code_arr = np.empty(n, dtype=np.int8)
+        if n:
+            sims = drifts
+            emas = ema_arr
+            codes = code_arr
+            ema = self._ema
+            with nogil:
+                for i in range(n):
+                    d = sims[i]
+                    self._push(d)
+                    ema = self._alpha * d + self._beta * ema
+                    emas[i] = ema
+                    codes[i] = <signed char>self._code(ema)
+            self._ema = ema
+            if self._gauge is not None:
+                self._gauge.set(ema)
+            last = GUARDIAN_NAMES[codes[n - 1]]
+        else:
+            last = GUARDIAN_NAMES[self._code(self._ema)]
+        return {"lane": self._lane, "drift": drifts, "ema": ema_arr, "guardian_code": code_arr,
+                "guardian": last, "n": self._wlen}
+
+    def reset(self):
+        """EMA back to 0.0 and an empty window."""
+        self._ema = 0.0
+        self._whead = 0
+        self._wlen = 0
+
+    def snapshot(self):
+        """Plain-dict state (``lane``, ``ema``, ``window``) for :meth:`from_snapshot`."""
+        return {"lane": self._lane, "ema": self._ema, "window": self._raw}
+
+    @classmethod
+    def from_snapshot(cls, d, *, metrics=None):
+        """Rebuild a monitor from :meth:`snapshot` output (the window keeps its last ``cfg.window`` values)."""
+        cdef DriftMonitor m
+        lane, ema, values = parse_snapshot(d)
+        m = cls(lane, metrics=metrics)
+        m._ema = ema
+        for v in values[-m._wcap:]:
+            m._push(v)
+        return m
+
+    def __repr__(self):
+        return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={self._wlen})"
