@@ -13,7 +13,6 @@ Configuration, lane resolution, snapshot parsing and error wording come from
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.long cimport PyLong_AsDouble
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.ref cimport PyObject
@@ -119,6 +118,7 @@ cdef inline double _as_double(object x, str name, Py_ssize_t i) except? -1.0:
 
 
 cdef extern from "Python.h":
+    double PyLong_AsDouble(object o) noexcept  # error checked by the caller
     PyObject **PySequence_Fast_ITEMS(object o)
     Py_ssize_t PySequence_Fast_GET_SIZE(object o)
     void *PyErr_Occurred_ "PyErr_Occurred"()
