@@ -4,6 +4,8 @@ Families (each re-exported here):
 
 * :mod:`lukhas_fast.ring` -- ``Ring``, ``DecimatingRing``, ``SpscRing``
 * :mod:`lukhas_fast.drift` -- ``DriftMonitor``, ``DriftConfig``, ``LANE_CFG``, cosine kernels
+* :mod:`lukhas_fast.clock` -- ``Ticker``, ``create_consciousness_ticker``
+* :mod:`lukhas_fast.consciousness_ticker` -- ``ConsciousnessTicker``
 
 The backend (C, numba, pure Python) is chosen per family by
 ``LUKHAS_FAST_BACKEND``; :func:`backend_info` reports what is in use.
@@ -19,6 +21,8 @@ from lukhas_fast._backend import backend_info
 logging.getLogger("lukhas_fast").addHandler(logging.NullHandler())
 
 from lukhas_fast.ring import DecimatingRing, Ring, SpscRing  # noqa: E402
+from lukhas_fast.clock import Ticker, create_consciousness_ticker  # noqa: E402
+from lukhas_fast.consciousness_ticker import ConsciousnessTicker  # noqa: E402
 from lukhas_fast.drift import (  # noqa: E402
     LANE_CFG,
     DriftConfig,
@@ -46,4 +50,7 @@ __all__ = [
     "LANE_CFG",
     "cosine_similarity",
     "cosine_similarity_batch",
+    "Ticker",
+    "create_consciousness_ticker",
+    "ConsciousnessTicker",
 ]

@@ -54,6 +54,10 @@ FAMILIES: Dict[str, Dict[str, str]] = {
         "numba": "lukhas_fast._drift_nb",
         "python": "lukhas_fast._drift_py",
     },
+    "clock": {
+        "c": "lukhas_fast._clock_c",
+        "python": "lukhas_fast._clock_py",
+    },
 }
 
 _ENV = "LUKHAS_FAST_BACKEND"

@@ -1,0 +1,554 @@
+"""Pure-Python tier of the clock family (``Ticker``, ``ConsciousnessTicker``),
+and the pieces every tier shares: validation, the live metrics mapping, the
+deadline schedule, the asyncio and background-thread runners, ``summary``.
+
+Scheduling (both tiers): tick ``k`` is due at ``t0 + k * period`` on a
+monotonic clock.  After an overrun, ``"realtime"`` skips the slots that are
+entirely past and runs the current slot's tick at once (it stays on the same
+grid; at most one tick per slot), and ``"catchup"`` runs every late tick back
+to back until on schedule.  The p95 of the last 1000 per-tick times is
+computed only when it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from numbers import Real
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+
+from lukhas_fast import _metrics
+
+__all__ = [
+    "Ticker",
+    "create_consciousness_ticker",
+    "ConsciousnessTicker",
+    "TickerMetrics",
+    "BackgroundHandle",
+    "backend_details",
+]
+
+logger = logging.getLogger("lukhas_fast.clock")
+
+MODES = ("realtime", "catchup")
+METRIC_KEYS = (
+    "ticks_processed",
+    "ticks_dropped",
+    "total_processing_time",
+    "max_processing_time",
+    "p95_processing_time",
+    "subscriber_exceptions",
+    "max_subscriber_time",
+)
+P95_WINDOW = 1000
+P95_MIN_SAMPLES = 20
+MAX_SLEEP_CHUNK = 0.1  # s: a sleeping loop notices stop() at least this often
+
+
+def backend_details() -> Dict[str, Any]:
+    """What this tier reports in :func:`lukhas_fast.backend_info`."""
+    return {"loop": "Python (time.sleep to absolute deadlines)"}
+
+
+# --- validation ---------------------------------------------------------------
+
+def check_fps(fps: Any) -> float:
+    """``fps`` must be a finite real number > 0."""
+    if isinstance(fps, bool) or not isinstance(fps, Real):
+        raise TypeError(f"fps must be a real number, got {type(fps).__name__}")
+    value = float(fps)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    return value
+
+
+def check_seconds(seconds: Any) -> float:
+    """``seconds`` <= 0 (or inf) means until stop(); nan and non-numbers are errors."""
+    if isinstance(seconds, bool) or not isinstance(seconds, Real):
+        raise TypeError(f"seconds must be a real number, got {type(seconds).__name__}")
+    value = float(seconds)
+    if math.isnan(value):
+        raise ValueError("seconds must not be nan")
+    return 0.0 if math.isinf(value) else value
+
+
+def check_mode(mode: Any) -> str:
+    """``"realtime"`` or ``"catchup"``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def check_callable(cb: Any) -> Any:
+    """Subscribers must be callable."""
+    if not callable(cb):
+        raise TypeError(f"subscriber must be callable, got {type(cb).__name__}")
+    return cb
+
+
+def default_lane() -> str:
+    """``LUKHAS_LANE`` or ``experimental``."""
+    return os.environ.get("LUKHAS_LANE", "experimental")
+
+
+def p95(samples: List[float]) -> float:
+    """The reference's p95 rule: 0.0 below 20 samples, else sorted[ceil(0.95 n) - 1]."""
+    n = len(samples)
+    if n < P95_MIN_SAMPLES:
+        return 0.0
+    return sorted(samples)[math.ceil(0.95 * n) - 1]
+
+
+def next_slot(t0: float, k: int, period: float, mode: str, now: float) -> Tuple[int, float]:
+    """The next tick's index and due time after tick ``k`` finished at ``now``."""
+    k += 1
+    due = t0 + k * period
+    if now > due and mode == "realtime":
+        # skip the slots that are entirely past; the slot we are in runs now
+        k = int((now - t0) // period)
+        due = t0 + k * period
+    return k, due
+
+
+# --- live metrics mapping -------------------------------------------------------
+
+class TickerMetrics(dict):
+    """The ticker's ``metrics``: a real ``dict`` whose values are refreshed from
+    the running loop whenever it is read (so ``p95_processing_time`` is
+    computed lazily, never per tick).  Assigning a key writes it back to the
+    ticker (e.g. ``ticker.metrics["ticks_dropped"] = 0``)."""
+
+    __slots__ = ("_source", "_sink")
+
+    def __init__(self, source: Callable[[], Dict[str, Any]], sink: Callable[[str, Any], None]) -> None:
+        super().__init__(source())
+        self._source = source
+        self._sink = sink
+
+    def _sync(self) -> None:
+        dict.update(self, self._source())
+
+    def __getitem__(self, key: str) -> Any:
+        self._sync()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Live value of ``key`` (or ``default``)."""
+        self._sync()
+        return dict.get(self, key, default)
+
+    def items(self):  # type: ignore[override]
+        """Live items."""
+        self._sync()
+        return dict.items(self)
+
+    def values(self):  # type: ignore[override]
+        """Live values."""
+        self._sync()
+        return dict.values(self)
+
+    def keys(self):  # type: ignore[override]
+        """The metric names."""
+        self._sync()
+        return dict.keys(self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._sync()
+        return dict.__iter__(self)
+
+    def copy(self) -> Dict[str, Any]:  # type: ignore[override]
+        """A plain-dict snapshot."""
+        self._sync()
+        return dict(dict.items(self))
+
+    def __eq__(self, other: object) -> bool:
+        self._sync()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._sync()
+        return dict.__repr__(self)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._sink(key, value)
+        dict.__setitem__(self, key, value)
+
+    def __reduce__(self):
+        return (dict, (self.copy(),))
+
+
+# --- runners shared by the tiers -------------------------------------------------
+
+class BackgroundHandle:
+    """Handle of :meth:`Ticker.start_background`: ``stop()``, ``join(timeout)``, ``is_alive()``.
+
+    ``join`` re-raises an exception that ended the loop.
+    """
+
+    def __init__(self, ticker: Any, seconds: float) -> None:
+        self.ticker = ticker
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._main, args=(seconds,), name="lukhas-ticker", daemon=True)
+        self._started = threading.Event()
+
+    def _main(self, seconds: float) -> None:
+        try:
+            self.ticker.run(seconds)
+        except BaseException as exc:  # surfaced by join()
+            self._error = exc
+
+    def start(self) -> "BackgroundHandle":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current tick."""
+        self.ticker.stop()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the loop thread; True if it ended.  Re-raises its exception."""
+        self._thread.join(timeout)
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        return not self._thread.is_alive()
+
+    def is_alive(self) -> bool:
+        """Whether the loop thread is still running."""
+        return self._thread.is_alive()
+
+
+def start_background(ticker: Any, seconds: float = 0) -> BackgroundHandle:
+    """Run ``ticker.run(seconds)`` on a daemon thread; returns a :class:`BackgroundHandle`."""
+    check_seconds(seconds)
+    ticker.running = True  # so a stop() right after start is not lost
+    return BackgroundHandle(ticker, seconds).start()
+
+
+async def run_async(ticker: Any, seconds: float = 0) -> None:
+    """Tick on the running asyncio loop, awaiting between ticks (never blocks the loop)."""
+    seconds = check_seconds(seconds)
+    mode = check_mode(ticker.mode)
+    ticker.running = True
+    clock = time.perf_counter
+    start = t0 = clock()
+    k = 0
+    logger.info("ticker starting (asyncio): %.6g fps, mode=%s, lane=%s", ticker.fps, mode, ticker.lane)
+    try:
+        while True:
+            ticker._tick_once()
+            if not ticker.running:
+                ticker.tick_count += 1
+                break
+            k, due = next_slot(t0, k, ticker.period, mode, clock())
+            await asyncio.sleep(max(0.0, due - clock()))
+            ticker.tick_count += 1
+            if seconds > 0 and clock() - start >= seconds:
+                break
+            if not ticker.running:
+                break
+    finally:
+        ticker.running = False
+        logger.info("%s", summary(ticker))
+
+
+def get_metrics(ticker: Any) -> Dict[str, Any]:
+    """New dict: ``fps_target``, ``tick_count``, ``running``, then every metric."""
+    out: Dict[str, Any] = {"fps_target": ticker.fps, "tick_count": ticker.tick_count, "running": ticker.running}
+    out.update(ticker._metric_values())
+    return out
+
+
+def summary(ticker: Any) -> str:
+    """Human-readable one-line summary of a ticker's metrics."""
+    m = get_metrics(ticker)
+    n = m["ticks_processed"]
+    avg = m["total_processing_time"] / n if n else 0.0
+    return (
+        f"Ticker lane={ticker.lane} fps={m['fps_target']:.6g} mode={ticker.mode}: "
+        f"{n} ticks processed, {m['ticks_dropped']} over budget, "
+        f"{m['subscriber_exceptions']} subscriber exceptions; per tick avg {avg * 1e3:.3f} ms, "
+        f"p95 {m['p95_processing_time'] * 1e3:.3f} ms, max {m['max_processing_time'] * 1e3:.3f} ms; "
+        f"slowest subscriber {m['max_subscriber_time'] * 1e3:.3f} ms"
+    )
+
+
+def log_subscriber_error(cb: Any, tick: int, exc: BaseException) -> None:
+    """Warning for a subscriber that raised (the loop goes on)."""
+    logger.warning("subscriber %r raised at tick %d: %r", cb, tick, exc)
+
+
+# --- the pure-Python Ticker -------------------------------------------------------
+
+class Ticker:
+    """Ticker(fps=30)
+
+    Frame ticker: ``run(seconds)`` calls every subscriber with the tick number
+    ``fps`` times a second, on absolute deadlines ``t0 + k / fps`` (no drift).
+    Attributes: ``fps``, ``period``, ``subscribers``, ``tick_count``,
+    ``running``, ``lane``, ``mode`` (``"realtime"`` skips missed slots after an
+    overrun, ``"catchup"`` runs them back to back), ``metrics`` (live dict).
+    """
+
+    def __init__(self, fps: float = 30) -> None:
+        self._fps = check_fps(fps)
+        self.period = 1.0 / self._fps
+        self.subscribers: List[Callable[[int], Any]] = []
+        self.tick_count = 0
+        self.running = False
+        self.lane = default_lane()
+        self._mode = "realtime"
+        self._processed = 0
+        self._dropped = 0
+        self._total = 0.0
+        self._max = 0.0
+        self._exceptions = 0
+        self._max_sub = 0.0
+        self._samples: Deque[float] = deque(maxlen=P95_WINDOW)
+        self.metrics = TickerMetrics(self._metric_values, self._set_metric)
+
+    # -- configuration ----------------------------------------------------------
+    @property
+    def fps(self) -> float:
+        """Target ticks per second (finite, > 0); setting it updates ``period``."""
+        return self._fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self._fps = check_fps(value)
+        self.period = 1.0 / self._fps
+
+    @property
+    def mode(self) -> str:
+        """``"realtime"`` (default) or ``"catchup"``."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = check_mode(value)
+
+    # -- subscribers ----------------------------------------------------------------
+    def subscribe(self, cb: Callable[[int], Any]) -> None:
+        """Call ``cb(tick_number)`` on every tick (in subscription order)."""
+        self.subscribers.append(check_callable(cb))
+
+    def unsubscribe(self, cb: Callable[[int], Any]) -> None:
+        """Stop calling ``cb`` (no error if it is not subscribed)."""
+        try:
+            self.subscribers.remove(cb)
+        except ValueError:
+            pass
+
+    # -- metrics --------------------------------------------------------------------
+    def _metric_values(self) -> Dict[str, Any]:
+        return {
+            "ticks_processed": self._processed,
+            "ticks_dropped": self._dropped,
+            "total_processing_time": self._total,
+            "max_processing_time": self._max,
+            "p95_processing_time": p95(list(self._samples)),
+            "subscriber_exceptions": self._exceptions,
+            "max_subscriber_time": self._max_sub,
+        }
+
+    def _set_metric(self, key: str, value: Any) -> None:
+        attr = {
+            "ticks_processed": "_processed",
+            "ticks_dropped": "_dropped",
+            "total_processing_time": "_total",
+            "max_processing_time": "_max",
+            "subscriber_exceptions": "_exceptions",
+            "max_subscriber_time": "_max_sub",
+        }.get(key)
+        if attr is not None:
+            setattr(self, attr, value)
+
+    def get_metrics(self) -> Dict[str, Any]:
+        """New dict: ``fps_target``, ``tick_count``, ``running``, then every metric."""
+        return get_metrics(self)
+
+    def summary(self) -> str:
+        """Human-readable summary of the metrics (the reference printed this)."""
+        return summary(self)
+
+    # -- the loop ---------------------------------------------------------------------
+    def _tick_once(self) -> None:
+        """Run one tick: every subscriber (snapshot of the list), then the metrics."""
+        clock = time.perf_counter
+        tick = self.tick_count
+        start = clock()
+        for cb in list(self.subscribers):
+            t = clock()
+            try:
+                cb(tick)
+            except Exception as exc:
+                self._exceptions += 1
+                log_subscriber_error(cb, tick, exc)
+            dt = clock() - t
+            if dt > self._max_sub:
+                self._max_sub = dt
+        self._record(clock() - start)
+
+    def _record(self, proc: float) -> None:
+        """Book one tick's processing time (also used by tests to inject samples)."""
+        self._processed += 1
+        self._total += proc
+        if proc > self._max:
+            self._max = proc
+        self._samples.append(proc)
+        if proc > self.period:
+            self._dropped += 1
+
+    def run(self, seconds: float = 0) -> None:
+        """Tick until ``seconds`` have elapsed (``<= 0``: until :meth:`stop`); blocking.
+
+        Numbering continues from ``tick_count``; ``KeyboardInterrupt`` ends the
+        loop cleanly; ``running`` is False on exit.
+        """
+        seconds = check_seconds(seconds)
+        mode = check_mode(self._mode)
+        self.running = True
+        clock = time.perf_counter
+        start = t0 = clock()
+        k = 0
+        logger.info("ticker starting: %.6g fps, mode=%s, lane=%s", self._fps, mode, self.lane)
+        try:
+            while True:
+                self._tick_once()
+                if not self.running:
+                    self.tick_count += 1
+                    break
+                k, due = next_slot(t0, k, self.period, mode, clock())
+                while self.running:
+                    left = due - clock()
+                    if left <= 0:
+                        break
+                    time.sleep(min(left, MAX_SLEEP_CHUNK))
+                self.tick_count += 1
+                if seconds > 0 and clock() - start >= seconds:
+                    break
+                if not self.running:
+                    break
+        except KeyboardInterrupt:
+            logger.info("ticker interrupted")
+        finally:
+            self.running = False
+            logger.info("%s", summary(self))
+
+    def stop(self) -> None:
+        """End the loop after the current tick."""
+        self.running = False
+
+    def start_background(self, seconds: float = 0) -> BackgroundHandle:
+        """Run the loop on a daemon thread; returns a handle with ``stop()`` and ``join(timeout)``."""
+        return start_background(self, seconds)
+
+    async def run_async(self, seconds: float = 0) -> None:
+        """Tick on the running asyncio event loop without blocking it."""
+        await run_async(self, seconds)
+
+    def __repr__(self) -> str:
+        return f"Ticker(fps={self._fps:.6g}, tick_count={self.tick_count}, running={self.running})"
+
+
+def create_consciousness_ticker() -> Any:
+    """``Ticker(fps=30)`` (of this tier)."""
+    return Ticker(fps=30)
+
+
+# --- ConsciousnessTicker (shared: built on each tier's Ticker and Ring) -------------
+
+def _module_lane() -> str:
+    return os.environ.get("LUKHAS_LANE", "experimental")
+
+
+def consciousness_metrics() -> Tuple[Any, Any, Any]:
+    """The three reference metrics (no-ops without prometheus_client)."""
+    return (
+        _metrics.histogram("lukhas_tick_duration_seconds", "Consciousness tick handler duration", ["lane"]),
+        _metrics.counter("lukhas_ticks_dropped_total", "Frames decimated from the consciousness buffer", ["lane"]),
+        _metrics.counter("lukhas_subscriber_exceptions_total", "Consciousness tick handler exceptions", ["lane"]),
+    )
+
+
+def make_consciousness_ticker(ticker_cls: Any, ring_cls: Any) -> Any:
+    """Build the ``ConsciousnessTicker`` class of one tier."""
+
+    class ConsciousnessTicker:
+        """ConsciousnessTicker(fps=30, cap=120, *, metrics=None)
+
+        A :class:`Ticker` (``ticker``) whose own handler pushes the frame
+        ``{"id": tick}`` into a :class:`Ring` (``buffer``, capacity ``cap``) on
+        every tick; when the buffer holds more than ``int(cap * 0.8)`` frames
+        it keeps only the newest ``cap // 2`` and counts one drop on
+        ``lukhas_ticks_dropped_total``.  Handler time goes to
+        ``lukhas_tick_duration_seconds``; a raising handler counts on
+        ``lukhas_subscriber_exceptions_total`` and re-raises.
+        """
+
+        def __init__(self, fps: float = 30, cap: int = 120, *, metrics: Optional[bool] = None) -> None:
+            if isinstance(cap, bool) or not isinstance(cap, int):
+                raise TypeError(f"cap must be an int, got {type(cap).__name__}")
+            if cap < 2:
+                raise ValueError(f"cap must be >= 2, got {cap}")
+            self.ticker = ticker_cls(fps)
+            self.buffer = ring_cls(capacity=cap)
+            self.cap = cap
+            self._limit = int(cap * 0.8)
+            self._keep = cap // 2
+            self.lane = _module_lane()
+            self.metrics_enabled = _metrics.resolve_metrics(metrics)
+            if self.metrics_enabled:
+                hist, drops, excs = consciousness_metrics()
+                self._hist = hist.labels(lane=self.lane)
+                self._drops = drops.labels(lane=self.lane)
+                self._excs = excs.labels(lane=self.lane)
+            else:
+                self._hist = self._drops = self._excs = _metrics.NOOP
+            self.frames_dropped = 0
+            self.ticker.subscribe(self._on_tick)
+
+        def _on_tick(self, tick: int) -> None:
+            t = time.perf_counter()
+            try:
+                buf = self.buffer
+                buf.push({"id": tick})
+                if len(buf) > self._limit:
+                    for frame in buf.pop_all()[-self._keep:]:
+                        buf.push(frame)
+                    self.frames_dropped += 1
+                    self._drops.inc()
+            except Exception:
+                self._excs.inc()
+                raise
+            finally:
+                self._hist.observe(time.perf_counter() - t)
+
+        def start(self, seconds: float = 0) -> None:
+            """Run the ticker (blocking; ``seconds <= 0``: until :meth:`stop`)."""
+            self.ticker.run(seconds)
+
+        def stop(self) -> None:
+            """Stop the ticker after the current tick."""
+            self.ticker.stop()
+
+        def __repr__(self) -> str:
+            return f"ConsciousnessTicker(fps={self.ticker.fps:.6g}, cap={self.cap}, frames={len(self.buffer)})"
+
+    return ConsciousnessTicker
+
+
+def _python_ring() -> Any:
+    from lukhas_fast._ring_py import Ring
+
+    return Ring
+
+
+ConsciousnessTicker = make_consciousness_ticker(Ticker, _python_ring())

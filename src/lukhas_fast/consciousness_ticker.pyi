@@ -1,0 +1,14 @@
+from typing import Any, Optional
+
+from lukhas_fast.clock import Ticker
+from lukhas_fast.ring import Ring
+
+class ConsciousnessTicker:
+    ticker: Ticker
+    buffer: Ring
+    cap: int
+    lane: str
+    frames_dropped: int
+    def __init__(self, fps: float = ..., cap: int = ..., *, metrics: Optional[bool] = ...) -> None: ...
+    def start(self, seconds: float = ...) -> None: ...
+    def stop(self) -> None: ...
