@@ -21,17 +21,21 @@ def _public_module(family):
     return importlib.import_module(PUBLIC_MODULE.get(family, f"lukhas_fast.{family}"))
 
 
+def _methods(cls):
+    """Public methods (callables defined on the class)."""
+    return {
+        n for n in dir(cls)
+        if not n.startswith("_") and callable(inspect.getattr_static(cls, n))
+        and not inspect.isclass(inspect.getattr_static(cls, n))
+    }
+
+
+def _properties(cls):
+    return {n for n in dir(cls) if not n.startswith("_") and isinstance(inspect.getattr_static(cls, n), property)}
+
+
 def _members(cls):
-    """Public methods and properties (instance data attributes differ by
-    construction between extension types and Python classes)."""
-    out = set()
-    for n in dir(cls):
-        if n.startswith("_"):
-            continue
-        attr = inspect.getattr_static(cls, n)
-        if callable(attr) or isinstance(attr, (property, classmethod, staticmethod)) or inspect.ismethoddescriptor(attr):
-            out.add(n)
-    return out
+    return {n for n in dir(cls) if not n.startswith("_")}
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -59,7 +63,9 @@ def test_classes_have_same_members_on_every_tier(family):
             cls = getattr(mod, name, None)
             if cls is None or cls is ref:
                 continue
-            assert _members(cls) == _members(ref), (tier, name, _members(cls) ^ _members(ref))
+            assert _methods(cls) == _methods(ref), (tier, name, _methods(cls) ^ _methods(ref))
+            for prop in _properties(ref):
+                assert inspect.isdatadescriptor(inspect.getattr_static(cls, prop, None)), (tier, name, prop)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
