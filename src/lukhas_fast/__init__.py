@@ -6,6 +6,7 @@ Families (each re-exported here):
 * :mod:`lukhas_fast.drift` -- ``DriftMonitor``, ``DriftConfig``, ``LANE_CFG``, cosine kernels
 * :mod:`lukhas_fast.clock` -- ``Ticker``, ``create_consciousness_ticker``
 * :mod:`lukhas_fast.consciousness_ticker` -- ``ConsciousnessTicker``
+* :mod:`lukhas_fast.ethics` -- the ethics DSL, rules engine and YAML loader
 
 The backend (C, numba, pure Python) is chosen per family by
 ``LUKHAS_FAST_BACKEND``; :func:`backend_info` reports what is in use.
@@ -23,6 +24,22 @@ logging.getLogger("lukhas_fast").addHandler(logging.NullHandler())
 from lukhas_fast.ring import DecimatingRing, Ring, SpscRing  # noqa: E402
 from lukhas_fast.clock import Ticker, create_consciousness_ticker  # noqa: E402
 from lukhas_fast.consciousness_ticker import ConsciousnessTicker  # noqa: E402
+from lukhas_fast.ethics import (  # noqa: E402
+    PREDICATES,
+    DSLError,
+    EthicsAction,
+    EthicsEngine,
+    EthicsResult,
+    EthicsRule,
+    Priority,
+    ReasonCode,
+    RuleLoadError,
+    RuleSet,
+    compile_rule,
+    get_ethics_engine,
+    hash_rule,
+    load_ethics_rules,
+)
 from lukhas_fast.drift import (  # noqa: E402
     LANE_CFG,
     DriftConfig,
@@ -53,4 +70,18 @@ __all__ = [
     "Ticker",
     "create_consciousness_ticker",
     "ConsciousnessTicker",
+    "DSLError",
+    "PREDICATES",
+    "compile_rule",
+    "hash_rule",
+    "EthicsAction",
+    "Priority",
+    "ReasonCode",
+    "EthicsRule",
+    "EthicsResult",
+    "RuleSet",
+    "EthicsEngine",
+    "RuleLoadError",
+    "load_ethics_rules",
+    "get_ethics_engine",
 ]

@@ -58,6 +58,10 @@ FAMILIES: Dict[str, Dict[str, str]] = {
         "c": "lukhas_fast._clock_c",
         "python": "lukhas_fast._clock_py",
     },
+    "ethics": {
+        "c": "lukhas_fast._ethics_c",
+        "python": "lukhas_fast._ethics_py",
+    },
 }
 
 _ENV = "LUKHAS_FAST_BACKEND"

@@ -1,0 +1,6 @@
+from typing import Any, Dict
+from lukhas_fast.ethics import *  # noqa
+class CompiledRule:
+    source: str
+    def __call__(self, plan: Any, context: Any = ...) -> bool: ...
+def backend_details() -> Dict[str, Any]: ...

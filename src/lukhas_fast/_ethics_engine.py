@@ -1,0 +1,469 @@
+"""Rules engine and YAML loader shared by the ethics tiers.
+
+``EthicsRule`` compiles its DSL with the ``_compiler`` of its tier (the tier
+modules subclass it); everything else here is tier-independent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
+
+from lukhas_fast import _metrics
+from lukhas_fast._ethics_dsl import DSLError, hash_rule
+
+__all__ = [
+    "EthicsAction",
+    "Priority",
+    "ReasonCode",
+    "EthicsRule",
+    "EthicsResult",
+    "RuleSet",
+    "EthicsEngine",
+    "RuleLoadError",
+    "FALLBACK_RULES",
+    "RULES_DIR",
+]
+
+logger = logging.getLogger("lukhas_fast.ethics")
+
+#: Directory of the bundled rule files (package data).
+RULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules")
+
+
+class EthicsAction(Enum):
+    """Outcome of a rule or an evaluation."""
+
+    ALLOW = "allow"
+    WARN = "warn"
+    BLOCK = "block"
+
+
+class Priority(Enum):
+    """Rule priority (higher runs first)."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+class ReasonCode(Enum):
+    """Stable reason codes of the bundled rules."""
+
+    HARMFUL_ACTION = "ETH#1001"
+    DATA_EXFILTRATION = "ETH#1002"
+    MANIPULATION_ATTEMPT = "ETH#1003"
+    UNTRUSTED_DOMAIN = "ETH#1004"
+    PRIVILEGE_ESCALATION = "ETH#1005"
+    USER_IMPERSONATION = "ETH#1006"
+    EXCESSIVE_MEMORY = "ETH#2001"
+    EXCESSIVE_TIME = "ETH#2002"
+    EXCESSIVE_BATCH = "ETH#2003"
+    EXTERNAL_API_CALL = "ETH#3001"
+    USER_DATA_ACCESS = "ETH#3002"
+    LARGE_BATCH_OPERATION = "ETH#3003"
+    LONG_RUNNING_TASK = "ETH#3004"
+    RECURSIVE_OPERATION = "ETH#3005"
+    MISSING_USER_CONTEXT = "ETH#3006"
+    DEBUG_ACTION = "ETH#3007"
+    UNKNOWN = "ETH#9999"
+
+    @classmethod
+    def from_rule_name(cls, name: str) -> "ReasonCode":
+        """The code of a bundled rule name (UNKNOWN for anything else)."""
+        return _RULE_CODES.get(name, cls.UNKNOWN)
+
+
+_RULE_CODES = {
+    "block_harmful_actions": ReasonCode.HARMFUL_ACTION,
+    "block_data_exfiltration": ReasonCode.DATA_EXFILTRATION,
+    "block_manipulation_attempts": ReasonCode.MANIPULATION_ATTEMPT,
+    "block_untrusted_domains": ReasonCode.UNTRUSTED_DOMAIN,
+    "block_privilege_escalation": ReasonCode.PRIVILEGE_ESCALATION,
+    "block_user_impersonation": ReasonCode.USER_IMPERSONATION,
+    "block_excessive_resources": ReasonCode.EXCESSIVE_MEMORY,
+    "warn_external_api_calls": ReasonCode.EXTERNAL_API_CALL,
+    "warn_user_data_access": ReasonCode.USER_DATA_ACCESS,
+    "warn_large_batch_operations": ReasonCode.LARGE_BATCH_OPERATION,
+    "warn_long_running_tasks": ReasonCode.LONG_RUNNING_TASK,
+    "warn_recursive_operations": ReasonCode.RECURSIVE_OPERATION,
+    "warn_missing_user_context": ReasonCode.MISSING_USER_CONTEXT,
+    "warn_debug_actions": ReasonCode.DEBUG_ACTION,
+    "test_rule": ReasonCode.HARMFUL_ACTION,
+}
+
+
+@dataclass
+class EthicsRule:
+    """A named DSL rule with an action and a priority, compiled at construction.
+
+    Deviation: a rule whose DSL does not compile raises :class:`DSLError`
+    naming the rule (the reference logged it and installed an always-false
+    rule, so a broken BLOCK rule silently never fired).
+    """
+
+    name: str
+    description: str
+    rule_dsl: str
+    action: EthicsAction
+    priority: Priority
+    tags: Set[str] = field(default_factory=set)
+    _compiled_fn: Optional[Callable[..., bool]] = None
+    _rule_hash: Optional[str] = None
+    _reason_code: Optional[ReasonCode] = None
+
+    #: compile function of the tier (set by the tier modules)
+    _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule_dsl, str):
+            raise TypeError(f"rule_dsl of rule {self.name!r} must be a str, got {type(self.rule_dsl).__name__}")
+        if not isinstance(self.action, EthicsAction):
+            raise TypeError(f"action of rule {self.name!r} must be an EthicsAction, got {self.action!r}")
+        if not isinstance(self.priority, Priority):
+            raise TypeError(f"priority of rule {self.name!r} must be a Priority, got {self.priority!r}")
+        self._rule_hash = hash_rule(self.rule_dsl)
+        self._reason_code = ReasonCode.from_rule_name(self.name)
+        if self._compiled_fn is None:
+            compiler = type(self)._compiler
+            if compiler is None:
+                raise TypeError("EthicsRule has no compiler: use lukhas_fast.ethics.EthicsRule")
+            try:
+                self._compiled_fn = compiler(self.rule_dsl)
+            except DSLError as exc:
+                logger.error("Failed to compile rule %s: %s", self.name, exc)
+                raise DSLError(f"Failed to compile rule {self.name}: {exc}") from None
+
+    def evaluate(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
+        """Whether the rule fires; an evaluation error raises RuleEvaluationError."""
+        if self._compiled_fn is None:
+            return False
+        return self._compiled_fn(plan, context)
+
+    @property
+    def reason_code(self) -> ReasonCode:
+        """The rule's :class:`ReasonCode` (UNKNOWN if none)."""
+        return self._reason_code or ReasonCode.UNKNOWN
+
+    def get_reason_string(self) -> str:
+        """``"<code>: <name>"``, e.g. ``ETH#1001: block_harmful_actions``."""
+        return f"{self.reason_code.value}: {self.name}"
+
+
+@dataclass
+class EthicsResult:
+    """Outcome of :meth:`RuleSet.evaluate`."""
+
+    action: EthicsAction
+    triggered_rules: List[EthicsRule]
+    evaluation_time_ms: float
+    plan_hash: str
+    reasons: List[str]
+    facts_hash: str
+    triggered_rule_ids: List[str]
+
+    @property
+    def reason_codes(self) -> List[str]:
+        """Each triggered rule's reason code value."""
+        return [r.reason_code.value for r in self.triggered_rules]
+
+
+_ORDER = {EthicsAction.ALLOW: 0, EthicsAction.WARN: 1, EthicsAction.BLOCK: 2}
+
+
+def _sorted_items(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
+    """Sorted ``(key, value)`` pairs as the reference hashes them.  Deviation:
+    keys of mixed types (which the reference cannot sort: it raised) are
+    ordered by type name, then repr."""
+    try:
+        return sorted(d.items())
+    except TypeError:
+        return sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
+
+
+class _EngineMetrics:
+    def __init__(self, enabled: bool) -> None:
+        if enabled:
+            self.evaluations = _metrics.counter("ethics_evaluations_total", "Ethics evaluations by result", ["result"])
+            self.hits = _metrics.counter("ethics_rule_hits_total", "Ethics rule hits", ["rule_name", "action"])
+            self.fires = _metrics.counter("ethics_rule_fires_total", "Ethics rule fires", ["rule_id", "action"])
+            self.latency = _metrics.histogram("ethics_evaluation_ms", "Ethics evaluation time (ms)", (),
+                                              buckets=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0))
+            self.ruleset = _metrics.counter("ethics_ruleset_hash", "Ethics rule sets by hash", ["hash"])
+        else:
+            self.evaluations = self.hits = self.fires = self.latency = self.ruleset = _metrics.NOOP
+        self.enabled = enabled
+
+
+class RuleSet:
+    """RuleSet(rules, *, metrics=None)
+
+    Rules in evaluation order (priority high to low, then name) and the rule
+    set's ``ruleset_hash``.  Deviation: the caller's list is copied, not
+    sorted in place.
+    """
+
+    def __init__(self, rules: List[EthicsRule], *, metrics: Optional[bool] = None) -> None:
+        rules = list(rules)
+        for r in rules:
+            if not isinstance(r, EthicsRule):
+                raise TypeError(f"rules must be EthicsRule objects, got {type(r).__name__}")
+        self.rules = sorted(rules, key=lambda r: (-r.priority.value, r.name))
+        key = sorted((r.name, r.rule_dsl, r.action.value, r.priority.value) for r in self.rules)
+        self.ruleset_hash = hash_rule(str(key))
+        self._metrics = _EngineMetrics(_metrics.resolve_metrics(metrics))
+        self._metrics.ruleset.labels(hash=self.ruleset_hash).inc()
+        logger.info("RuleSet initialized with %d rules, hash=%s", len(self.rules), self.ruleset_hash[:8])
+
+    def get_rules_by_tag(self, tag: str) -> List[EthicsRule]:
+        """Rules carrying ``tag``, in rule order."""
+        return [r for r in self.rules if tag in r.tags]
+
+    def get_rules_by_action(self, action: EthicsAction) -> List[EthicsRule]:
+        """Rules with ``action``, in rule order."""
+        return [r for r in self.rules if r.action == action]
+
+    def get_rules_by_priority(self, priority: Priority) -> List[EthicsRule]:
+        """Rules with ``priority``, in rule order."""
+        return [r for r in self.rules if r.priority == priority]
+
+    def _blocked(self, start: float, plan_hash: str, reason: str) -> EthicsResult:
+        ms = (time.perf_counter() - start) * 1000.0
+        self._metrics.evaluations.labels(result="block").inc()
+        self._metrics.latency.observe(ms)
+        return EthicsResult(EthicsAction.BLOCK, [], ms, plan_hash, [reason], "error", [])
+
+    def evaluate(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> EthicsResult:
+        """Evaluate every rule (no short-circuit) and combine: BLOCK > WARN > ALLOW.
+
+        Fail closed: a rule whose evaluation raises fires as BLOCK with reason
+        ``"block: <name> (evaluation_error)"``.  Deviation: a plan that is not
+        a dict, or a context that is not a dict, gives a BLOCK result with a
+        reason instead of an exception.
+        """
+        start = time.perf_counter()
+        context = context or {}
+        if not isinstance(plan, dict):
+            return self._blocked(start, hash_rule(repr(plan)),
+                                 f"block: invalid_plan (plan must be a dict, got {type(plan).__name__})")
+        plan_hash = hash_rule(repr(_sorted_items(plan)))
+        if not isinstance(context, dict):
+            return self._blocked(start, plan_hash,
+                                 f"block: invalid_context (context must be a dict, got {type(context).__name__})")
+        action = EthicsAction.ALLOW
+        triggered: List[EthicsRule] = []
+        reasons: List[str] = []
+        m = self._metrics
+        try:
+            for rule in self.rules:
+                try:
+                    fired = rule.evaluate(plan, context)
+                except Exception as exc:
+                    logger.error("Error evaluating rule %s: %s", rule.name, exc)
+                    triggered.append(rule)
+                    reasons.append(f"block: {rule.name} (evaluation_error)")
+                    action = EthicsAction.BLOCK
+                    if m.enabled:
+                        m.hits.labels(rule_name=rule.name, action="block").inc()
+                        m.fires.labels(rule_id=rule.name, action="block").inc()
+                    continue
+                if fired:
+                    triggered.append(rule)
+                    reasons.append(f"{rule.action.value}: {rule.name}")
+                    if _ORDER[rule.action] > _ORDER[action]:
+                        action = rule.action
+                    if m.enabled:
+                        m.hits.labels(rule_name=rule.name, action=rule.action.value).inc()
+                        m.fires.labels(rule_id=rule.name, action=rule.action.value).inc()
+            facts_hash = hash_rule(str([("context", _sorted_items(context)), ("plan", _sorted_items(plan))]))
+        except Exception as exc:  # fail closed on anything unexpected
+            logger.error("Ethics evaluation error: %s", exc)
+            return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
+        ms = (time.perf_counter() - start) * 1000.0
+        if m.enabled:
+            m.evaluations.labels(result=action.value).inc()
+            m.latency.observe(ms)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
+        return EthicsResult(
+            action,
+            triggered,
+            ms,
+            plan_hash,
+            reasons or ["allow: no_rules_triggered"],
+            facts_hash,
+            [r.name for r in triggered],
+        )
+
+
+class EthicsEngine:
+    """EthicsEngine(rule_set): evaluates plans and keeps an audit trail of the last 1000."""
+
+    HISTORY = 1000
+
+    def __init__(self, rule_set: RuleSet) -> None:
+        if not isinstance(rule_set, RuleSet):
+            raise TypeError(f"rule_set must be a RuleSet, got {type(rule_set).__name__}")
+        self.rule_set = rule_set
+        self.evaluation_history: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+        logger.info("EthicsEngine initialized")
+
+    def evaluate_plan(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> EthicsResult:
+        """Evaluate and record an audit entry (thread-safe)."""
+        result = self.rule_set.evaluate(plan, context)
+        entry = {
+            "timestamp": time.time(),
+            "plan_hash": result.plan_hash,
+            "facts_hash": result.facts_hash,
+            "action": result.action.value,
+            "triggered_rules": result.triggered_rule_ids,
+            "reason_codes": result.reason_codes,
+            "evaluation_time_ms": result.evaluation_time_ms,
+            "reasons": result.reasons,
+            "ruleset_hash": self.rule_set.ruleset_hash,
+        }
+        with self._lock:
+            hist = self.evaluation_history
+            hist.append(entry)
+            if len(hist) > self.HISTORY:
+                del hist[: len(hist) - self.HISTORY]
+        return result
+
+    def is_plan_allowed(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
+        """True unless the evaluation blocks."""
+        return self.evaluate_plan(plan, context).action != EthicsAction.BLOCK
+
+    def get_stats(self) -> Dict[str, Any]:
+        """Rule counts by action and priority, history size, the last 10 audit entries."""
+        rules = self.rule_set.rules
+        with self._lock:
+            hist = list(self.evaluation_history[-10:])
+            size = len(self.evaluation_history)
+        return {
+            "total_rules": len(rules),
+            "rules_by_action": {a.value: sum(r.action == a for r in rules) for a in EthicsAction},
+            "rules_by_priority": {p.name: sum(r.priority == p for r in rules) for p in Priority},
+            "evaluation_history_size": size,
+            "recent_evaluations": hist,
+        }
+
+
+# --- loader ----------------------------------------------------------------------------
+
+class RuleLoadError(Exception):
+    """A rule file could not be loaded (every bad entry is listed)."""
+
+
+FALLBACK_RULES: Tuple[Tuple[str, str, str, str, str, Tuple[str, ...]], ...] = (
+    ("fallback_block_harmful", "Fallback rule to block explicitly harmful actions",
+     'or(equals(action, "delete_user_data"), equals(action, "access_private_info"))', "block", "critical",
+     ("security", "fallback")),
+    ("fallback_warn_external", "Fallback rule to warn on external calls",
+     'equals(action, "external_call")', "warn", "medium", ("audit", "fallback")),
+)
+
+_REQUIRED = ("name", "description", "rule_dsl", "action", "priority")
+
+
+def fallback_rules(rule_cls: type) -> List[EthicsRule]:
+    """The two built-in fallback rules."""
+    return [
+        rule_cls(n, d, dsl, EthicsAction(a), Priority[p.upper()], set(t))
+        for n, d, dsl, a, p, t in FALLBACK_RULES
+    ]
+
+
+def parse_rule_entry(entry: Any, rule_cls: type) -> EthicsRule:
+    """One YAML entry -> rule.  Deviations: ``tags`` must be a list of strings
+    (the reference turned ``"abc"`` into ``{"a","b","c"}``); non-str fields
+    are reported instead of surfacing as AttributeError."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"entry must be a mapping, got {type(entry).__name__}")
+    for key in _REQUIRED:
+        if key not in entry:
+            raise ValueError(f"Missing required field: {key}")
+    for key in ("name", "description", "rule_dsl", "action", "priority"):
+        if not isinstance(entry[key], str):
+            raise ValueError(f"{key} must be a string, got {type(entry[key]).__name__}")
+    action = entry["action"].lower()
+    if action not in ("allow", "warn", "block"):
+        raise ValueError(f"Invalid action: {action}")
+    priority = entry["priority"].lower()
+    if priority not in ("low", "medium", "high", "critical"):
+        raise ValueError(f"Invalid priority: {priority}")
+    tags = entry.get("tags", [])
+    if tags is None or isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"tags must be a list of strings, got {tags!r}")
+    return rule_cls(entry["name"], entry["description"], entry["rule_dsl"], EthicsAction(action),
+                    Priority[priority.upper()], set(tags))
+
+
+def load_rules(config_path: Optional[str], rule_cls: type, strict: bool = True,
+               metrics: Optional[bool] = None) -> RuleSet:
+    """Load a YAML rule file into a :class:`RuleSet` (see ``load_ethics_rules``)."""
+    path = config_path if config_path is not None else os.path.join(RULES_DIR, "defaults.yaml")
+    try:
+        import yaml
+    except ImportError as exc:
+        raise RuleLoadError(f"Rule loading failed: PyYAML is needed (pip install 'lukhas_fast[yaml]'): {exc}") from None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        if strict:
+            raise RuleLoadError(f"Rule file not found: {path}") from None
+        logger.error("Rule file not found: %s; using fallback rules", path)
+        return RuleSet(fallback_rules(rule_cls), metrics=metrics)
+    except Exception as exc:
+        raise RuleLoadError(f"Rule loading failed: {exc}") from None
+    if not data or not isinstance(data, dict) or "rules" not in data:
+        raise RuleLoadError(f"Rule loading failed: Invalid config structure in {path}")
+    entries = data["rules"]
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise RuleLoadError(f"Rule loading failed: 'rules' must be a list in {path}")
+    rules: List[EthicsRule] = []
+    errors: List[str] = []
+    for i, entry in enumerate(entries):
+        try:
+            rules.append(parse_rule_entry(entry, rule_cls))
+        except (ValueError, TypeError, DSLError) as exc:
+            name = entry.get("name", "unknown") if isinstance(entry, dict) else "unknown"
+            errors.append(f"entry {i} ({name}): {exc}")
+            if not strict:
+                logger.error("Failed to parse rule %s: %s", name, exc)
+    if strict and errors:
+        raise RuleLoadError(f"{len(errors)} invalid rule entr{'y' if len(errors) == 1 else 'ies'} in {path} "
+                            f"(nothing loaded):\n  " + "\n  ".join(errors))
+    if not rules:
+        if strict:
+            raise RuleLoadError(f"No rules in {path}")
+        logger.warning("No valid rules in %s; using fallback rules", path)
+        rules = fallback_rules(rule_cls)
+    return RuleSet(rules, metrics=metrics)
+
+
+class EngineCache:
+    """Deviation: one engine per config path (the reference ignored the path
+    of every call after the first)."""
+
+    def __init__(self) -> None:
+        self._engines: Dict[str, EthicsEngine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, config_path: Optional[str], rule_cls: type) -> EthicsEngine:
+        key = os.path.abspath(config_path) if config_path is not None else os.path.join(RULES_DIR, "defaults.yaml")
+        with self._lock:
+            eng = self._engines.get(key)
+            if eng is None:
+                eng = EthicsEngine(load_rules(config_path, rule_cls))
+                self._engines[key] = eng
+            return eng
