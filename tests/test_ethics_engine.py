@@ -1,0 +1,349 @@
+"""Ethics engine and loader: ordering, hashes, fail-closed evaluation, audit, loader strictness; every tier."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+import lukhas_fast
+from lukhas_fast.ethics import DEFAULT_RULES_PATH, SAFETY_TAG_RULES_PATH
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics(monkeypatch):
+    monkeypatch.setenv("LUKHAS_FAST_METRICS", "0")
+
+
+def _rule(m, name, dsl, action="block", prio="HIGH", tags=()):
+    return m.EthicsRule(name, f"desc {name}", dsl, m.EthicsAction(action), m.Priority[prio], set(tags))
+
+
+def test_enums_and_reason_codes(ethics_impl):
+    m = ethics_impl
+    assert [a.value for a in m.EthicsAction] == ["allow", "warn", "block"]
+    assert [p.value for p in m.Priority] == [1, 2, 3, 4]
+    R = m.ReasonCode
+    names = ["block_harmful_actions", "block_data_exfiltration", "block_manipulation_attempts",
+             "block_untrusted_domains", "block_privilege_escalation", "block_user_impersonation"]
+    assert [R.from_rule_name(n).value for n in names] == [f"ETH#100{i}" for i in range(1, 7)]
+    assert R.from_rule_name("block_excessive_resources") is R.EXCESSIVE_MEMORY
+    warns = ["warn_external_api_calls", "warn_user_data_access", "warn_large_batch_operations",
+             "warn_long_running_tasks", "warn_recursive_operations", "warn_missing_user_context", "warn_debug_actions"]
+    assert [R.from_rule_name(n).value for n in warns] == [f"ETH#300{i}" for i in range(1, 8)]
+    assert R.from_rule_name("test_rule") is R.HARMFUL_ACTION and R.from_rule_name("nope") is R.UNKNOWN
+    assert R.EXCESSIVE_TIME.value == "ETH#2002" and R.EXCESSIVE_BATCH.value == "ETH#2003"
+
+
+def test_rule_basics(ethics_impl):
+    m = ethics_impl
+    r = _rule(m, "block_harmful_actions", 'equals(action, "rm")')
+    assert r.evaluate({"action": "rm"}) and not r.evaluate({"action": "ls"})
+    assert r.get_reason_string() == "ETH#1001: block_harmful_actions"
+    assert r._rule_hash == m.hash_rule('equals(action, "rm")') and r.tags == set()
+    assert _rule(m, "x", "is_empty(a)").reason_code is m.ReasonCode.UNKNOWN
+
+
+def test_bad_rule_fails_loud(ethics_impl, caplog):
+    m = ethics_impl
+    with caplog.at_level(logging.ERROR, logger="lukhas_fast.ethics"):
+        with pytest.raises(m.DSLError, match="Failed to compile rule guard: .*Unknown predicate: foo"):
+            _rule(m, "guard", "foo(action)")
+    assert any("guard" in r.getMessage() for r in caplog.records)
+    with pytest.raises(TypeError, match="rule_dsl"):
+        _rule(m, "guard", None)
+    with pytest.raises(TypeError, match="action"):
+        m.EthicsRule("x", "d", "is_empty(a)", "block", m.Priority.LOW)
+
+
+def test_ruleset_order_hash_and_getters(ethics_impl):
+    m = ethics_impl
+    rules = [_rule(m, "b", "is_empty(a)", "warn", "LOW", ["t1"]), _rule(m, "a", "is_empty(a)", "block", "LOW"),
+             _rule(m, "z", "is_empty(a)", "allow", "CRITICAL", ["t1", "t2"])]
+    original = list(rules)
+    rs = m.RuleSet(rules)
+    assert [r.name for r in rs.rules] == ["z", "a", "b"]
+    assert rules == original and rs.rules is not rules  # deviation: caller's list untouched
+    key = sorted((r.name, r.rule_dsl, r.action.value, r.priority.value) for r in rules)
+    assert rs.ruleset_hash == m.hash_rule(str(key))
+    assert [r.name for r in rs.get_rules_by_tag("t1")] == ["z", "b"]
+    assert [r.name for r in rs.get_rules_by_action(m.EthicsAction.BLOCK)] == ["a"]
+    assert [r.name for r in rs.get_rules_by_priority(m.Priority.LOW)] == ["a", "b"]
+    with pytest.raises(TypeError, match="EthicsRule"):
+        m.RuleSet(["not a rule"])
+
+
+def test_bundled_files_and_hashes(ethics_impl):
+    m = ethics_impl
+    rs = m.load_ethics_rules()
+    assert rs.ruleset_hash == "5f47dfe036e0ca18" and len(rs.rules) == 15
+    assert m.load_ethics_rules(DEFAULT_RULES_PATH).ruleset_hash == "5f47dfe036e0ca18"
+    tags = m.load_ethics_rules(SAFETY_TAG_RULES_PATH)
+    assert tags.ruleset_hash == "cd5cb97a607947a9" and len(tags.rules) == 13
+    assert rs.rules[0].priority is m.Priority.CRITICAL
+    assert {r.name for r in rs.get_rules_by_tag("security")} >= {"block_harmful_actions", "block_privilege_escalation"}
+
+
+def test_evaluate_combination_and_reasons(ethics_impl):
+    m = ethics_impl
+    rs = m.RuleSet([
+        _rule(m, "allow_reads", 'contains(action, "read")', "allow", "CRITICAL"),
+        _rule(m, "warn_user", 'contains(action, "user")', "warn", "MEDIUM"),
+        _rule(m, "block_delete", 'contains(action, "delete")', "block", "HIGH"),
+    ])
+    r = rs.evaluate({"action": "read_user"})
+    assert r.action is m.EthicsAction.WARN
+    assert r.triggered_rule_ids == ["allow_reads", "warn_user"]
+    assert r.reasons == ["allow: allow_reads", "warn: warn_user"]
+    assert r.reason_codes == ["ETH#9999", "ETH#9999"]
+    r = rs.evaluate({"action": "read"})
+    assert r.action is m.EthicsAction.ALLOW and r.reasons == ["allow: allow_reads"]
+    r = rs.evaluate({"action": "delete_user"})
+    assert r.action is m.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_delete", "warn_user"]
+    assert [t.name for t in r.triggered_rules] == ["block_delete", "warn_user"]
+    r = rs.evaluate({"action": "noop"}, {"user_id": 1})
+    assert r.action is m.EthicsAction.ALLOW and r.reasons == ["allow: no_rules_triggered"]
+    assert r.plan_hash == m.hash_rule(repr(sorted({"action": "noop"}.items())))
+    assert r.facts_hash == m.hash_rule(str([("context", [("user_id", 1)]), ("plan", [("action", "noop")])]))
+    assert r.evaluation_time_ms > 0
+
+
+def test_evaluation_error_fires_as_block(ethics_impl, caplog):
+    m = ethics_impl
+    # the reference returned False for this rule for every plan: a BLOCK guard that never fired
+    rs = m.RuleSet([_rule(m, "guard", "not(contains(action, limit))", "block", "CRITICAL"),
+                    _rule(m, "w", "is_present(action)", "warn", "LOW")])
+    with caplog.at_level(logging.ERROR, logger="lukhas_fast.ethics"):
+        r = rs.evaluate({"action": "x", "limit": 5})
+    assert r.action is m.EthicsAction.BLOCK
+    assert r.reasons == ["block: guard (evaluation_error)", "warn: w"]
+    assert r.triggered_rule_ids == ["guard", "w"]
+    assert any("Error evaluating rule guard" in rec.getMessage() for rec in caplog.records)
+    assert rs.evaluate({"action": "x", "limit": "x"}).action is m.EthicsAction.WARN
+
+
+def test_bad_plans_and_contexts_block(ethics_impl):
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "w", "is_present(action)", "warn", "LOW")])
+    for plan in (None, ["action"], "plan"):
+        r = rs.evaluate(plan)
+        assert r.action is m.EthicsAction.BLOCK and r.facts_hash == "error"
+        assert r.reasons[0].startswith("block: invalid_plan") and r.triggered_rules == []
+    r = rs.evaluate({"action": "a", 1: "mixed keys"})  # the reference raised TypeError
+    assert r.action is m.EthicsAction.WARN and r.facts_hash != "error"
+    r = rs.evaluate({"action": "a"}, {"b": 1, 2: "mixed"})  # the reference blocked with facts_hash "error"
+    assert r.action is m.EthicsAction.WARN and r.triggered_rule_ids == ["w"]
+    r = rs.evaluate({"action": "a"}, ["not", "a", "dict"])
+    assert r.action is m.EthicsAction.BLOCK and r.reasons[0].startswith("block: invalid_context")
+
+
+def test_engine_history_and_stats(ethics_impl):
+    m = ethics_impl
+    eng = m.EthicsEngine(m.load_ethics_rules())
+    ok = {"action": "read_file", "params": {"estimated_memory_mb": 10, "estimated_time_seconds": 5}}
+    assert eng.is_plan_allowed(ok)
+    assert not eng.is_plan_allowed({"action": "delete_user_data"})
+    for i in range(1005):
+        eng.evaluate_plan(dict(ok, i=i))
+    assert len(eng.evaluation_history) == 1000
+    last = eng.evaluation_history[-1]
+    assert set(last) == {"timestamp", "plan_hash", "facts_hash", "action", "triggered_rules", "reason_codes",
+                         "evaluation_time_ms", "reasons", "ruleset_hash"}
+    assert last["ruleset_hash"] == "5f47dfe036e0ca18" and last["action"] == "allow"
+    st = eng.get_stats()
+    assert st["total_rules"] == 15 and st["evaluation_history_size"] == 1000
+    assert st["rules_by_action"] == {"allow": 0, "warn": 7, "block": 8}
+    assert st["rules_by_priority"] == {"LOW": 3, "MEDIUM": 4, "HIGH": 3, "CRITICAL": 5}
+    assert len(st["recent_evaluations"]) == 10
+    with pytest.raises(TypeError):
+        m.EthicsEngine([])
+
+
+def test_missing_resource_estimates_fail_closed(ethics_impl):
+    """Deviation consequence: param_*_lte treats a missing value as over the limit, so the
+    bundled block_excessive_resources blocks plans that do not declare their estimates."""
+    rs = ethics_impl.load_ethics_rules()
+    r = rs.evaluate({"action": "read_file"})
+    assert r.action is ethics_impl.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_excessive_resources"]
+    r = rs.evaluate({"action": "read_file", "params": {"estimated_memory_mb": 2048, "estimated_time_seconds": 10}})
+    assert r.action is ethics_impl.EthicsAction.ALLOW  # defect 16 kept: the bundled rule reads MB as bytes
+
+
+def test_bundled_rules_end_to_end(ethics_impl):
+    m = ethics_impl
+    rs = m.load_ethics_rules()
+    res = {"estimated_memory_mb": 10, "estimated_time_seconds": 5}
+    cases = [
+        ({"action": "external_call", "params": dict(res, url="https://api.openai.com/v1")}, "warn", ["warn_external_api_calls"]),
+        ({"action": "external_call", "params": dict(res, url="https://evil.example.com")}, "block",
+         ["block_untrusted_domains", "warn_external_api_calls"]),
+        ({"action": "external_call", "params": dict(res, url="https://api.openai.com", data="sensitive stuff")}, "block",
+         ["block_data_exfiltration", "warn_external_api_calls"]),
+        ({"action": "send", "params": dict(res, target_user_id="u2")}, "block", ["block_user_impersonation"]),
+        ({"action": "send", "params": dict(res, target_user_id="u1")}, "allow", []),
+        ({"action": "run", "params": dict(res, batch_size=500)}, "warn", ["warn_large_batch_operations"]),
+        ({"action": "run", "params": dict(res, user_consent="no")}, "block", ["block_no_consent"]),
+        ({"action": "get_user_profile", "params": res}, "warn", ["warn_user_data_access"]),
+    ]
+    for plan, action, ids in cases:
+        r = rs.evaluate(plan, {"user_id": "u1"})
+        assert r.action.value == action, (plan, r.reasons)
+        assert sorted(r.triggered_rule_ids) == sorted(ids), (plan, r.triggered_rule_ids)
+    r = rs.evaluate({"action": "get_user_profile", "params": res}, {})
+    assert "warn_missing_user_context" in r.triggered_rule_ids
+    assert "ETH#3006" in r.reason_codes
+
+
+def test_safety_tag_rules_end_to_end(ethics_impl):
+    m = ethics_impl
+    rs = m.load_ethics_rules(SAFETY_TAG_RULES_PATH)
+    A = m.EthicsAction
+    for tags in (["pii", "external-call"], {"pii", "external-call"}, "pii, external-call",
+                 [{"name": "pii"}, {"name": "external-call"}]):
+        r = rs.evaluate({"action": "send", "safety_tags": tags})
+        assert r.action is A.BLOCK and "block_pii_external_calls" in r.triggered_rule_ids, tags
+    r = rs.evaluate({"action": "pay", "safety_tags": ["financial"]})
+    assert r.action is A.WARN and set(r.triggered_rule_ids) == {"require_human_financial_ops", "warn_data_sensitivity_category"}
+    r = rs.evaluate({"action": "delete_records", "safety_tags": ["gdpr"], "params": {"user_consent": "no"}})
+    assert r.action is A.BLOCK and "block_gdpr_deletion_without_consent" in r.triggered_rule_ids
+    r = rs.evaluate({"action": "noop", "safety_tags": []})
+    assert r.action is A.ALLOW
+
+
+def test_enricher_output_feeds_rules(ethics_impl):
+    st = pytest.importorskip("lukhas_fast.safety_tags")
+    rs = ethics_impl.load_ethics_rules(SAFETY_TAG_RULES_PATH)
+    enricher = st.SafetyTagEnricher(enable_caching=False)
+    plan = {"action": "call_api", "params": {"email": "alice@example.com", "url": "https://api.example.com/v1"}}
+    tagged = enricher.enrich_plan(plan)
+    assert {"pii", "external-call"} <= tagged.tag_names
+    for tags in (tagged.tags, tagged.tag_names, tagged):
+        r = rs.evaluate(dict(plan, safety_tags=tags))
+        assert r.action is ethics_impl.EthicsAction.BLOCK and "block_pii_external_calls" in r.triggered_rule_ids
+
+
+# --- loader ------------------------------------------------------------------------------------
+
+def _write(tmp_path, text, name="rules.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+GOOD = """
+rules:
+  - name: r1
+    description: d
+    rule_dsl: 'equals(action, "x")'
+    action: BLOCK
+    priority: High
+    tags: [a, b]
+"""
+
+
+def test_loader_good_file(ethics_impl, tmp_path):
+    rs = ethics_impl.load_ethics_rules(_write(tmp_path, GOOD))
+    (r,) = rs.rules
+    assert r.action is ethics_impl.EthicsAction.BLOCK and r.priority is ethics_impl.Priority.HIGH
+    assert r.tags == {"a", "b"}
+
+
+def test_loader_strict_reports_every_bad_entry(ethics_impl, tmp_path):
+    text = GOOD + """
+  - name: broken_dsl
+    description: d
+    rule_dsl: 'foo(action)'
+    action: block
+    priority: high
+  - "just a string"
+  - name: bad_priority
+    description: d
+    rule_dsl: 'is_empty(a)'
+    action: block
+    priority: 4
+  - name: missing_action
+    description: d
+    rule_dsl: 'is_empty(a)'
+    priority: low
+  - name: bad_tags
+    description: d
+    rule_dsl: 'is_empty(a)'
+    action: warn
+    priority: low
+    tags: abc
+"""
+    path = _write(tmp_path, text)
+    with pytest.raises(ethics_impl.RuleLoadError) as ei:
+        ethics_impl.load_ethics_rules(path)
+    msg = str(ei.value)
+    assert "5 invalid rule entries" in msg and "nothing loaded" in msg
+    for part in ("broken_dsl", "Unknown predicate: foo", "entry 2 (unknown)", "priority must be a string",
+                 "Missing required field: action", "tags must be a list of strings"):
+        assert part in msg, part
+    rs = ethics_impl.load_ethics_rules(path, strict=False)  # the reference's skip-and-log
+    assert [r.name for r in rs.rules] == ["r1"]
+
+
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("", "Invalid config structure"),
+        ("other: 1\n", "Invalid config structure"),
+        ("- a\n- b\n", "Invalid config structure"),
+        ("rules: 5\n", "must be a list"),
+        ("rules: [\n", "Rule loading failed"),
+        ("rules: []\n", "No rules"),
+        ("rules:\n", "No rules"),
+    ],
+)
+def test_loader_structure_errors(ethics_impl, tmp_path, text, msg):
+    with pytest.raises(ethics_impl.RuleLoadError, match=msg):
+        ethics_impl.load_ethics_rules(_write(tmp_path, text))
+
+
+def test_loader_missing_file_and_fallback(ethics_impl, tmp_path):
+    missing = str(tmp_path / "nope.yaml")
+    with pytest.raises(ethics_impl.RuleLoadError, match="not found"):
+        ethics_impl.load_ethics_rules(missing)
+    rs = ethics_impl.load_ethics_rules(missing, strict=False)
+    assert [r.name for r in rs.rules] == ["fallback_block_harmful", "fallback_warn_external"]
+    rs = ethics_impl.load_ethics_rules(_write(tmp_path, "rules: []\n"), strict=False)
+    assert len(rs.rules) == 2
+    with pytest.raises(ethics_impl.RuleLoadError):
+        ethics_impl.load_ethics_rules(str(tmp_path))  # a directory
+
+
+def test_loader_duplicate_names_kept(ethics_impl, tmp_path):
+    rs = ethics_impl.load_ethics_rules(_write(tmp_path, GOOD + GOOD.replace("rules:\n", "")))
+    assert [r.name for r in rs.rules] == ["r1", "r1"]
+
+
+def test_get_ethics_engine_per_path(ethics_impl, tmp_path):
+    e1 = ethics_impl.get_ethics_engine()
+    assert e1 is ethics_impl.get_ethics_engine()
+    assert e1.rule_set.ruleset_hash == "5f47dfe036e0ca18"
+    other = ethics_impl.get_ethics_engine(SAFETY_TAG_RULES_PATH)  # deviation: not ignored
+    assert other is not e1 and other.rule_set.ruleset_hash == "cd5cb97a607947a9"
+    assert ethics_impl.get_ethics_engine(SAFETY_TAG_RULES_PATH) is other
+
+
+def test_engine_metrics(ethics_impl, monkeypatch):
+    prom = pytest.importorskip("prometheus_client")
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "metric_rule", "is_present(action)", "warn", "LOW")], metrics=True)
+    get = prom.REGISTRY.get_sample_value
+    before = get("ethics_evaluations_total", {"result": "warn"}) or 0.0
+    hits = get("ethics_rule_hits_total", {"rule_name": "metric_rule", "action": "warn"}) or 0.0
+    rs.evaluate({"action": "x"})
+    assert get("ethics_evaluations_total", {"result": "warn"}) == before + 1
+    assert get("ethics_rule_hits_total", {"rule_name": "metric_rule", "action": "warn"}) == hits + 1
+    assert get("ethics_rule_fires_total", {"rule_id": "metric_rule", "action": "warn"}) >= 1
+    assert get("ethics_ruleset_hash_total", {"hash": rs.ruleset_hash}) >= 1
+    assert get("ethics_evaluation_ms_count") >= 1
+    m.RuleSet([], metrics=True)  # duplicate registration tolerated
+
+
+def test_public_reexports():
+    assert lukhas_fast.compile_rule is lukhas_fast.ethics.compile_rule
+    assert lukhas_fast.get_ethics_engine().rule_set.ruleset_hash == "5f47dfe036e0ca18"
