@@ -50,6 +50,8 @@ cdef enum:
     P_LT = 4
     P_IS_EMPTY = 5
     P_IS_PRESENT = 6
+    P_BYTES_LTE = 7
+    P_SECONDS_LTE = 8
 
 cdef enum:
     A_LIT = 0
@@ -57,7 +59,8 @@ cdef enum:
     A_CTX = 2
 
 cdef dict _PRED_CODES = {"equals": P_EQUALS, "contains": P_CONTAINS, "greater_than": P_GT,
-                         "less_than": P_LT, "is_empty": P_IS_EMPTY, "is_present": P_IS_PRESENT}
+                         "less_than": P_LT, "is_empty": P_IS_EMPTY, "is_present": P_IS_PRESENT,
+                         "param_bytes_lte": P_BYTES_LTE, "param_seconds_lte": P_SECONDS_LTE}
 cdef dict _EMPTY = {}
 
 
@@ -85,6 +88,24 @@ cdef inline bint _is_empty(object v) except -1:
     return False
 
 
+cdef class _Memo:
+    """Per-evaluation cache of ``str(haystack).lower()`` for non-str haystacks,
+    keyed by identity (the object is held, so its id cannot be reused).  It
+    lives for one call only: plans are not mutated while rules evaluate."""
+    cdef dict texts
+
+    def __cinit__(self):
+        self.texts = {}
+
+    cdef object lowered(self, object hay):
+        cdef PyObject *hit = PyDict_GetItem(self.texts, id(hay))
+        if hit != NULL and (<tuple>hit)[0] is hay:
+            return (<tuple>hit)[1]
+        text = str(hay).lower()
+        self.texts[id(hay)] = (hay, text)
+        return text
+
+
 cdef class _Pred:
     """One predicate node: code, shared function, argument kinds and values."""
     cdef int code
@@ -96,6 +117,8 @@ cdef class _Pred:
     cdef bint has_lowered
     cdef double num          # greater_than/less_than: the literal right operand as float
     cdef bint has_num
+    cdef object limit        # param_*_lte: the literal limit, parsed (None: unparsable)
+    cdef bint has_limit
 
     cdef inline object arg(self, int j, object plan, object ctx):
         cdef int k = self.kinds[j]
@@ -105,7 +128,7 @@ cdef class _Pred:
             return _resolve(<tuple>self.vals[j], plan)
         return _resolve(<tuple>self.vals[j], ctx)
 
-    cdef int run(self, object plan, object ctx) except -1:
+    cdef int run(self, object plan, object ctx, _Memo memo) except -1:
         cdef int code = self.code
         cdef double x, y
         if code == P_EQUALS:
@@ -115,7 +138,12 @@ cdef class _Pred:
             if hay is None:
                 return 0
             needle = self.lowered if self.has_lowered else self.arg(1, plan, ctx).lower()
-            text = (<str>hay).lower() if type(hay) is str else str(hay).lower()
+            if type(hay) is str:
+                text = (<str>hay).lower()
+            elif memo is not None:
+                text = memo.lowered(hay)
+            else:
+                text = str(hay).lower()
             return 1 if needle in text else 0
         if code == P_GT or code == P_LT:
             left = self.arg(0, plan, ctx)
@@ -133,6 +161,18 @@ cdef class _Pred:
             return 1 if _is_empty(self.arg(0, plan, ctx)) else 0
         if code == P_IS_PRESENT:
             return 0 if _is_empty(self.arg(0, plan, ctx)) else 1
+        if (code == P_BYTES_LTE or code == P_SECONDS_LTE) and self.has_limit:
+            value = self.arg(0, plan, ctx)
+            if value is None or self.limit is None:
+                return 0  # missing value / unparsable limit: not within the limit
+            if type(value) is int and 0 <= value < 9007199254740992:
+                # str(int) parses to the same number (exact below 2**53)
+                return 1 if value <= self.limit else 0
+            try:
+                parsed = (dsl.parse_bytes if code == P_BYTES_LTE else dsl.parse_seconds)(str(value))
+            except (ValueError, TypeError):
+                return 0
+            return 1 if parsed <= self.limit else 0
         args = [self.arg(j, plan, ctx) for j in range(self.nargs)]
         return 1 if self.fn(*args) else 0
 
@@ -160,6 +200,12 @@ cdef _Pred _make_pred(str name, list args):
     if (p.code == P_GT or p.code == P_LT) and args[1][0] == "lit" and type(args[1][1]) in (int, float):
         p.num = float(args[1][1])
         p.has_num = True
+    if (p.code == P_BYTES_LTE or p.code == P_SECONDS_LTE) and args[1][0] == "lit":
+        try:
+            p.limit = (dsl.parse_bytes if p.code == P_BYTES_LTE else dsl.parse_seconds)(args[1][1])
+        except (ValueError, TypeError):
+            p.limit = None
+        p.has_limit = True
     return p
 
 
@@ -173,6 +219,7 @@ cdef class CompiledRule:
     cdef int *ops
     cdef int *ends
     cdef list payload
+    cdef bint memoize          # several contains() on non-literal haystacks: share str() work
     cdef readonly str source
 
     def __cinit__(self):
@@ -195,35 +242,41 @@ cdef class CompiledRule:
             self.ops[i] = ops[i]
             self.ends[i] = ends[i]
         self.payload = payload
+        self.memoize = sum(1 for p in payload if p is not None and (<_Pred>p).code == P_CONTAINS
+                           and (<_Pred>p).kinds[0] != A_LIT) >= 2
         return 0
 
-    cdef int _ev(self, int i, object plan, object ctx) except -1:
+    cdef int _ev(self, int i, object plan, object ctx, _Memo memo) except -1:
         cdef int op = self.ops[i]
         cdef int j, end
         if op == OP_PRED:
-            return (<_Pred>self.payload[i]).run(plan, ctx)
+            return (<_Pred>self.payload[i]).run(plan, ctx, memo)
         if op == OP_NOT:
-            return 0 if self._ev(i + 1, plan, ctx) else 1
+            return 0 if self._ev(i + 1, plan, ctx, memo) else 1
         j = i + 1
         end = self.ends[i]
         if op == OP_AND:
             while j < end:
-                if not self._ev(j, plan, ctx):
+                if not self._ev(j, plan, ctx, memo):
                     return 0
                 j = self.ends[j]
             return 1
         while j < end:  # OP_OR
-            if self._ev(j, plan, ctx):
+            if self._ev(j, plan, ctx, memo):
                 return 1
             j = self.ends[j]
         return 0
 
-    def __call__(self, plan, context=None):
+    cdef object _call(self, object plan, object context):
         ctx = context if context else _EMPTY
+        memo = _Memo.__new__(_Memo) if self.memoize else None
         try:
-            return self._ev(0, plan, ctx) == 1
+            return self._ev(0, plan, ctx, memo) == 1
         except Exception as exc:
             raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+
+    def __call__(self, plan, context=None):
+        return self._call(plan, context)
 
     def __repr__(self):
         return f"CompiledRule({self.source!r}, nodes={self.n})"
@@ -254,9 +307,50 @@ def compile_rule(rule_str):
     return r
 
 
+_BASE_EVALUATE = eng.EthicsRule.evaluate
+
+
+def _rule_evaluate(self, plan, context=None):
+    """Whether the rule fires; an evaluation error raises RuleEvaluationError."""
+    fn = self._compiled_fn
+    if fn is None:
+        return False
+    if type(fn) is CompiledRule:
+        return (<CompiledRule>fn)._call(plan, context)
+    return fn(plan, context)
+
+
+def evaluate_many(list rules, plan, context):
+    """Evaluate rules in order on one plan: a list of True/False, or the
+    exception a rule raised.  Compiled rules share one :class:`_Memo`, so a
+    haystack such as ``params`` is stringified once per plan, not once per
+    ``contains``.  Rules that override ``evaluate`` are called as such."""
+    cdef _Memo memo = _Memo.__new__(_Memo)
+    cdef CompiledRule cr
+    ctx = context if context else _EMPTY
+    out = []
+    for rule in rules:
+        fn = rule._compiled_fn
+        try:
+            ev = type(rule).evaluate
+            if type(fn) is CompiledRule and (ev is _rule_evaluate or ev is _BASE_EVALUATE):
+                cr = <CompiledRule>fn
+                try:
+                    out.append(cr._ev(0, plan, ctx, memo) == 1)
+                except Exception as exc:
+                    raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+            else:
+                out.append(bool(rule.evaluate(plan, context)))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 class EthicsRule(eng.EthicsRule):
     __doc__ = eng.EthicsRule.__doc__
     _compiler = staticmethod(compile_rule)
+    _evaluate_many = staticmethod(evaluate_many)
+    evaluate = _rule_evaluate
 
 
 _engines = eng.EngineCache()

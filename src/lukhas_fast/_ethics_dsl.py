@@ -518,11 +518,16 @@ def _arg(text: str, whole: str) -> Tuple[Any, ...]:
     return ("path", False, tuple(parts))
 
 
+_SIGNATURES: Dict[str, inspect.Signature] = {}
+
+
 def _check_call(name: str, args: List[Tuple[Any, ...]], whole: str) -> None:
     """Deviation: arity and literal argument types are checked at load time."""
-    fn = PREDICATES[name]
+    sig = _SIGNATURES.get(name)
+    if sig is None:
+        sig = _SIGNATURES[name] = inspect.signature(PREDICATES[name])
     try:
-        inspect.signature(fn).bind(*args)
+        sig.bind(*args)
     except TypeError:
         raise DSLError(f"Wrong number of arguments for {name}: {len(args)} given in {whole}") from None
     if name == "contains" and args[1][0] == "lit" and not isinstance(args[1][1], str):

@@ -120,6 +120,8 @@ class EthicsRule:
 
     #: compile function of the tier (set by the tier modules)
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
+    #: evaluate a list of rules on one plan -> [bool | exception] (tiers may override)
+    _evaluate_many: ClassVar[Optional[Callable[..., List[Any]]]] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule_dsl, str):
@@ -177,6 +179,13 @@ class EthicsResult:
 _ORDER = {EthicsAction.ALLOW: 0, EthicsAction.WARN: 1, EthicsAction.BLOCK: 2}
 
 
+def _outcome(rule: "EthicsRule", plan: Any, context: Any) -> Any:
+    try:
+        return bool(rule.evaluate(plan, context))
+    except Exception as exc:
+        return exc
+
+
 def _sorted_items(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
     """Sorted ``(key, value)`` pairs as the reference hashes them.  Deviation:
     keys of mixed types (which the reference cannot sort: it raised) are
@@ -215,11 +224,19 @@ class RuleSet:
             if not isinstance(r, EthicsRule):
                 raise TypeError(f"rules must be EthicsRule objects, got {type(r).__name__}")
         self.rules = sorted(rules, key=lambda r: (-r.priority.value, r.name))
+        self._prepare()
         key = sorted((r.name, r.rule_dsl, r.action.value, r.priority.value) for r in self.rules)
         self.ruleset_hash = hash_rule(str(key))
         self._metrics = _EngineMetrics(_metrics.resolve_metrics(metrics))
         self._metrics.ruleset.labels(hash=self.ruleset_hash).inc()
         logger.info("RuleSet initialized with %d rules, hash=%s", len(self.rules), self.ruleset_hash[:8])
+
+    def _prepare(self) -> None:
+        """Per rule, once: (rule, severity, reason when fired, reason on error).
+        Rebuilt if someone edits ``rules`` in place."""
+        self._snapshot = tuple(self.rules)
+        self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
+                          for r in self._snapshot]
 
     def get_rules_by_tag(self, tag: str) -> List[EthicsRule]:
         """Rules carrying ``tag``, in rule order."""
@@ -252,36 +269,43 @@ class RuleSet:
         if not isinstance(plan, dict):
             return self._blocked(start, hash_rule(repr(plan)),
                                  f"block: invalid_plan (plan must be a dict, got {type(plan).__name__})")
-        plan_hash = hash_rule(repr(_sorted_items(plan)))
+        plan_repr = repr(_sorted_items(plan))
+        plan_hash = hash_rule(plan_repr)
         if not isinstance(context, dict):
             return self._blocked(start, plan_hash,
                                  f"block: invalid_context (context must be a dict, got {type(context).__name__})")
         action = EthicsAction.ALLOW
+        level = 0
         triggered: List[EthicsRule] = []
         reasons: List[str] = []
         m = self._metrics
         try:
-            for rule in self.rules:
-                try:
-                    fired = rule.evaluate(plan, context)
-                except Exception as exc:
-                    logger.error("Error evaluating rule %s: %s", rule.name, exc)
-                    triggered.append(rule)
-                    reasons.append(f"block: {rule.name} (evaluation_error)")
-                    action = EthicsAction.BLOCK
-                    if m.enabled:
-                        m.hits.labels(rule_name=rule.name, action="block").inc()
-                        m.fires.labels(rule_id=rule.name, action="block").inc()
+            rules = self.rules
+            if tuple(rules) != self._snapshot:
+                self._prepare()
+            batch = type(rules[0])._evaluate_many if rules else None
+            outcomes = batch(rules, plan, context) if batch is not None else [_outcome(r, plan, context) for r in rules]
+            for (rule, rule_level, fired_reason, error_reason), fired in zip(self._prepared, outcomes):
+                if fired is False:
                     continue
-                if fired:
+                if fired is True:
                     triggered.append(rule)
-                    reasons.append(f"{rule.action.value}: {rule.name}")
-                    if _ORDER[rule.action] > _ORDER[action]:
-                        action = rule.action
+                    reasons.append(fired_reason)
+                    if rule_level > level:
+                        level, action = rule_level, rule.action
                     if m.enabled:
                         m.hits.labels(rule_name=rule.name, action=rule.action.value).inc()
                         m.fires.labels(rule_id=rule.name, action=rule.action.value).inc()
-            facts_hash = hash_rule(str([("context", _sorted_items(context)), ("plan", _sorted_items(plan))]))
+                    continue
+                logger.error("Error evaluating rule %s: %s", rule.name, fired)
+                triggered.append(rule)
+                reasons.append(error_reason)
+                level, action = 2, EthicsAction.BLOCK
+                if m.enabled:
+                    m.hits.labels(rule_name=rule.name, action="block").inc()
+                    m.fires.labels(rule_id=rule.name, action="block").inc()
+            # str() of [("context", ctx_items), ("plan", plan_items)], reusing the plan's repr
+            facts_hash = hash_rule(f"[('context', {_sorted_items(context)!r}), ('plan', {plan_repr})]")
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
