@@ -14,7 +14,7 @@ import pytest
 
 from lukhas_fast._backend import FAMILIES, tier_modules
 
-PUBLIC_MODULE = {"ring": "lukhas_fast.ring", "clock": "lukhas_fast.clock"}
+PUBLIC_MODULE = {"ring": "lukhas_fast.ring", "clock": "lukhas_fast.clock", "tags": "lukhas_fast.safety_tags"}
 
 
 def _public_module(family):

@@ -7,6 +7,7 @@ Families (each re-exported here):
 * :mod:`lukhas_fast.clock` -- ``Ticker``, ``create_consciousness_ticker``
 * :mod:`lukhas_fast.consciousness_ticker` -- ``ConsciousnessTicker``
 * :mod:`lukhas_fast.ethics` -- the ethics DSL, rules engine and YAML loader
+* :mod:`lukhas_fast.safety_tags` -- safety-tag enrichment of action plans
 
 The backend (C, numba, pure Python) is chosen per family by
 ``LUKHAS_FAST_BACKEND``; :func:`backend_info` reports what is in use.
@@ -39,6 +40,13 @@ from lukhas_fast.ethics import (  # noqa: E402
     get_ethics_engine,
     hash_rule,
     load_ethics_rules,
+)
+from lukhas_fast.safety_tags import (  # noqa: E402
+    SafetyTag,
+    SafetyTagCategory,
+    SafetyTagEnricher,
+    TaggedPlan,
+    create_safety_tag_enricher,
 )
 from lukhas_fast.drift import (  # noqa: E402
     LANE_CFG,
@@ -84,4 +92,9 @@ __all__ = [
     "RuleLoadError",
     "load_ethics_rules",
     "get_ethics_engine",
+    "SafetyTag",
+    "SafetyTagCategory",
+    "SafetyTagEnricher",
+    "TaggedPlan",
+    "create_safety_tag_enricher",
 ]

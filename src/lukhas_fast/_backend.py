@@ -62,6 +62,10 @@ FAMILIES: Dict[str, Dict[str, str]] = {
         "c": "lukhas_fast._ethics_c",
         "python": "lukhas_fast._ethics_py",
     },
+    "tags": {
+        "c": "lukhas_fast._tags_c",
+        "python": "lukhas_fast._tags_py",
+    },
 }
 
 _ENV = "LUKHAS_FAST_BACKEND"

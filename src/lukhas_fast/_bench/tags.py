@@ -1,0 +1,124 @@
+"""Benchmark rows of the safety-tags family (metrics off).
+
+A realistic generated corpus of distinct plans; before anything is timed the
+fast tier must give the oracle's tags on every plan (AssertionError otherwise).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from lukhas_fast._bench.core import case
+
+_ACTIONS = ["process_payment", "send_email", "call_api", "summarize_document", "switch_model", "read_file",
+            "update_profile", "admin_override", "data_export", "transfer_funds", "search_web", "run_report"]
+_WORDS = ["please", "summarize", "the", "quarterly", "report", "for", "team", "meeting", "customer", "ticket",
+          "update", "status", "draft", "reply", "schedule", "review", "notes", "project", "budget", "analysis"]
+
+
+def corpus(n: int = 1000, seed: int = 11) -> List[Dict[str, Any]]:
+    """Distinct plans: mostly ordinary text, with emails, phones, cards, URLs, model names and
+    escalation/GDPR terms embedded in noise at realistic rates."""
+    rng = random.Random(seed)
+    plans = []
+    for i in range(n):
+        words = rng.sample(_WORDS, 6)
+        r = rng.random()
+        if r < 0.15:
+            words.insert(rng.randrange(6), f"user{i}@example.com")
+        elif r < 0.25:
+            words.insert(rng.randrange(6), f"555-{rng.randrange(100, 999)}-{rng.randrange(1000, 9999)}")
+        elif r < 0.3:
+            words.insert(rng.randrange(6), "https://api.partner.io/v2/items")
+        elif r < 0.35:
+            words.insert(rng.randrange(6), rng.choice(["gpt-4o", "claude", "tool call", "reranking"]))
+        elif r < 0.4:
+            words.insert(rng.randrange(6), rng.choice(["sudo", "root", "admin", "consent", "GDPR"]))
+        params: Dict[str, Any] = {"text": " ".join(words), "request_id": f"req-{i}", "priority": rng.randint(1, 5)}
+        if rng.random() < 0.2:
+            params["amount"] = round(rng.uniform(1, 500), 2)
+        if rng.random() < 0.1:
+            params["url"] = rng.choice(["https://api.openai.com/v1/chat", "http://internal.svc/health"])
+        if rng.random() < 0.1:
+            params["email"] = f"c{i}@corp.example"
+        if rng.random() < 0.05:
+            params["model"] = "gpt-4o"
+        plan = {"action": rng.choice(_ACTIONS), "params": params}
+        if rng.random() < 0.3:
+            plan["description"] = " ".join(rng.sample(_WORDS, 5))
+        plans.append(plan)
+    return plans
+
+
+_checked = set()
+
+
+def _check(m):
+    if m.__name__ in _checked:
+        return
+    from lukhas_fast._backend import tier_modules
+
+    ref = tier_modules("tags")["python"].SafetyTagEnricher(enable_caching=False, advanced=False, metrics=False)
+    fast = m.SafetyTagEnricher(enable_caching=False, advanced=False, metrics=False)
+    for i, p in enumerate(corpus()):
+        a = [(t.name, t.confidence, t.metadata) for t in fast.enrich_plan(p).tags]
+        b = [(t.name, t.confidence, t.metadata) for t in ref.enrich_plan(p).tags]
+        assert a == b, f"{m.__name__}: tags differ from the oracle on corpus plan {i}"
+    _checked.add(m.__name__)
+
+
+def _no_cache(m):
+    _check(m)
+    e = m.SafetyTagEnricher(enable_caching=False, advanced=False, metrics=False)
+    plans = corpus()
+    enrich = e.enrich_plan
+
+    def run():
+        for p in plans:
+            enrich(p)
+
+    return run
+
+
+def _cache_80(m):
+    """80 % of calls repeat one of 200 recent plans (hits); 20 % are new (misses)."""
+    _check(m)
+    rng = random.Random(3)
+    pool = corpus(5000, seed=5)
+    seq, fresh = [], 0
+    for _ in range(1000):
+        if rng.random() < 0.8 and fresh:
+            seq.append(pool[rng.randrange(max(0, fresh - 200), fresh)])
+        else:
+            seq.append(pool[fresh])
+            fresh += 1
+    state = {"e": None}
+
+    def run():
+        e = m.SafetyTagEnricher(enable_caching=True, advanced=False, metrics=False)
+        enrich = e.enrich_plan
+        for p in seq:
+            enrich(p)
+
+    return run
+
+
+def _hit(m):
+    _check(m)
+    e = m.SafetyTagEnricher(enable_caching=True, advanced=False, metrics=False)
+    plans = corpus(100)
+    for p in plans:
+        e.enrich_plan(p)
+    enrich = e.enrich_plan
+
+    def run():
+        for p in plans:
+            enrich(p)
+
+    return run
+
+
+case("SafetyTagEnricher.enrich_plan, cache off (per plan, 1000 distinct plans)", "tags", _no_cache, ops=1000)
+case("SafetyTagEnricher.enrich_plan, cache on, 80% repeats (per plan)", "tags", _cache_80, ops=1000)
+case("SafetyTagEnricher.enrich_plan, cache hit (per plan)", "tags", _hit, ops=100)
