@@ -637,6 +637,8 @@ class SafetyTagEnricher:
         logger.info("SafetyTagEnricher initialized with %d detectors, caching=%s", len(self.detectors),
                     "enabled" if self.enable_caching else "disabled")
 
+    _copy_tag = staticmethod(copy_tag)
+
     # -- hooks the C tier replaces ------------------------------------------------------------
     def preprocess_text(self, text: Any) -> Any:
         """The reference's normaliser (NFKC, zero-width removal, (at)/(dot), homoglyphs)."""
@@ -723,11 +725,13 @@ class SafetyTagEnricher:
                     cache.move_to_end(key)
                     self.cache_hits += 1
                     ms = (time.perf_counter() - start) * 1000.0
-                    return TaggedPlan(plan, [copy_tag(t) for t in cached], ms, {"cache_hit": True})
+                    cp = self._copy_tag
+                    return TaggedPlan(plan, [cp(t) for t in cached], ms, {"cache_hit": True})
                 self.cache_misses += 1
             tags = self._detect(normalized, context)
             if cache is not None:
-                cache[key] = [copy_tag(t) for t in tags]
+                cp = self._copy_tag
+                cache[key] = [cp(t) for t in tags]
                 while len(cache) > self.cache_size:
                     cache.popitem(last=False)
             ms = (time.perf_counter() - start) * 1000.0
