@@ -19,6 +19,7 @@ import logging
 import os as _os
 
 from lukhas_fast._backend import backend_info
+from lukhas_fast._dropin import install, uninstall
 
 logging.getLogger("lukhas_fast").addHandler(logging.NullHandler())
 
@@ -66,6 +67,8 @@ def get_include() -> str:
 
 __all__ = [
     "backend_info",
+    "install",
+    "uninstall",
     "get_include",
     "Ring",
     "DecimatingRing",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -168,8 +169,56 @@ def _info_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_info)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a script unmodified with the SDK import aliases installed (like ``coverage run``)."""
+    import runpy
+
+    from lukhas_fast._dropin import install
+
+    install()
+    sys.argv = [args.script] + list(args.args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
+    try:
+        runpy.run_path(args.script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a script written for the pure-Python SDK on lukhas_fast")
+    p.add_argument("script")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the production HTTP service."""
+    from lukhas_fast.service import ServiceConfig, serve
+
+    return serve(ServiceConfig(host=args.host, port=args.port, max_body=args.max_body, fps=args.fps,
+                               ring_capacity=args.ring_capacity), seconds=args.seconds)
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the aiohttp production service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)")
+    p.add_argument("--fps", type=float, default=30.0, help="consciousness ticker rate")
+    p.add_argument("--ring-capacity", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: until SIGINT/SIGTERM)")
+    p.set_defaults(func=cmd_serve)
+
+
 #: Subcommand registrations: each adds its parser to the subparsers object.
-COMMANDS: List[Callable[[Any], None]] = [_bench_parser, _info_parser]
+COMMANDS: List[Callable[[Any], None]] = [_bench_parser, _info_parser, _run_parser, _serve_parser]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

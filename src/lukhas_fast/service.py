@@ -1,0 +1,332 @@
+"""The integration guide's production service on aiohttp.
+
+Routes: ``GET /health``, ``GET /metrics`` (JSON: ticker, ring, drift,
+enricher and engine stats), ``GET /metrics/prometheus`` (text exposition),
+``POST /consciousness/analyze``, ``POST /safety/enrich``,
+``POST /drift/analyze``, ``POST /ethics/evaluate``.
+
+The consciousness ticker ticks on the service's own event loop
+(``Ticker.run_async``), pushing frames into a ``DecimatingRing``.  Bad input
+is a 4xx with a JSON body ``{"error": ..., "field": ...}``, checked before
+any state changes; bodies over ``max_body`` bytes are refused with 413.
+``serve()`` shuts down gracefully on SIGINT/SIGTERM (in-flight requests
+finish, the ticker stops) and returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from aiohttp import web
+
+from lukhas_fast import _metrics
+from lukhas_fast._backend import backend_info
+from lukhas_fast.clock import Ticker
+from lukhas_fast.drift import LANE_CFG, DriftMonitor
+from lukhas_fast.ethics import get_ethics_engine
+from lukhas_fast.ring import DecimatingRing
+from lukhas_fast.safety_tags import SafetyTagEnricher
+
+try:
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+
+    _loads = orjson.loads
+    _DecodeError: Tuple[type, ...] = (orjson.JSONDecodeError,)
+except ImportError:  # pragma: no cover - orjson is in the service extra
+    import json
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, default=str).encode()
+
+    _loads = json.loads
+    _DecodeError = (ValueError,)
+
+__all__ = ["ServiceConfig", "SERVICE_KEY", "create_app", "serve"]
+
+logger = logging.getLogger("lukhas_fast.service")
+
+MAX_VECTOR_DIM = 65536
+
+
+@dataclass
+class ServiceConfig:
+    """Service settings (``python -m lukhas_fast serve`` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body: int = 1 << 20
+    fps: float = 30.0
+    ring_capacity: int = 1000
+    run_ticker: bool = True
+
+
+class BadRequest(Exception):
+    """A rejected request: 400 with ``{"error": message, "field": field}``."""
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_dumps(data), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request) -> Dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        raise BadRequest("request body is empty: expected a JSON object", "body")
+    try:
+        data = _loads(raw)
+    except _DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", "body") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
+    return data
+
+
+def _object(data: Dict[str, Any], name: str, required: bool = True) -> Optional[Dict[str, Any]]:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"missing field {name!r} (a JSON object)", name)
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"field {name!r} must be a JSON object, got {type(value).__name__}", name)
+    return value
+
+
+def _vector(data: Dict[str, Any], name: str) -> List[float]:
+    v = data.get(name)
+    if v is None:
+        raise BadRequest(f"missing field {name!r} (a list of numbers)", name)
+    if not isinstance(v, list):
+        raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
+    if not v:
+        raise BadRequest(f"field {name!r} must not be empty", name)
+    if len(v) > MAX_VECTOR_DIM:
+        raise BadRequest(f"field {name!r} has {len(v)} elements; at most {MAX_VECTOR_DIM}", name)
+    for i, x in enumerate(v):
+        if type(x) is float:
+            if not math.isfinite(x):
+                raise BadRequest(f"{name}[{i}] is not finite", name)
+        elif type(x) is not int:
+            raise BadRequest(f"{name}[{i}] must be a number, got {type(x).__name__}", name)
+        elif abs(x) > 1e300:
+            raise BadRequest(f"{name}[{i}] is too large", name)
+    return v
+
+
+class Service:
+    """State of one service instance (monitors, ring, ticker, enricher, engine)."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.started = time.time()
+        self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
+        self.ticker = Ticker(config.fps)
+        self.ticker.subscribe(self._on_tick)
+        self.monitors: Dict[str, DriftMonitor] = {}
+        self.enricher = SafetyTagEnricher(enable_caching=True)
+        self.engine = get_ethics_engine()
+        self.frames_submitted = 0
+        self._ticker_task: Optional[asyncio.Task] = None
+        self.requests = _metrics.counter("lukhas_service_requests_total", "HTTP requests", ["route", "method", "status"])
+        self.latency = _metrics.histogram("lukhas_service_request_seconds", "HTTP request latency", ["route"],
+                                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+
+    def _on_tick(self, tick: int) -> None:
+        self.ring.push({"tick": tick, "t": time.time()})
+
+    # -- routes -------------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok", "uptime_s": time.time() - self.started, "ticker_running": self.ticker.running,
+                      "tick_count": self.ticker.tick_count})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return _json({
+            "ticker": self.ticker.get_metrics(),
+            "ring": self.ring.get_backpressure_stats(),
+            "drift": {lane: {"ema": m.ema, "n": len(m._raw), "lane": m.lane} for lane, m in self.monitors.items()},
+            "enricher": self.enricher.get_stats(),
+            "engine": {k: v for k, v in self.engine.get_stats().items() if k != "recent_evaluations"},
+            "backend": {f: e["tier"] for f, e in backend_info()["families"].items()},
+        })
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        try:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        except ImportError:
+            return _json({"error": "prometheus_client is not installed", "field": None}, status=501)
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def consciousness(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        frame = _object(data, "frame")
+        priority = data.get("priority")
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+            raise BadRequest("field 'priority' must be a number", "priority")
+        self.ring.push(frame, priority)
+        self.frames_submitted += 1
+        return _json({"accepted": True, "tick": self.ticker.tick_count, "buffer": self.ring.get_backpressure_stats()})
+
+    async def safety(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        plan = _object(data, "plan")
+        context = _object(data, "context", required=False)
+        tagged = self.enricher.enrich_plan(plan, context)
+        return _json({
+            "tags": [{"name": t.name, "category": getattr(t.category, "value", t.category), "confidence": t.confidence,
+                      "source": t.source, "metadata": t.metadata} for t in tagged.tags],
+            "tag_names": sorted(tagged.tag_names),
+            "enrichment_time_ms": tagged.enrichment_time_ms,
+            "enrichment_context": tagged.enrichment_context,
+        })
+
+    async def drift(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        lane = data.get("lane", "experimental")
+        if not isinstance(lane, str) or lane.lower() not in LANE_CFG:
+            raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
+        intent = _vector(data, "intent")
+        action = _vector(data, "action")
+        if len(intent) != len(action):
+            raise BadRequest(f"intent and action must have the same length, got {len(intent)} and {len(action)}",
+                             "action")
+        lane = lane.lower()
+        monitor = self.monitors.get(lane)
+        fresh = monitor is None
+        if fresh:
+            monitor = DriftMonitor(lane)
+        try:
+            result = monitor.update(intent, action)
+        except (TypeError, ValueError) as exc:  # e.g. an overflow of the norms; the monitor is unchanged
+            raise BadRequest(str(exc), "intent") from None
+        if fresh:
+            self.monitors[lane] = monitor  # registered only once it has accepted an update
+        return _json(result)
+
+    async def ethics(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        plan = _object(data, "plan")
+        context = _object(data, "context", required=False)
+        enrich = data.get("enrich", False)
+        if not isinstance(enrich, bool):
+            raise BadRequest("field 'enrich' must be a boolean", "enrich")
+        if enrich:
+            tagged = self.enricher.enrich_plan(plan, context)
+            plan = dict(plan, safety_tags=sorted(tagged.tag_names))
+        result = self.engine.evaluate_plan(plan, context)
+        return _json({
+            "action": result.action.value,
+            "reasons": result.reasons,
+            "reason_codes": result.reason_codes,
+            "triggered_rules": result.triggered_rule_ids,
+            "plan_hash": result.plan_hash,
+            "facts_hash": result.facts_hash,
+            "evaluation_time_ms": result.evaluation_time_ms,
+            "safety_tags": plan.get("safety_tags") if enrich else None,
+        })
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start_ticker(self, app: web.Application) -> None:
+        if self.config.run_ticker:
+            self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
+
+    async def stop_ticker(self, app: web.Application) -> None:
+        self.ticker.stop()
+        if self._ticker_task is not None:
+            try:
+                await asyncio.wait_for(self._ticker_task, timeout=5)
+            except asyncio.TimeoutError:  # pragma: no cover
+                self._ticker_task.cancel()
+            self._ticker_task = None
+
+
+#: ``app[SERVICE_KEY]`` is the :class:`Service` state of an application.
+SERVICE_KEY: "web.AppKey[Service]" = web.AppKey("lukhas_service", Service)
+
+
+def create_app(config: Optional[ServiceConfig] = None) -> web.Application:
+    """Build the aiohttp application (used by ``serve`` and by tests)."""
+    config = config or ServiceConfig()
+    svc = Service(config)
+
+    @web.middleware
+    async def errors_and_metrics(request: web.Request, handler: Any) -> web.StreamResponse:
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except BadRequest as exc:
+            status = 400
+            return _json({"error": str(exc), "field": exc.field}, status=400)
+        except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
+            status = exc.status
+            field = "body" if exc.status == 413 else None
+            return _json({"error": exc.reason, "field": field}, status=exc.status)
+        except Exception as exc:  # a bug: log it, never leak a traceback
+            logger.exception("unhandled error on %s", route)
+            return _json({"error": f"internal error: {type(exc).__name__}", "field": None}, status=500)
+        finally:
+            svc.requests.labels(route=route, method=request.method, status=str(status)).inc()
+            svc.latency.labels(route=route).observe(time.perf_counter() - t0)
+
+    app = web.Application(client_max_size=config.max_body, middlewares=[errors_and_metrics])
+    app[SERVICE_KEY] = svc
+    app.router.add_get("/health", svc.health)
+    app.router.add_get("/metrics", svc.metrics)
+    app.router.add_get("/metrics/prometheus", svc.prometheus)
+    app.router.add_post("/consciousness/analyze", svc.consciousness)
+    app.router.add_post("/safety/enrich", svc.safety)
+    app.router.add_post("/drift/analyze", svc.drift)
+    app.router.add_post("/ethics/evaluate", svc.ethics)
+    app.on_startup.append(svc.start_ticker)
+    app.on_shutdown.append(svc.stop_ticker)
+    return app
+
+
+def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0) -> int:
+    """Run the service until SIGINT/SIGTERM (or ``seconds``); graceful shutdown; returns 0."""
+    config = config or ServiceConfig()
+    app = create_app(config)
+
+    async def _main() -> None:
+        runner = web.AppRunner(app, handle_signals=True)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        logger.info("lukhas_fast service on http://%s:%d", config.host, config.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+                pass
+        try:
+            if seconds and seconds > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=seconds)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await stop.wait()
+        finally:
+            await runner.cleanup()  # stops accepting, lets in-flight requests finish, runs on_shutdown
+
+    asyncio.run(_main())
+    return 0

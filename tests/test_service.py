@@ -1,0 +1,188 @@
+"""The aiohttp service: routes, validation (4xx with a JSON error naming the field, state unchanged),
+graceful shutdown, and a fuzz run of >= 10,000 random and malformed bodies."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("aiohttp")
+from lukhas_fast.service import SERVICE_KEY, ServiceConfig, create_app  # noqa: E402
+
+
+@pytest.fixture
+async def client(aiohttp_client):
+    app = create_app(ServiceConfig(fps=200, max_body=16384))
+    return await aiohttp_client(app)
+
+
+def _state(app):
+    svc = app[SERVICE_KEY]
+    return (
+        {lane: (m.ema, m._raw) for lane, m in svc.monitors.items()},
+        svc.frames_submitted,  # frames pushed by requests (the ticker pushes too)
+        len(svc.engine.evaluation_history),
+        svc.enricher.get_stats()["cache_hits"] + svc.enricher.get_stats()["cache_misses"],
+    )
+
+
+async def test_routes(client):
+    r = await client.get("/health")
+    assert r.status == 200 and (await r.json())["status"] == "ok"
+    r = await client.post("/consciousness/analyze", json={"frame": {"x": 1}, "priority": 2})
+    body = await r.json()
+    assert r.status == 200 and body["accepted"] and body["buffer"]["total_pushes"] >= 1
+    r = await client.post("/safety/enrich", json={"plan": {"action": "x", "params": {"email": "a@b.com"}}})
+    body = await r.json()
+    assert r.status == 200 and body["tag_names"] == ["pii"] and body["tags"][0]["category"] == "data_sensitivity"
+    vec = [float(i % 7) for i in range(768)]
+    r = await client.post("/drift/analyze", json={"lane": "prod", "intent": vec, "action": vec})
+    body = await r.json()
+    assert r.status == 200 and body["drift"] == pytest.approx(0.0, abs=1e-12) and body["lane"] == "prod"
+    r = await client.post("/ethics/evaluate", json={"plan": {"action": "delete_user_data"}})
+    body = await r.json()
+    assert r.status == 200 and body["action"] == "block" and "ETH#1001" in body["reason_codes"]
+    r = await client.post("/ethics/evaluate", json={"plan": {"action": "call", "params": {
+        "email": "a@b.com", "url": "https://x.io", "estimated_memory_mb": 1, "estimated_time_seconds": 1}}, "enrich": True})
+    body = await r.json()
+    assert body["safety_tags"] == ["external-call", "pii"]
+    r = await client.get("/metrics")
+    m = await r.json()
+    assert set(m) >= {"ticker", "ring", "drift", "enricher", "engine"} and m["drift"]["prod"]["n"] == 1
+    r = await client.get("/metrics/prometheus")
+    text = await r.text()
+    assert r.status == 200 and "lukhas_service_requests_total" in text and "lukhas_drift_ema" in text
+
+
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/drift/analyze", b"{not json", "body"),
+        ("/drift/analyze", b"", "body"),
+        ("/drift/analyze", b"[1, 2]", "body"),
+        ("/drift/analyze", {"intent": [1.0]}, "action"),
+        ("/drift/analyze", {"intent": [], "action": []}, "intent"),
+        ("/drift/analyze", {"intent": [1.0, 2.0], "action": [1.0]}, "action"),
+        ("/drift/analyze", {"intent": [1.0, "x"], "action": [1.0, 2.0]}, "intent"),
+        ("/drift/analyze", {"intent": [1.0, True], "action": [1.0, 2.0]}, "intent"),
+        ("/drift/analyze", {"intent": [1e200, 1.0], "action": [1.0, 2.0]}, "intent"),
+        ("/drift/analyze", {"intent": [1.0], "action": [1.0], "lane": "mars"}, "lane"),
+        ("/drift/analyze", {"intent": [1.0], "action": [1.0], "lane": 5}, "lane"),
+        ("/safety/enrich", {"plan": [1]}, "plan"),
+        ("/safety/enrich", {"plan": {"a": 1}, "context": "eu"}, "context"),
+        ("/ethics/evaluate", {}, "plan"),
+        ("/ethics/evaluate", {"plan": {}, "enrich": "yes"}, "enrich"),
+        ("/consciousness/analyze", {"frame": 3}, "frame"),
+        ("/consciousness/analyze", {"frame": {}, "priority": "high"}, "priority"),
+    ],
+)
+async def test_bad_input_is_400_naming_the_field(client, path, body, field):
+    before = _state(client.app)
+    if isinstance(body, bytes):
+        r = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    else:
+        r = await client.post(path, json=body)
+    assert r.status == 400
+    data = await r.json()
+    assert data["field"] == field and data["error"]
+    assert _state(client.app) == before
+
+
+async def test_body_limit_and_unknown_routes(client):
+    r = await client.post("/drift/analyze", data=b"x" * 20000, headers={"Content-Type": "application/json"})
+    assert r.status == 413 and (await r.json())["field"] == "body"
+    r = await client.get("/nope")
+    assert r.status == 404 and "error" in await r.json()
+    r = await client.get("/drift/analyze")
+    assert r.status == 405
+
+
+def _fuzz_bodies(n, seed=1234):
+    rng = random.Random(seed)
+    atoms = [None, True, False, 0, -1, 1.5, 1e308, -1e308, "", "x", "a@b.com", "https://api.x.io", [], {}, [1.0, 2.0],
+             "NaN", "Infinity", 10**30, "\u0000", "\ud7ff", "gpt-4o", "sudo"]
+
+    def value(depth=0):
+        r = rng.random()
+        if depth > 2 or r < 0.5:
+            return rng.choice(atoms)
+        if r < 0.75:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {rng.choice(["plan", "context", "intent", "action", "lane", "frame", "priority", "enrich", "params",
+                            "email", "k"]): value(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.15:
+            raw = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+        elif kind < 0.3:
+            text = json.dumps(value())
+            cut = rng.randint(0, len(text))
+            raw = text[:cut].encode()
+        else:
+            body = {k: value() for k in rng.sample(["plan", "context", "intent", "action", "lane", "frame", "priority",
+                                                    "enrich"], rng.randint(0, 4))}
+            if rng.random() < 0.3:
+                d = rng.choice([1, 2, 768])
+                body["intent"] = [rng.uniform(-1, 1) for _ in range(d)]
+                body["action"] = [rng.uniform(-1, 1) for _ in range(d if rng.random() < 0.8 else d + 1)]
+                body["lane"] = rng.choice(["prod", "candidate", "nope", "PROD"])
+            raw = json.dumps(body).encode()
+        yield raw
+
+
+async def test_fuzz_never_5xx_and_rejections_leave_state(client):
+    routes = ["/drift/analyze", "/safety/enrich", "/ethics/evaluate", "/consciousness/analyze"]
+    count = 0
+    statuses = {}
+    for i, raw in enumerate(_fuzz_bodies(10_000)):
+        path = routes[i % len(routes)]
+        before = _state(client.app)
+        r = await client.post(path, data=raw, headers={"Content-Type": "application/json"})
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+        assert r.status < 500, (path, raw[:200], await r.text())
+        if r.status >= 400:
+            assert "error" in await r.json()
+            assert _state(client.app) == before, (path, raw[:200])
+        else:
+            await r.read()
+        count += 1
+    assert count >= 10_000
+    assert statuses.get(200, 0) > 100 and statuses.get(400, 0) > 1000
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_graceful_shutdown_on_sigterm():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lukhas_fast", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import urllib.request
+
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
