@@ -13,7 +13,7 @@ import platform
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from lukhas_fast._backend import TIERS, backend_info, format_backend_info, tier_modules
+from lukhas_fast._backend import FAMILIES, TIERS, backend_info, format_backend_info, tier_modules
 
 
 def _fmt_time(sec: Optional[float]) -> str:
@@ -118,7 +118,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for m in measurements():
         if flt and flt not in m.name.lower() and flt not in m.family.lower():
             continue
-        mrows = m.run(tier_modules(m.family), args.quick)
+        mrows = m.run(tier_modules(m.family) if m.family in FAMILIES else {}, args.quick)
         if not mrows:
             continue
         cols: List[str] = []
