@@ -493,3 +493,14 @@ def test_concurrent_pushes_are_consistent(ring_impl):
     st = r.get_backpressure_stats()
     assert st["total_pushes"] == 80_000
     assert 0 < st["current_size"] <= 1000
+
+
+def test_reinit_starts_empty(ring_impl):
+    for r in (ring_impl.Ring(10), ring_impl.DecimatingRing(10)):
+        for i in range(10):
+            r.push(i)
+        r.__init__(3)
+        assert len(r) == 0 and r.capacity == 3
+        for i in range(5):
+            r.push(i)
+        assert len(r) <= 3

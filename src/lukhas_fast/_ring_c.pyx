@@ -83,7 +83,18 @@ cdef class Ring:
         self._cap = 0
 
     def __init__(self, capacity):
-        self._cap = check_capacity(capacity)
+        cap = check_capacity(capacity)
+        self._reset_storage()
+        self._cap = cap
+
+    cdef void _reset_storage(self):
+        """Start empty (a second __init__ call must not leave items beyond the new capacity)."""
+        old = self._items
+        self._items = []
+        self._head = 0
+        self._size = 0
+        self._alloc = 0
+        del old  # the previous items are released after the ring is consistent
 
     # -- C-level primitives (used by DecimatingRing too) ----------------------
     cdef int _grow(self) except -1:
@@ -306,6 +317,7 @@ cdef class DecimatingRing(Ring):
         fac = check_factor(decimation_factor)
         strat = check_strategy(decimation_strategy)
         prot = check_protect_priority(protect_priority)
+        self._reset_storage()
         self._cap = cap
         self._threshold = thr
         self._factor = fac
