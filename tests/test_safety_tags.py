@@ -491,3 +491,12 @@ def test_cache_key_equivalence(tags_impl, oracle, p1, p2, c1, c2):
     same_fast = fast._generate_cache_key(n1, c1 or {}) == fast._generate_cache_key(n2, c2 or {})
     assert same_ref == same_fast
     assert fast._generate_cache_key(n1, c1 or {}) == fast._generate_cache_key(dict(n1), dict(c1 or {}))
+
+
+@settings(max_examples=500)
+@given(s=st.text(alphabet="ab@. \t.-_%+Z9\u00e9|", max_size=30))
+def test_email_screen_matches_regex(tags_impl, oracle, s):
+    plan = {"params": {"x": s}}
+    want = _enrich(oracle("tags"), plan)
+    got = _enrich(tags_impl, plan)
+    assert _tags(got) == _tags(want)

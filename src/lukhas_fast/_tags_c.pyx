@@ -99,6 +99,25 @@ cdef inline bint _any_in(tuple terms, str s):
     return False
 
 
+cdef bint _has_email(str v):
+    """Same as ``EMAIL_RE.search(v)``, but only around each '@': a match has
+    exactly one '@' and no whitespace, so it lies inside the whitespace-
+    delimited token of its '@' (and \\b behaves the same at the token's ends,
+    where the neighbours are whitespace or the string's ends)."""
+    cdef Py_ssize_t n = len(v), at = v.find("@"), a, b
+    while at >= 0:
+        a = at
+        while a > 0 and not v[a - 1].isspace():
+            a -= 1
+        b = at + 1
+        while b < n and not v[b].isspace():
+            b += 1
+        if _EMAIL.search(v, a, b) is not None:
+            return True
+        at = v.find("@", b)
+    return False
+
+
 cdef Py_ssize_t _digits(str s):
     """How many characters re's \\d matches (Unicode decimal digits).  The
     digit patterns need at least 9 (SSN, routing), 10 (phone, account) or
@@ -218,6 +237,13 @@ cdef tuple _pairs_key(dict d):
     return tuple([(k if type(k) is str else ("k", repr(k)), _vkey(v)) for k, v in items])
 
 
+cdef object _new_tag(str name, object det, double conf, list types):
+    t = _Tag.__new__(_Tag)
+    t.__dict__.update({"name": name, "category": det.category, "description": det.description, "confidence": conf,
+                       "source": "detection", "metadata": {"detected_types": types}})
+    return t
+
+
 cdef list _scan(list dets, dict plan, dict context, bint advanced):
     """The six built-in detectors in one pass; same tags, order and metadata as running them."""
     cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
@@ -249,7 +275,7 @@ cdef list _scan(list dets, dict plan, dict context, bint advanced):
                 pii = 0.9
                 pii_t.append(f"field:{k}")
         for k, v, lv, vmask in str_vals:
-            if "@" in v and _EMAIL.search(v):
+            if "@" in v and _has_email(v):
                 pii = 0.95
                 pii_t.append("email")
             nd = _digits(v)
@@ -352,19 +378,20 @@ cdef list _scan(list dets, dict plan, dict context, bint advanced):
                 gdpr_t.append("eu_user")
                 break
     out = []
+    # (tags are built without the dataclass __init__: the confidences are
+    # constants in [0, 1], so its validation cannot fail)
     if pii > 0.5:
-        out.append(_Tag("pii", dets[0].category, dets[0].description, pii, "detection", {"detected_types": pii_t}))
+        out.append(_new_tag("pii", dets[0], pii, pii_t))
     if fin > 0.6:
-        out.append(_Tag("financial", dets[1].category, dets[1].description, fin, "detection", {"detected_types": fin_t}))
+        out.append(_new_tag("financial", dets[1], fin, fin_t))
     if mod > 0.7:
-        out.append(_Tag("model-switch", dets[2].category, dets[2].description, mod, "detection", {"detected_types": mod_t}))
+        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
     if ext > 0.7:
-        out.append(_Tag("external-call", dets[3].category, dets[3].description, ext, "detection", {"detected_types": ext_t}))
+        out.append(_new_tag("external-call", dets[3], ext, ext_t))
     if esc > 0.7:
-        out.append(_Tag("privilege-escalation", dets[4].category, dets[4].description, esc, "detection",
-                        {"detected_types": esc_t}))
+        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
     if gdpr > 0.6:
-        out.append(_Tag("gdpr", dets[5].category, dets[5].description, gdpr, "detection", {"detected_types": gdpr_t}))
+        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
     return out
 
 
