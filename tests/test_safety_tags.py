@@ -500,3 +500,11 @@ def test_email_screen_matches_regex(tags_impl, oracle, s):
     want = _enrich(oracle("tags"), plan)
     got = _enrich(tags_impl, plan)
     assert _tags(got) == _tags(want)
+
+
+@settings(max_examples=200)
+@given(p=plans, c=contexts)
+def test_direct_key_equals_key_of_normalised_plan(tags_impl, p, c):
+    e = tags_impl.SafetyTagEnricher()
+    key, deferred = e._key_and_plan(p, c or {})
+    assert key == e._generate_cache_key(e.preprocess_plan(p), c or {})

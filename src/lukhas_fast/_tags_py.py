@@ -631,7 +631,7 @@ class SafetyTagEnricher:
         self.cache_misses = 0
         self.detectors: List[Any] = [PIIDetector(), FinancialDetector(self.advanced), ModelSwitchDetector(),
                                      ExternalCallDetector(), PrivilegeEscalationDetector(), GDPRDetector(self.advanced)]
-        self._builtin = list(self.detectors)
+        self._builtin = tuple(self.detectors)
         self._lock = threading.RLock()
         self._metrics = _metrics.resolve_metrics(metrics)
         logger.info("SafetyTagEnricher initialized with %d detectors, caching=%s", len(self.detectors),
@@ -653,9 +653,15 @@ class SafetyTagEnricher:
         text = f"{str(_sort_pairs(plan))}_{str(_sort_pairs(context))}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
+    def _key_and_plan(self, plan: Dict[Any, Any], context: Dict[Any, Any]) -> Tuple[Any, Optional[Dict[Any, Any]]]:
+        """(cache key or None, normalised plan or None if the tier defers it to a miss)."""
+        normalized = self.preprocess_plan(plan)
+        key = self._generate_cache_key(normalized, context) if self.tag_cache is not None else None
+        return key, normalized
+
     def _scan_builtin(self, normalized: Dict[Any, Any], context: Dict[Any, Any]) -> List[Any]:
         """Run the six built-in detectors (the C tier fuses them into one pass)."""
-        return self._run_detectors(self._builtin, normalized, context)
+        return self._run_detectors(list(self._builtin), normalized, context)
 
     # ---------------------------------------------------------------------------------------------
     def _run_detectors(self, detectors: List[Any], normalized: Dict[Any, Any], context: Dict[Any, Any]) -> List[Any]:
@@ -673,10 +679,13 @@ class SafetyTagEnricher:
     def _detect(self, normalized: Dict[Any, Any], context: Dict[Any, Any]) -> List[Any]:
         dets = self.detectors
         builtin = self._builtin
-        if len(dets) >= len(builtin) and all(a is b for a, b in zip(dets, builtin)):
+        nb = len(builtin)
+        # `detectors` is a public list users may edit: the fused scan stands in
+        # for the built-ins only while they are still the first six entries
+        if tuple(dets[:nb]) == builtin:  # identity compares first: cheap
             tags = self._scan_builtin(normalized, context)
-            if len(dets) > len(builtin):
-                tags += self._run_detectors(dets[len(builtin):], normalized, context)
+            if len(dets) > nb:
+                tags += self._run_detectors(dets[nb:], normalized, context)
         else:
             tags = self._run_detectors(dets, normalized, context)
         if self.advanced:
@@ -714,12 +723,10 @@ class SafetyTagEnricher:
         context = context or {}
         if not isinstance(context, dict):
             raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
-        normalized = self.preprocess_plan(plan)
+        key, normalized = self._key_and_plan(plan, context)
         with self._lock:
-            key = None
             cache = self.tag_cache
             if cache is not None:
-                key = self._generate_cache_key(normalized, context)
                 cached = cache.get(key)
                 if cached is not None:
                     cache.move_to_end(key)
@@ -728,6 +735,8 @@ class SafetyTagEnricher:
                     cp = self._copy_tag
                     return TaggedPlan(plan, [cp(t) for t in cached], ms, {"cache_hit": True})
                 self.cache_misses += 1
+            if normalized is None:
+                normalized = self.preprocess_plan(plan)
             tags = self._detect(normalized, context)
             if cache is not None:
                 cp = self._copy_tag
