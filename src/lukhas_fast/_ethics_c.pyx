@@ -321,28 +321,32 @@ def _rule_evaluate(self, plan, context=None):
 
 
 def evaluate_many(list rules, plan, context):
-    """Evaluate rules in order on one plan: a list of True/False, or the
-    exception a rule raised.  Compiled rules share one :class:`_Memo`, so a
-    haystack such as ``params`` is stringified once per plan, not once per
-    ``contains``.  Rules that override ``evaluate`` are called as such."""
+    """Evaluate rules in order on one plan: ``[(index, True | exception)]`` for
+    the rules that fired or raised.  Compiled rules share one :class:`_Memo`,
+    so a haystack such as ``params`` is stringified once per plan, not once
+    per ``contains``.  Rules that override ``evaluate`` are called as such."""
     cdef _Memo memo = _Memo.__new__(_Memo)
     cdef CompiledRule cr
+    cdef Py_ssize_t i
     ctx = context if context else _EMPTY
     out = []
-    for rule in rules:
+    for i in range(len(rules)):
+        rule = rules[i]
         fn = rule._compiled_fn
         try:
             ev = type(rule).evaluate
             if type(fn) is CompiledRule and (ev is _rule_evaluate or ev is _BASE_EVALUATE):
                 cr = <CompiledRule>fn
                 try:
-                    out.append(cr._ev(0, plan, ctx, memo) == 1)
+                    fired = cr._ev(0, plan, ctx, memo) == 1
                 except Exception as exc:
                     raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
             else:
-                out.append(bool(rule.evaluate(plan, context)))
+                fired = bool(rule.evaluate(plan, context))
+            if fired:
+                out.append((i, True))
         except Exception as exc:
-            out.append(exc)
+            out.append((i, exc))
     return out
 
 

@@ -120,7 +120,7 @@ class EthicsRule:
 
     #: compile function of the tier (set by the tier modules)
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
-    #: evaluate a list of rules on one plan -> [bool | exception] (tiers may override)
+    #: evaluate rules on one plan -> [(index, True | exception)] for the rules that fired or failed
     _evaluate_many: ClassVar[Optional[Callable[..., List[Any]]]] = None
 
     def __post_init__(self) -> None:
@@ -179,11 +179,16 @@ class EthicsResult:
 _ORDER = {EthicsAction.ALLOW: 0, EthicsAction.WARN: 1, EthicsAction.BLOCK: 2}
 
 
-def _outcome(rule: "EthicsRule", plan: Any, context: Any) -> Any:
-    try:
-        return bool(rule.evaluate(plan, context))
-    except Exception as exc:
-        return exc
+def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> List[Tuple[int, Any]]:
+    """(index, True) for each rule that fires and (index, exception) for each that fails, in order."""
+    out: List[Tuple[int, Any]] = []
+    for i, rule in enumerate(rules):
+        try:
+            if rule.evaluate(plan, context):
+                out.append((i, True))
+        except Exception as exc:
+            out.append((i, exc))
+    return out
 
 
 def _sorted_items(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
@@ -284,10 +289,10 @@ class RuleSet:
             if tuple(rules) != self._snapshot:
                 self._prepare()
             batch = type(rules[0])._evaluate_many if rules else None
-            outcomes = batch(rules, plan, context) if batch is not None else [_outcome(r, plan, context) for r in rules]
-            for (rule, rule_level, fired_reason, error_reason), fired in zip(self._prepared, outcomes):
-                if fired is False:
-                    continue
+            hits = batch(rules, plan, context) if batch is not None else _hits(rules, plan, context)
+            prepared = self._prepared
+            for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
+                rule, rule_level, fired_reason, error_reason = prepared[i]
                 if fired is True:
                     triggered.append(rule)
                     reasons.append(fired_reason)
