@@ -188,3 +188,36 @@ def test_serve_graceful_shutdown_on_sigterm():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_shutdown_lets_in_flight_requests_finish_and_stops_the_ticker():
+    """What ``serve`` does on SIGINT/SIGTERM (``AppRunner.cleanup``): a request already being handled completes
+    with 200, and the ticker task ends."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    app = create_app(ServiceConfig(fps=200))
+    started = asyncio.Event()
+
+    async def slow(request):
+        started.set()
+        await asyncio.sleep(0.3)
+        return web.json_response({"done": True})
+
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    svc = app[SERVICE_KEY]
+    async with aiohttp.ClientSession() as session:
+        pending = asyncio.ensure_future(session.get(f"http://127.0.0.1:{port}/slow"))
+        await asyncio.wait_for(started.wait(), 10)
+        assert svc.ticker.running
+        await runner.cleanup()
+        resp = await pending
+        assert resp.status == 200 and (await resp.json()) == {"done": True}
+        resp.release()
+    assert not svc.ticker.running and svc._ticker_task is None
