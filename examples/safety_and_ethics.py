@@ -4,10 +4,14 @@ Each plan is tagged by the enricher, then judged by the bundled rules (the
 default rule set and the safety-tag rule set), giving allow / warn / block
 with reason codes.
 
-    python examples/safety_and_ethics.py
+    python examples/safety_and_ethics.py --seconds 1
+
+One verbose pass over the plans, then (``--seconds``) the same pipeline is
+repeated until the time is spent and its throughput printed.
 """
 
 import argparse
+import time
 
 import lukhas_fast
 
@@ -32,22 +36,33 @@ PLANS = [
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=0.0, help="ignored (the tutorial is one pass)")
-    ap.parse_args(argv)
+    ap.add_argument("--seconds", type=float, default=0.0, help="after the verbose pass, repeat it this long")
+    args = ap.parse_args(argv)
     enricher = SafetyTagEnricher()
     defaults = EthicsEngine(load_ethics_rules())
     tag_rules = EthicsEngine(load_ethics_rules(SAFETY_TAG_RULES_PATH))
-    seen = set()
-    for plan in PLANS:
+    order = {"allow": 0, "warn": 1, "block": 2}
+
+    def judge(plan):
         tagged = enricher.enrich_plan(plan, {"user_id": "u1", "lane": "prod"})
         facts = dict(plan, safety_tags=tagged.tags)
         a = defaults.evaluate_plan(facts, {"user_id": "u1"})
         b = tag_rules.evaluate_plan(facts, {"user_id": "u1"})
-        order = {"allow": 0, "warn": 1, "block": 2}
-        final = max(a.action.value, b.action.value, key=order.get)
+        return tagged, a, b, max(a.action.value, b.action.value, key=order.get)
+
+    seen = set()
+    for plan in PLANS:
+        tagged, a, b, final = judge(plan)
         seen.add(final)
         print(f"{plan['action']:<20} tags={sorted(tagged.tag_names)} -> {final} "
               f"codes={a.reason_codes + b.reason_codes} rules={a.triggered_rule_ids + b.triggered_rule_ids}")
+    if args.seconds > 0:
+        n, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < args.seconds:
+            for plan in PLANS:
+                seen.add(judge(plan)[3])
+            n += len(PLANS)
+        print(f"repeated for {args.seconds:g} s: {n} plans, {n / (time.monotonic() - t0):,.0f} plans/s")
     return 0 if seen == {"allow", "warn", "block"} else 1
 
 
