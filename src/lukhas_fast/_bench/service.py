@@ -50,15 +50,20 @@ def _start(tier: str) -> Tuple[subprocess.Popen, int]:
 
 def _routes() -> List[Tuple[str, str, object]]:
     rng = random.Random(0)
-    # embeddings as clients usually send them: float32 values at 6 decimals
-    # (full 17-digit doubles double the body and the JSON float parsing)
-    vec_a = [round(rng.uniform(-1, 1), 6) for _ in range(768)]
-    vec_b = [round(x + rng.uniform(-0.1, 0.1), 6) for x in vec_a]
+    # two payloads: full 17-digit doubles (32 KB body: JSON float parsing
+    # dominates the request) and 6-decimal values (12 KB, as float32
+    # embeddings are commonly serialised)
+    full_a = [rng.uniform(-1, 1) for _ in range(768)]
+    full_b = [x + rng.uniform(-0.1, 0.1) for x in full_a]
+    vec_a = [round(x, 6) for x in full_a]
+    vec_b = [round(x, 6) for x in full_b]
     plan = {"plan": {"action": "send_email", "params": {"to": "alice@example.com", "body": "quarterly report draft",
                                                           "url": "https://api.partner.io/v1"}}}
     return [
         ("GET /health", "/health", None),
-        ("POST /drift/analyze (768-d)", "/drift/analyze", {"lane": "prod", "intent": vec_a, "action": vec_b}),
+        ("POST /drift/analyze (768-d, 17-digit doubles)", "/drift/analyze",
+         {"lane": "prod", "intent": full_a, "action": full_b}),
+        ("POST /drift/analyze (768-d, 6 decimals)", "/drift/analyze", {"lane": "prod", "intent": vec_a, "action": vec_b}),
         ("POST /safety/enrich", "/safety/enrich", plan),
     ]
 
