@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from lukhas_fast import _drift_py as _py
 from lukhas_fast._drift_py import DriftConfig, LANE_CFG, SUPPORTED_DTYPES
@@ -32,7 +32,8 @@ def backend_details() -> Dict[str, Any]:
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
     import numba
 
-    return {"kernel": f"numba {numba.__version__} @njit(cache=True), no fastmath"}
+    return {"kernel": f"numba {numba.__version__} @njit(cache=True), no fastmath; batches parallel over "
+                      f"{numba.get_num_threads()} threads"}
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -97,19 +98,25 @@ def _cos_from_sums(dot, na, nb):
     return c, True
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, parallel=True)
 def _cosine_rows(A, B, out):
-    """Row-wise cosine; returns -1 or the first non-finite row index."""
+    """Row-wise cosine over all cores (rows are independent); returns -1 or
+    the first non-finite row index (found after the parallel pass, so the
+    answer does not depend on the thread schedule)."""
     n = A.shape[1]
-    for r in range(A.shape[0]):
+    rows = A.shape[0]
+    ok = np.ones(rows, dtype=np.bool_)
+    for r in prange(rows):
         if n == 0:
             out[r] = 0.0
-            continue
-        dot, na, nb = _sums(A[r], B[r])
-        c, ok = _cos_from_sums(dot, na, nb)
-        if not ok:
+        else:
+            dot, na, nb = _sums(A[r], B[r])
+            c, good = _cos_from_sums(dot, na, nb)
+            ok[r] = good
+            out[r] = c
+    for r in range(rows):
+        if not ok[r]:
             return r
-        out[r] = c
     return -1
 
 
