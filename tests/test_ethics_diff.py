@@ -139,3 +139,56 @@ def test_bundled_rules_match_oracle(ethics_impl, oracle, plan, ctx):
         ra, rb = a.evaluate(plan, ctx), b.evaluate(plan, ctx)
         assert (ra.action, ra.triggered_rule_ids, ra.reasons, ra.plan_hash, ra.facts_hash) == \
                (rb.action, rb.triggered_rule_ids, rb.reasons, rb.plan_hash, rb.facts_hash)
+
+
+class _Mutating:
+    """A value whose repr removes a key from the plan while the plan is hashed."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __repr__(self):
+        self.plan.pop("zz", None)
+        return "M"
+
+
+class _SubDict(dict):
+    def __repr__(self):
+        return "SubDict!"
+
+
+@st.composite
+def awkward_dicts(draw):
+    keys = st.one_of(st.text(max_size=4), st.integers(-3, 3), st.sampled_from([None, (1, 2), 1.5, True]))
+    values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                                    st.text(max_size=6)),
+                          lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                  st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+                          max_leaves=6)
+    d = draw(st.dictionaries(keys, values, max_size=5))
+    if draw(st.booleans()):
+        d = _SubDict(d)
+    return d
+
+
+@settings(max_examples=150)
+@given(plan=awkward_dicts(), ctx=awkward_dicts())
+def test_plan_and_facts_hashes_match_oracle_on_awkward_dicts(ethics_impl, oracle, plan, ctx):
+    """The C tier builds the hashed strings itself; they must be the oracle's, byte for byte
+    (str keys, mixed keys, dict subclasses, nested values, non-ASCII text)."""
+    a = _ruleset(ethics_impl, None)
+    b = _ruleset(oracle("ethics"), None)
+    ra, rb = a.evaluate(plan, ctx), b.evaluate(plan, ctx)
+    assert (ra.action, ra.reasons, ra.plan_hash, ra.facts_hash) == (rb.action, rb.reasons, rb.plan_hash, rb.facts_hash)
+    if plan and all(type(k) is str for k in plan) and type(plan) is dict:
+        assert rb.plan_hash == __import__("hashlib").sha256(repr(sorted(plan.items())).encode()).hexdigest()[:16]
+
+
+def test_plan_hash_when_a_value_mutates_the_plan(ethics_impl, oracle):
+    """A value whose __repr__ edits the plan while it is hashed: same hash as the oracle."""
+    hashes = []
+    for mod in (ethics_impl, oracle("ethics")):
+        plan = {"a": 1, "m": None, "zz": 2}
+        plan["m"] = _Mutating(plan)
+        hashes.append(_ruleset(mod, None).evaluate(plan, {}).plan_hash)
+    assert hashes[0] == hashes[1]

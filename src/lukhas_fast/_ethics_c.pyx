@@ -17,6 +17,8 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, free
 
+from hashlib import sha256 as _sha256
+
 from lukhas_fast import _ethics_dsl as dsl
 from lukhas_fast import _ethics_engine as eng
 from lukhas_fast._ethics_dsl import (PREDICATES, DSLError, RuleEvaluationError, canonical_domain,
@@ -350,10 +352,51 @@ def evaluate_many(list rules, plan, context):
     return out
 
 
+cdef str _items_repr(object d):
+    """``repr(sorted(d.items()))`` built directly: keys sorted alone, one join.
+    Only for exact dicts with str keys (where the two orders are the same);
+    anything else takes the engine's path.  Works on a copy, as
+    ``sorted(d.items())`` does, in case a value's ``__repr__`` edits ``d``."""
+    cdef PyObject *v
+    if type(d) is not dict:
+        return repr(eng._sorted_items(d))
+    d = (<dict>d).copy()
+    keys = list(<dict>d)
+    for k in keys:
+        if type(k) is not str:
+            return repr(eng._sorted_items(d))
+    if not keys:
+        return "[]"
+    keys.sort()
+    pieces = []
+    for k in keys:
+        v = PyDict_GetItem(d, k)
+        if v == NULL:  # cannot happen: d is our private copy and the keys are exact str
+            raise RuntimeError("plan changed while hashing")
+        pieces.append(f"({k!r}, {<object>v!r})")
+    return "[" + ", ".join(pieces) + "]"
+
+
+def plan_digest(plan):
+    """``(UTF-8 repr of the sorted plan pairs, plan_hash)``; same hash as
+    :func:`lukhas_fast._ethics_engine.plan_digest`."""
+    data = _items_repr(plan).encode("utf-8")
+    return data, _sha256(data).hexdigest()[:16]
+
+
+def facts_digest(context, bytes plan_data):
+    """The facts hash from the context and :func:`plan_digest`'s bytes; same
+    hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
+    data = b"[('context', " + _items_repr(context).encode("utf-8") + b"), ('plan', " + plan_data + b")]"
+    return _sha256(data).hexdigest()[:16]
+
+
 class EthicsRule(eng.EthicsRule):
     __doc__ = eng.EthicsRule.__doc__
     _compiler = staticmethod(compile_rule)
     _evaluate_many = staticmethod(evaluate_many)
+    _plan_digest = staticmethod(plan_digest)
+    _facts_digest = staticmethod(facts_digest)
     evaluate = _rule_evaluate
 
 

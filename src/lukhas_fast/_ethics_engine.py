@@ -122,6 +122,10 @@ class EthicsRule:
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
     #: evaluate rules on one plan -> [(index, True | exception)] for the rules that fired or failed
     _evaluate_many: ClassVar[Optional[Callable[..., List[Any]]]] = None
+    #: plan -> (token, plan_hash) and (context, token) -> facts_hash; same strings as
+    #: :func:`plan_digest` / :func:`facts_digest` (a tier may compute them faster)
+    _plan_digest: ClassVar[Optional[Callable[[Dict[Any, Any]], Tuple[Any, str]]]] = None
+    _facts_digest: ClassVar[Optional[Callable[[Dict[Any, Any], Any], str]]] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule_dsl, str):
@@ -201,6 +205,18 @@ def _sorted_items(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
         return sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
 
 
+def plan_digest(plan: Dict[Any, Any]) -> Tuple[str, str]:
+    """``(repr of the sorted plan pairs, plan_hash)``: the reference's plan hash."""
+    plan_repr = repr(_sorted_items(plan))
+    return plan_repr, hash_rule(plan_repr)
+
+
+def facts_digest(context: Dict[Any, Any], plan_repr: str) -> str:
+    """The reference's facts hash: ``hash_rule(str([("context", pairs), ("plan", pairs)]))``,
+    reusing the plan's repr."""
+    return hash_rule(f"[('context', {_sorted_items(context)!r}), ('plan', {plan_repr})]")
+
+
 class _EngineMetrics:
     def __init__(self, enabled: bool) -> None:
         if enabled:
@@ -240,6 +256,8 @@ class RuleSet:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
         Rebuilt if someone edits ``rules`` in place."""
         self._snapshot = tuple(self.rules)
+        cls = type(self.rules[0]) if self.rules else EthicsRule
+        self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
 
@@ -274,8 +292,8 @@ class RuleSet:
         if not isinstance(plan, dict):
             return self._blocked(start, hash_rule(repr(plan)),
                                  f"block: invalid_plan (plan must be a dict, got {type(plan).__name__})")
-        plan_repr = repr(_sorted_items(plan))
-        plan_hash = hash_rule(plan_repr)
+        digests = self._digests  # one pair per call, even if _prepare() runs below
+        plan_token, plan_hash = digests[0](plan)
         if not isinstance(context, dict):
             return self._blocked(start, plan_hash,
                                  f"block: invalid_context (context must be a dict, got {type(context).__name__})")
@@ -309,8 +327,7 @@ class RuleSet:
                 if m.enabled:
                     m.hits.labels(rule_name=rule.name, action="block").inc()
                     m.fires.labels(rule_id=rule.name, action="block").inc()
-            # str() of [("context", ctx_items), ("plan", plan_items)], reusing the plan's repr
-            facts_hash = hash_rule(f"[('context', {_sorted_items(context)!r}), ('plan', {plan_repr})]")
+            facts_hash = digests[1](context, plan_token)
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
