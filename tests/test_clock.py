@@ -414,3 +414,66 @@ def test_consciousness_metrics(clock_impl, monkeypatch):
     # duplicate registration is tolerated
     clock_impl.ConsciousnessTicker(metrics=True)
     clock_impl.ConsciousnessTicker(metrics=True)
+
+
+# --- runner races, metrics mapping, drop-in details --------------------------------
+
+def test_background_stop_before_thread_starts(clock_impl):
+    import sys
+
+    # a stop() issued before the thread reaches the loop must not be overwritten
+    t = clock_impl.Ticker(1000)
+    t.running = True
+    t.stop()
+    t._run(0, False)  # what the background thread runs
+    assert t.tick_count == 0 and t.running is False
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the thread interleave as much as possible
+    try:
+        for _ in range(30):
+            t = clock_impl.Ticker(1000)
+            h = t.start_background(0)
+            h.stop()
+            assert h.join(2) is True
+            assert t.running is False
+    finally:
+        sys.setswitchinterval(old)
+
+
+def test_metrics_whole_dict_reads_are_live(clock_impl):
+    import json
+
+    t = clock_impl.Ticker(1e9)
+    t.mode = "catchup"
+    t.subscribe(lambda i: t.stop() if i == 24 else None)
+    m = t.metrics
+    t.run()
+    # no key was read since the run: every whole-dict view refreshes
+    assert json.loads(json.dumps(m))["ticks_processed"] == 25
+    assert dict(m)["ticks_processed"] == 25 and {**m}["ticks_processed"] == 25
+    assert dict(m.items())["p95_processing_time"] == m["p95_processing_time"] > 0
+    assert m.get("ticks_dropped") == t.get_metrics()["ticks_dropped"]
+    assert m.get("nope", 7) == 7
+    m["custom"] = 1  # not a metric: stored like in a plain dict
+    assert m["custom"] == 1 and m.get("custom") == 1
+    with pytest.raises(KeyError):
+        m["missing"]
+
+
+def test_attributes_settable_and_reinit(clock_impl):
+    t = clock_impl.Ticker(1000)
+    t.name = "main loop"  # the reference's Ticker is a plain class
+    assert t.name == "main loop"
+    t.subscribe(lambda i: t.stop() if i == 2 else None)
+    t.run()
+    t._record(1.0)
+    t.__init__(50)
+    assert t.fps == 50 and t.tick_count == 0 and t.subscribers == []
+    assert all(t.metrics[k] == 0 for k in METRIC_KEYS)
+
+
+def test_huge_seconds_runs_until_stop(clock_impl):
+    t = clock_impl.Ticker(1000)
+    t.subscribe(lambda i: t.stop() if i == 3 else None)
+    t.run(1e300)
+    assert t.tick_count == 4 and t.running is False

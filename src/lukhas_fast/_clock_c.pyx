@@ -8,6 +8,7 @@ background runners, ``summary``, ``ConsciousnessTicker``) come from
 """
 
 cimport cython
+import logging
 from libc.stdint cimport int64_t
 from libc.math cimport floor
 from libc.errno cimport EINTR
@@ -65,6 +66,7 @@ cdef class Ticker:
     cdef double _p95_cache
     cdef bint _p95_dirty
     cdef object __weakref__
+    cdef dict __dict__   # other attributes may be set, as on the reference's plain class
 
     def __init__(self, fps=30):
         self._fps = check_fps(fps)
@@ -74,10 +76,13 @@ cdef class Ticker:
         self.running = False
         self._tick = 0
         self._catchup = False
+        self._processed = self._dropped = self._exceptions = 0
+        self._total = self._max = self._max_sub = 0.0
         self._nsamples = 0
         self._shead = 0
+        self._p95_cache = 0.0
         self._p95_dirty = True
-        self.metrics = TickerMetrics(self._metric_values, self._set_metric)
+        self.metrics = TickerMetrics(self._metric_values, self._metric_value, self._set_metric)
 
     # -- configuration ------------------------------------------------------------
     @property
@@ -141,6 +146,23 @@ cdef class Ticker:
             "max_subscriber_time": self._max_sub,
         }
 
+    def _metric_value(self, key):
+        if key == "ticks_processed":
+            return self._processed
+        if key == "ticks_dropped":
+            return self._dropped
+        if key == "total_processing_time":
+            return self._total
+        if key == "max_processing_time":
+            return self._max
+        if key == "p95_processing_time":
+            return self._p95()
+        if key == "subscriber_exceptions":
+            return self._exceptions
+        if key == "max_subscriber_time":
+            return self._max_sub
+        raise KeyError(key)
+
     def _set_metric(self, key, value):
         if key == "ticks_processed":
             self._processed = value
@@ -164,28 +186,31 @@ cdef class Ticker:
         return _shared.summary(self)
 
     # -- the loop -------------------------------------------------------------------
-    cdef int _tick_c(self) except -1:
-        """One tick: subscribers (snapshot of the list), then the metrics."""
-        cdef int64_t start, t, dt_ns, proc_ns
-        cdef double dt, proc
+    cdef int64_t _tick_c(self) except -1:
+        """One tick: subscribers (snapshot of the list), then the metrics.
+        Returns the monotonic time at its end (each callback's end stamp is
+        the next one's start: one clock read per callback)."""
+        cdef int64_t start, t, end
+        cdef double dt
         cdef Py_ssize_t i, n
         cdef list subs = <list>PyList_GetSlice(self.subscribers, 0, len(self.subscribers))
         tick = self._tick
         n = len(subs)
-        start = lk_clock_now_ns()
+        start = t = lk_clock_now_ns()
         for i in range(n):
             cb = subs[i]
-            t = lk_clock_now_ns()
             try:
                 cb(tick)
             except Exception as exc:
                 self._exceptions += 1
                 log_subscriber_error(cb, tick, exc)
-            dt = <double>(lk_clock_now_ns() - t) * 1e-9
+            end = lk_clock_now_ns()
+            dt = <double>(end - t) * 1e-9
             if dt > self._max_sub:
                 self._max_sub = dt
-        self._book(<double>(lk_clock_now_ns() - start) * 1e-9)
-        return 0
+            t = end
+        self._book(<double>(t - start) * 1e-9)
+        return t
 
     cdef void _book(self, double proc) noexcept:
         self._processed += 1
@@ -230,32 +255,40 @@ cdef class Ticker:
         """run(seconds=0): tick until ``seconds`` have elapsed (``<= 0``: until
         :meth:`stop`); blocking.  Numbering continues from ``tick_count``;
         ``KeyboardInterrupt`` ends the loop cleanly; ``running`` is False on exit."""
+        self._run(seconds, True)
+
+    def _run(self, seconds, bint arm):
+        """The loop.  ``arm=False`` (background thread): ``running`` was set by
+        the caller, and a ``stop()`` that came first means no tick at all."""
         cdef double limit = check_seconds(seconds)
         cdef int64_t t0, start, due, now, k = 0, limit_ns
         cdef double period_ns
-        check_mode(self.mode)
         period_ns = self.period * 1e9
-        limit_ns = <int64_t>(limit * 1e9) if limit > 0 else 0
-        self.running = True
+        # seconds beyond ~290 years cannot be counted in int64 ns: run until stop()
+        limit_ns = <int64_t>(limit * 1e9) if 0 < limit < 9e9 else 0
+        if arm:
+            self.running = True
+        elif not self.running:
+            return
         logger.info("ticker starting: %.6g fps, mode=%s, lane=%s", self._fps, self.mode, self.lane)
         start = t0 = lk_clock_now_ns()
         try:
             while True:
-                self._tick_c()
+                now = self._tick_c()
                 if not self.running:
                     self._tick += 1
                     break
                 k += 1
                 due = t0 + <int64_t>(<double>k * period_ns)
-                now = lk_clock_now_ns()
                 if now > due and not self._catchup:
                     # realtime: skip the slots entirely past; the current slot runs now
                     k = <int64_t>floor(<double>(now - t0) / period_ns)
                     due = t0 + <int64_t>(<double>k * period_ns)
                 if now < due:
                     self._sleep_until(due)
+                    now = lk_clock_now_ns()
                 self._tick += 1
-                if limit_ns > 0 and lk_clock_now_ns() - start >= limit_ns:
+                if limit_ns > 0 and now - start >= limit_ns:
                     break
                 if not self.running:
                     break
@@ -263,7 +296,8 @@ cdef class Ticker:
             logger.info("ticker interrupted")
         finally:
             self.running = False
-            logger.info("%s", _shared.summary(self))
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("%s", _shared.summary(self))
 
     def stop(self):
         """End the loop after the current tick."""

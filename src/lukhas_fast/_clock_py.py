@@ -120,27 +120,42 @@ def next_slot(t0: float, k: int, period: float, mode: str, now: float) -> Tuple[
 class TickerMetrics(dict):
     """The ticker's ``metrics``: a real ``dict`` whose values are refreshed from
     the running loop whenever it is read (so ``p95_processing_time`` is
-    computed lazily, never per tick).  Assigning a key writes it back to the
-    ticker (e.g. ``ticker.metrics["ticks_dropped"] = 0``)."""
+    computed lazily, never per tick).  Reading one key fetches only that value
+    (``metrics["ticks_dropped"]`` never sorts the p95 window); whole-dict reads
+    refresh every key.  Assigning a metric writes it back to the ticker (e.g.
+    ``ticker.metrics["ticks_dropped"] = 0``); other keys are stored as in a
+    plain dict."""
 
-    __slots__ = ("_source", "_sink")
+    __slots__ = ("_source", "_one", "_sink")
 
-    def __init__(self, source: Callable[[], Dict[str, Any]], sink: Callable[[str, Any], None]) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Dict[str, Any]],
+        one: Callable[[str], Any],
+        sink: Callable[[str, Any], None],
+    ) -> None:
         super().__init__(source())
         self._source = source
+        self._one = one
         self._sink = sink
 
     def _sync(self) -> None:
         dict.update(self, self._source())
 
     def __getitem__(self, key: str) -> Any:
-        self._sync()
-        return dict.__getitem__(self, key)
+        try:
+            value = self._one(key)
+        except KeyError:  # not a metric: a key the user stored
+            return dict.__getitem__(self, key)
+        dict.__setitem__(self, key, value)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         """Live value of ``key`` (or ``default``)."""
-        self._sync()
-        return dict.get(self, key, default)
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def items(self):  # type: ignore[override]
         """Live items."""
@@ -200,7 +215,9 @@ class BackgroundHandle:
 
     def _main(self, seconds: float) -> None:
         try:
-            self.ticker.run(seconds)
+            # not run(): start_background already set running, and a stop()
+            # issued before this thread got going must not be overwritten
+            self.ticker._run(seconds, False)
         except BaseException as exc:  # surfaced by join()
             self._error = exc
 
@@ -228,7 +245,7 @@ class BackgroundHandle:
 def start_background(ticker: Any, seconds: float = 0) -> BackgroundHandle:
     """Run ``ticker.run(seconds)`` on a daemon thread; returns a :class:`BackgroundHandle`."""
     check_seconds(seconds)
-    ticker.running = True  # so a stop() right after start is not lost
+    ticker.running = True  # so a stop() right after start is not lost (see _run)
     return BackgroundHandle(ticker, seconds).start()
 
 
@@ -256,7 +273,8 @@ async def run_async(ticker: Any, seconds: float = 0) -> None:
                 break
     finally:
         ticker.running = False
-        logger.info("%s", summary(ticker))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s", summary(ticker))
 
 
 def get_metrics(ticker: Any) -> Dict[str, Any]:
@@ -287,6 +305,17 @@ def log_subscriber_error(cb: Any, tick: int, exc: BaseException) -> None:
 
 # --- the pure-Python Ticker -------------------------------------------------------
 
+#: metric name -> attribute of the pure-Python Ticker (p95 is computed on read)
+_METRIC_ATTR = {
+    "ticks_processed": "_processed",
+    "ticks_dropped": "_dropped",
+    "total_processing_time": "_total",
+    "max_processing_time": "_max",
+    "subscriber_exceptions": "_exceptions",
+    "max_subscriber_time": "_max_sub",
+}
+
+
 class Ticker:
     """Ticker(fps=30)
 
@@ -312,7 +341,7 @@ class Ticker:
         self._exceptions = 0
         self._max_sub = 0.0
         self._samples: Deque[float] = deque(maxlen=P95_WINDOW)
-        self.metrics = TickerMetrics(self._metric_values, self._set_metric)
+        self.metrics = TickerMetrics(self._metric_values, self._metric_value, self._set_metric)
 
     # -- configuration ----------------------------------------------------------
     @property
@@ -358,15 +387,13 @@ class Ticker:
             "max_subscriber_time": self._max_sub,
         }
 
+    def _metric_value(self, key: str) -> Any:
+        if key == "p95_processing_time":
+            return p95(list(self._samples))
+        return getattr(self, _METRIC_ATTR[key])  # KeyError: not a metric
+
     def _set_metric(self, key: str, value: Any) -> None:
-        attr = {
-            "ticks_processed": "_processed",
-            "ticks_dropped": "_dropped",
-            "total_processing_time": "_total",
-            "max_processing_time": "_max",
-            "subscriber_exceptions": "_exceptions",
-            "max_subscriber_time": "_max_sub",
-        }.get(key)
+        attr = _METRIC_ATTR.get(key)
         if attr is not None:
             setattr(self, attr, value)
 
@@ -412,9 +439,17 @@ class Ticker:
         Numbering continues from ``tick_count``; ``KeyboardInterrupt`` ends the
         loop cleanly; ``running`` is False on exit.
         """
+        self._run(seconds, True)
+
+    def _run(self, seconds: float, arm: bool) -> None:
+        """The loop.  ``arm=False`` (background thread): ``running`` was set by
+        the caller, and a ``stop()`` that came first means no tick at all."""
         seconds = check_seconds(seconds)
         mode = check_mode(self._mode)
-        self.running = True
+        if arm:
+            self.running = True
+        elif not self.running:
+            return
         clock = time.perf_counter
         start = t0 = clock()
         k = 0
@@ -440,7 +475,8 @@ class Ticker:
             logger.info("ticker interrupted")
         finally:
             self.running = False
-            logger.info("%s", summary(self))
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("%s", summary(self))
 
     def stop(self) -> None:
         """End the loop after the current tick."""
