@@ -25,6 +25,8 @@ int lk_clock_sleep_until_ns(int64_t deadline_ns) {
     return rc == EINTR ? EINTR : 0;
 }
 
+void lk_clock_yield(void) {}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

@@ -20,6 +20,11 @@ int64_t lk_clock_now_ns(void);
  * first (the caller checks for KeyboardInterrupt and sleeps again). */
 int lk_clock_sleep_until_ns(int64_t deadline_ns);
 
+/* Called with the GIL released by a loop that is not sleeping, so that
+ * threads waiting for the GIL get it: nothing to do in C, the release itself
+ * is the point (an out-of-line call keeps the compiler from eliding it). */
+void lk_clock_yield(void);
+
 /* The p95 rule of the reference over n samples (n >= 1): the value at sorted
  * index ceil(0.95 * n) - 1.  `scratch` must hold n doubles. */
 double lk_clock_p95(const double *samples, size_t n, double *scratch);

@@ -477,3 +477,52 @@ def test_huge_seconds_runs_until_stop(clock_impl):
     t.subscribe(lambda i: t.stop() if i == 3 else None)
     t.run(1e300)
     assert t.tick_count == 4 and t.running is False
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["sleeping", "busy"])
+def test_sigint_ends_cleanly(clock_impl, busy):
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.fail("signals are delivered to the main thread only; run this test there")
+    if busy:  # a built-in subscriber never enters the eval loop; no sleeping either
+        t = clock_impl.Ticker(1e9)
+        t.mode = "catchup"
+        t.subscribe(abs)
+    else:
+        t = clock_impl.Ticker(2)  # sleeps ~0.5 s between ticks
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        t.run(10)
+    finally:
+        timer.join()
+    assert time.perf_counter() - t0 < 5  # noticed the signal, did not run for 10 s
+    assert t.running is False
+    if not busy:
+        # interrupted while waiting for tick 1: tick 0 ran, and (as in the
+        # reference) tick_count is incremented only after the wait
+        assert t.tick_count == 0 and t.metrics["ticks_processed"] == 1
+
+
+def test_busy_loop_lets_other_threads_run(clock_impl):
+    import threading
+
+    # catchup at a huge rate with a built-in subscriber: the loop never sleeps
+    # and never enters the eval loop, yet another thread must get the GIL
+    t = clock_impl.Ticker(1e9)
+    t.mode = "catchup"
+    t.subscribe(abs)
+    timer = threading.Timer(0.2, t.stop)
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        t.run(10)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert time.perf_counter() - t0 < 5
+    assert t.running is False and t.tick_count == t.metrics["ticks_processed"] > 0

@@ -9,9 +9,9 @@ background runners, ``summary``, ``ConsciousnessTicker``) come from
 
 cimport cython
 import logging
+import sys
 from libc.stdint cimport int64_t
 from libc.math cimport floor
-from libc.errno cimport EINTR
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GetSlice
 
@@ -27,6 +27,7 @@ cdef extern from "clock.h" nogil:
     int64_t lk_clock_now_ns()
     int lk_clock_sleep_until_ns(int64_t deadline_ns)
     double lk_clock_p95(const double *samples, size_t n, double *scratch)
+    void lk_clock_yield()
 
 
 def backend_details():
@@ -237,18 +238,19 @@ cdef class Ticker:
 
     cdef int _sleep_until(self, int64_t due) except -1:
         """Sleep to the absolute deadline with the GIL released, in chunks so a
-        stop() from another thread is seen; Ctrl-C raises KeyboardInterrupt."""
+        stop() from another thread (or a signal it handled) is seen; Ctrl-C
+        raises KeyboardInterrupt."""
         cdef int64_t now, until
-        cdef int rc
         while self.running:
             now = lk_clock_now_ns()
             if now >= due:
                 return 0
             until = due if due - now <= MAX_SLEEP_CHUNK_NS else now + MAX_SLEEP_CHUNK_NS
             with nogil:
-                rc = lk_clock_sleep_until_ns(until)
-            if rc == EINTR:
-                PyErr_CheckSignals()
+                lk_clock_sleep_until_ns(until)
+            # after every wake-up, not only on EINTR: a SIGINT handled by another
+            # thread does not interrupt this sleep, it only sets Python's flag
+            PyErr_CheckSignals()
         return 0
 
     def run(self, seconds=0):
@@ -261,8 +263,9 @@ cdef class Ticker:
         """The loop.  ``arm=False`` (background thread): ``running`` was set by
         the caller, and a ``stop()`` that came first means no tick at all."""
         cdef double limit = check_seconds(seconds)
-        cdef int64_t t0, start, due, now, k = 0, limit_ns
+        cdef int64_t t0, start, due, now, k = 0, limit_ns, yield_at, switch_ns
         cdef double period_ns
+        switch_ns = <int64_t>(max(2.0 * sys.getswitchinterval(), 1e-3) * 1e9)
         period_ns = self.period * 1e9
         # seconds beyond ~290 years cannot be counted in int64 ns: run until stop()
         limit_ns = <int64_t>(limit * 1e9) if 0 < limit < 9e9 else 0
@@ -272,6 +275,7 @@ cdef class Ticker:
             return
         logger.info("ticker starting: %.6g fps, mode=%s, lane=%s", self._fps, self.mode, self.lane)
         start = t0 = lk_clock_now_ns()
+        yield_at = t0 + switch_ns
         try:
             while True:
                 now = self._tick_c()
@@ -287,6 +291,18 @@ cdef class Ticker:
                 if now < due:
                     self._sleep_until(due)
                     now = lk_clock_now_ns()
+                elif now >= yield_at:
+                    # Not sleeping (catchup / overrun).  Built-in subscribers never
+                    # enter the eval loop, which is where CPython hands the GIL to
+                    # waiting threads and runs signal handlers: do both here.  A
+                    # waiter asks for the GIL only after a whole switch interval
+                    # with no release, and each release restarts its wait, so we
+                    # release every *two* intervals: the request is then pending
+                    # and the release hands over (without waiters it costs ~0.1 us).
+                    with nogil:
+                        lk_clock_yield()
+                    PyErr_CheckSignals()
+                    yield_at = now + switch_ns
                 self._tick += 1
                 if limit_ns > 0 and now - start >= limit_ns:
                     break
