@@ -526,3 +526,37 @@ def test_busy_loop_lets_other_threads_run(clock_impl):
         timer.join()
     assert time.perf_counter() - t0 < 5
     assert t.running is False and t.tick_count == t.metrics["ticks_processed"] > 0
+
+
+# --- differential (hypothesis) against the pure-Python tier ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_times = st.one_of(st.floats(0.0, 0.2, allow_nan=False), st.sampled_from([0.0, 0.1, 1e-9, 0.05]))
+
+
+@settings(max_examples=60)
+@given(fps=st.sampled_from([10, 30, 1000]), samples=st.lists(_times, max_size=1300), reset_at=st.integers(0, 1300))
+def test_metrics_bookkeeping_matches_oracle(clock_impl, oracle, fps, samples, reset_at):
+    ref = oracle("clock").Ticker(fps)
+    got = clock_impl.Ticker(fps)
+    for i, x in enumerate(samples):
+        if i == reset_at:  # writes through the live dict on both
+            ref.metrics["ticks_dropped"] = got.metrics["ticks_dropped"] = 0
+        ref._record(x)
+        got._record(x)
+    assert got.get_metrics() == ref.get_metrics(), samples
+    assert dict(got.metrics) == dict(ref.metrics)
+
+
+@settings(max_examples=40)
+@given(cap=st.integers(2, 300), n=st.integers(0, 700))
+def test_consciousness_handler_matches_oracle(clock_impl, oracle, cap, n):
+    ref = oracle("clock").ConsciousnessTicker(cap=cap, metrics=False)
+    got = clock_impl.ConsciousnessTicker(cap=cap, metrics=False)
+    for i in range(n):
+        ref._on_tick(i)
+        got._on_tick(i)
+    assert list(got.buffer) == list(ref.buffer) == _oracle_frames(n, cap)[0]
+    assert got.frames_dropped == ref.frames_dropped
