@@ -13,8 +13,54 @@ Same results as :mod:`lukhas_fast._tags_py`, computed differently:
   the whole plan, no SHA-256), equal exactly when the reference's key text is.
 """
 
+import logging
 import re
 import unicodedata
+
+from cpython.dict cimport PyDict_Next
+from cpython.object cimport PyObject
+from libc.stdint cimport uint32_t, int8_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    void *PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+
+cdef extern from "tags.h":
+    enum:
+        LK_T_PII_ACTION
+        LK_T_FIN_ACTION
+        LK_T_MODEL_ACTION
+        LK_T_API
+        LK_T_ESC
+        LK_T_GDPR_ACTION
+        LK_T_GDPR_TERM
+        LK_P_ESC
+        LK_P_GDPR
+        LK_P_EMAIL
+        LK_P_SSN
+        LK_P_PHONE
+        LK_P_CARD
+        LK_P_ACCOUNT
+        LK_P_ROUTING
+    ctypedef struct lk_terms:
+        pass
+    ctypedef struct lk_part:
+        const char *p
+        size_t n
+    ctypedef struct lk_scan_result:
+        uint32_t action_tables
+        uint32_t keywords
+        uint32_t urls
+        int dangerous
+    void lk_terms_init(lk_terms *t)
+    int lk_terms_add(lk_terms *t, const char *s, size_t n, uint32_t tables, int kw)
+    int lk_terms_add_prefix(lk_terms *t, const char *s, size_t n)
+    int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value, int want_accounts,
+                lk_scan_result *res, uint32_t *flags) nogil
+    int lk_has_email(const char *s, size_t n) nogil
+    int lk_maybe_obfuscated(const char *s, size_t n) nogil
 
 from lukhas_fast import _tags_py as _py
 from lukhas_fast._tags_py import (  # noqa: F401  (re-exported surface)
@@ -30,7 +76,8 @@ __all__ = list(_py.__all__)
 
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
-    return {"scanner": "Cython single-pass scanner, ASCII fast path, tuple cache keys"}
+    return {"scanner": "C single-pass term/pattern scanner (csrc/tags.c) for ASCII plans, Cython fused detectors "
+                       "otherwise; ASCII normalisation fast path; structural cache keys"}
 
 
 # --- term screening ---------------------------------------------------------------
@@ -161,6 +208,7 @@ cdef object _DOT = _py._DOT_RE
 cdef object _ZW = _py._ZERO_WIDTH
 cdef object _HG = _py._HOMOGLYPHS
 cdef object _Tag = SafetyTag
+cdef object _new_object = object.__new__
 
 
 cdef bint _maybe(str low, str w):
@@ -186,12 +234,17 @@ cpdef object fast_normalize_text(object text):
             return str(text)
         text = str(text)
     s = <str>text
-    if s.isascii():
-        low = s.lower()
-        if _maybe(low, "at"):
+    cdef int m
+    if PyUnicode_IS_ASCII(s):
+        # NFKC, zero-width removal and homoglyph folding are identities on
+        # ASCII; the (at)/(dot) regexes run only if a cheap screen says so
+        m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
+        if m == 0:
+            return s
+        if m & 1:
             s = _AT.sub("@", s)
-            low = s.lower()
-        if _maybe(low, "dot"):
+            m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
+        if m & 2:
             s = _DOT.sub(".", s)
         return s
     s = unicodedata.normalize("NFKC", s).translate(_ZW)
@@ -225,19 +278,39 @@ cdef dict _norm_dict(object d):
 cdef object _vkey(object v):
     """A hashable stand-in for ``v``, equal exactly when the values' reprs are
     (the reference key renders reprs); containers are walked instead of
-    stringified.  Exact types only: subclasses fall back to their repr."""
+    stringified.  Leaves are str, int and None themselves (never equal to
+    each other or to a tuple); everything else is a tuple whose first item
+    says what it encodes (a dict is flattened to ("d", k1, v1, k2, v2, ...)),
+    so the encoding is injective.  Exact types only: subclasses use their repr."""
     t = type(v)
-    if t is str:
+    if t is str or t is int or v is None:
         return v
-    if t is int or t is bool or v is None:
-        return (t, v)
+    if t is float:
+        # finite non-zero floats are equal exactly when their (shortest
+        # round-trip) reprs are; 0.0/-0.0, inf and nan use the repr itself
+        if v == v and v != 0.0 and v - v == 0.0:
+            return ("f", v)
+        return ("r", repr(v))
+    if t is bool:
+        return ("b", v)
     if t is dict:
-        return ("d", tuple([(_vkey(k), _vkey(x)) for k, x in (<dict>v).items()]))
+        return _flat_dict(<dict>v, False)
     if t is list:
         return ("l", tuple([_vkey(x) for x in <list>v]))
     if t is tuple:
         return ("t", tuple([_vkey(x) for x in <tuple>v]))
     return ("r", repr(v))
+
+
+cdef tuple _flat_dict(dict d, bint norm):
+    cdef list out = ["d"]
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *pk
+    cdef PyObject *pv
+    while PyDict_Next(d, &pos, &pk, &pv):
+        out.append(_vkey(<object>pk))
+        out.append(_vkey_norm(<object>pv) if norm else _vkey(<object>pv))
+    return tuple(out)
 
 
 cdef object _vkey_norm(object v):
@@ -247,39 +320,121 @@ cdef object _vkey_norm(object v):
     t = type(v)
     if t is str:
         return fast_normalize_text(v)
-    if t is int or t is bool or v is None:
-        return (t, v)
+    if t is int or v is None:
+        return v
+    if t is dict:
+        return _flat_dict(<dict>v, True)
     if isinstance(v, str):
         return fast_normalize_text(v)
     if isinstance(v, dict):
-        return ("d", tuple([(_vkey(k), _vkey_norm(x)) for k, x in v.items()]))
+        return _flat_dict(dict(v), True)
     if isinstance(v, list):
         return ("l", tuple([fast_normalize_text(x) if isinstance(x, str) else
                             _vkey_norm(x) if isinstance(x, dict) else _vkey(x) for x in v]))
     return _vkey(v)
 
 
+cdef list _sorted_keys(dict d):
+    keys = list(d)
+    if len(keys) > 1:
+        try:
+            keys.sort()
+        except TypeError:  # mixed key types: any fixed order will do
+            keys.sort(key=lambda k: (type(k).__name__, repr(k)))
+    return keys
+
+
 cdef tuple _pairs_key_norm(dict d):
-    try:
-        items = sorted(d.items())
-    except TypeError:
-        items = sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
-    return tuple([(k if type(k) is str else ("k", repr(k)), _vkey_norm(v)) for k, v in items])
+    """Flattened sorted top-level pairs of the normalised dict: (k1, v1, k2, v2, ...)."""
+    cdef list out = []
+    if not d:
+        return ()
+    for k in _sorted_keys(d):
+        out.append(k if type(k) is str else ("k", repr(k)))
+        out.append(_vkey_norm(d[k]))
+    return tuple(out)
 
 
 cdef tuple _pairs_key(dict d):
-    try:
-        items = sorted(d.items())
-    except TypeError:
-        items = sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
-    return tuple([(k if type(k) is str else ("k", repr(k)), _vkey(v)) for k, v in items])
+    cdef list out = []
+    if not d:
+        return ()
+    for k in _sorted_keys(d):
+        out.append(k if type(k) is str else ("k", repr(k)))
+        out.append(_vkey(d[k]))
+    return tuple(out)
+
+
+cdef class CacheKey:
+    """Cache key of the C tier: the structural encoding of (normalised plan,
+    context) with its hash computed once (a dict lookup plus an LRU refresh
+    would otherwise hash the nested tuple twice)."""
+
+    cdef readonly tuple key
+    cdef Py_hash_t _hash
+
+    def __cinit__(self, tuple key):
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        if type(other) is not CacheKey:
+            return NotImplemented
+        return self._hash == (<CacheKey>other)._hash and self.key == (<CacheKey>other).key
+
+    def __repr__(self):
+        return f"CacheKey({self.key!r})"
 
 
 cdef object _new_tag(str name, object det, double conf, list types):
-    t = _Tag.__new__(_Tag)
-    t.__dict__.update({"name": name, "category": det.category, "description": det.description, "confidence": conf,
-                       "source": "detection", "metadata": {"detected_types": types}})
+    # attribute stores (inline values) are cheaper than building __dict__;
+    # the dataclass __init__ would only add a range check that cannot fail
+    # here (the confidences are constants in [0, 1])
+    t = _new_object(_Tag)
+    t.name = name
+    t.category = det.category
+    t.description = det.description
+    t.confidence = conf
+    t.source = "detection"
+    t.metadata = {"detected_types": types}
     return t
+
+
+cdef object _freeze(object t):
+    """What the cache stores for a tag: a plain SafetyTag as a tuple of its
+    fields (thawed into a fresh tag per hit), anything else as a private copy."""
+    if type(t) is _Tag:
+        d = t.__dict__
+        if len(<dict>d) == 6:
+            md = (<dict>d).get("metadata")
+            if type(md) is dict and len(<dict>md) == 1:
+                types = (<dict>md).get("detected_types")
+                if type(types) is list:
+                    try:
+                        return (d["name"], d["category"], d["description"], d["confidence"], d["source"],
+                                tuple(<list>types))
+                    except KeyError:
+                        pass
+    return [copy_tag(t)]
+
+
+cdef object _thaw(object rec):
+    """A fresh tag (own metadata dict and list) from a cache record."""
+    cdef tuple r
+    if type(rec) is tuple:
+        r = <tuple>rec
+        t = _new_object(_Tag)
+        t.name = r[0]
+        t.category = r[1]
+        t.description = r[2]
+        t.confidence = r[3]
+        t.source = r[4]
+        t.metadata = {"detected_types": list(<tuple>r[5])}
+        return t
+    return copy_tag((<list>rec)[0])
 
 
 cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
@@ -433,23 +588,399 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
     return out
 
 
+# --- the C scanner (csrc/tags.c): ASCII plans -----------------------------------------
+# The term tables are indexed once into a struct owned by this module; the
+# scan itself touches no Python object.  Plans with non-ASCII text, str
+# subclasses, non-str params keys or more than _MAXP params items take the
+# Cython path above (same results, just slower).
+
+DEF _MAXP = 64
+
+cdef lk_terms _TERMS
+cdef tuple _KW_TYPES = tuple(["keyword:" + k for k in _py.MODEL_KEYWORDS])
+cdef dict _KEYCLASS = {}
+
+cdef enum:
+    K_PII = 1
+    K_FIN = 2
+    K_CUR = 4
+    K_MODEL = 8
+    K_URL = 16
+
+
+def _build_terms():
+    lk_terms_init(&_TERMS)
+    for table, bit in ((_PII_ACTION, LK_T_PII_ACTION), (_FIN_ACTION, LK_T_FIN_ACTION),
+                       (_MODEL_ACTION, LK_T_MODEL_ACTION), (_API_ACTION, LK_T_API), (_ESC, LK_T_ESC),
+                       (_GDPR_ACTION, LK_T_GDPR_ACTION), (_GDPR_TERM, LK_T_GDPR_TERM)):
+        for term in table:
+            # a spaceless term never spans two parts of the space-joined text,
+            # so its hits can be credited to the part they start in
+            assert " " not in term
+            b = term.encode("ascii")
+            if lk_terms_add(&_TERMS, b, len(b), bit, -1) != 0:
+                raise RuntimeError(f"term table full at {term!r}")
+    for i, term in enumerate(_py.MODEL_KEYWORDS):
+        b = term.encode("ascii")
+        if lk_terms_add(&_TERMS, b, len(b), 0, i) != 0:
+            raise RuntimeError(f"term table full at {term!r}")
+    for term in _py.DANGEROUS_PREFIXES:
+        b = term.encode("ascii")
+        if lk_terms_add_prefix(&_TERMS, b, len(b)) != 0:
+            raise RuntimeError(f"prefix table full at {term!r}")
+    for table, bit in ((_py.PII_FIELDS, K_PII), (_py.FINANCIAL_FIELDS, K_FIN), (_py.CURRENCY_KEYS, K_CUR),
+                       (_py.MODEL_PARAMS, K_MODEL), (_py.URL_KEYS, K_URL)):
+        for k in table:
+            _KEYCLASS[k] = _KEYCLASS.get(k, 0) | bit
+
+
+_build_terms()
+
+
+cdef inline bint _ascii_lower(str s):
+    """ASCII with no uppercase letter: ``s.lower()`` would equal ``s``."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t i, n
+    if not PyUnicode_IS_ASCII(s):
+        return False
+    p = <const unsigned char *>PyUnicode_DATA(s)
+    n = PyUnicode_GET_LENGTH(s)
+    for i in range(n):
+        if 65 <= p[i] <= 90:
+            return False
+    return True
+
+
+cdef inline unsigned int _key_class(str k):
+    lk = k if _ascii_lower(k) else k.lower()
+    m = _KEYCLASS.get(lk)
+    return 0 if m is None else <unsigned int>m
+
+
+cdef inline list _add(list lst, str item):
+    if lst is None:
+        return [item]
+    lst.append(item)
+    return lst
+
+
+cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
+    """The fused detectors over the C scan; None when the plan needs the Cython path."""
+    cdef lk_part parts[_MAXP + 2]
+    cdef uint32_t flags[_MAXP + 2]
+    cdef unsigned int kmask[_MAXP]
+    cdef int vpart[_MAXP]
+    cdef PyObject *kobj[_MAXP]
+    cdef PyObject *vobj[_MAXP]
+    cdef int nparts = 2, nitems = 0, i, f
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef lk_scan_result res
+    cdef bint has_params = False
+    cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
+    cdef list pii_t = None, fin_t = None, mod_t = None, ext_t = None, esc_t = None, gdpr_t = None
+    cdef unsigned int kw
+
+    a = plan.get("action", "")
+    if type(a) is str:
+        if not PyUnicode_IS_ASCII(a):
+            return None
+        parts[0].p = <const char *>PyUnicode_DATA(a)
+        parts[0].n = PyUnicode_GET_LENGTH(a)
+    elif isinstance(a, str):
+        return None
+    else:
+        parts[0].p = ""
+        parts[0].n = 0
+    d = plan.get("description", "")
+    if type(d) is str:
+        if not PyUnicode_IS_ASCII(d):
+            return None
+        parts[1].p = <const char *>PyUnicode_DATA(d)
+        parts[1].n = PyUnicode_GET_LENGTH(d)
+    elif isinstance(d, str):
+        return None
+    else:
+        parts[1].p = ""
+        parts[1].n = 0
+    params = plan.get("params", {})
+    if type(params) is dict:
+        has_params = True
+        # borrowed references: `plan` is the enricher's private normalised
+        # copy and nothing below runs code that could mutate it
+        while PyDict_Next(params, &pos, &pk, &pv):
+            if nitems == _MAXP or type(<object>pk) is not str:
+                return None
+            kmask[nitems] = _key_class(<str>pk)
+            kobj[nitems] = pk
+            vobj[nitems] = pv
+            if type(<object>pv) is str:
+                if not PyUnicode_IS_ASCII(<object>pv):
+                    return None
+                vpart[nitems] = nparts
+                parts[nparts].p = <const char *>PyUnicode_DATA(<object>pv)
+                parts[nparts].n = PyUnicode_GET_LENGTH(<object>pv)
+                nparts += 1
+            elif isinstance(<object>pv, str):
+                return None
+            else:
+                vpart[nitems] = -1
+            nitems += 1
+    elif isinstance(params, dict):
+        return None
+    if lk_scan(&_TERMS, parts, nparts, 2, advanced, &res, flags) != 0:
+        raise MemoryError()
+
+    # --- pii
+    for i in range(nitems):
+        if kmask[i] & K_PII:
+            pii = 0.9
+            pii_t = _add(pii_t, "field:" + <str>kobj[i])
+    for i in range(nitems):
+        if vpart[i] >= 0:
+            f = flags[vpart[i]]
+            if f & (LK_P_EMAIL | LK_P_SSN | LK_P_PHONE | LK_P_CARD):
+                if f & LK_P_EMAIL:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "email")
+                if f & LK_P_SSN:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "ssn")
+                if f & LK_P_PHONE:
+                    pii = max(pii, 0.8)
+                    pii_t = _add(pii_t, "phone")
+                if f & LK_P_CARD:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "credit_card")
+    if res.action_tables & LK_T_PII_ACTION:
+        pii = max(pii, 0.6)
+        pii_t = _add(pii_t, "action")
+    # --- financial
+    if res.action_tables & LK_T_FIN_ACTION:
+        fin = 0.9
+        fin_t = _add(fin_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_FIN:
+            fin = max(fin, 0.8)
+            fin_t = _add(fin_t, "field:" + <str>kobj[i])
+    for i in range(nitems):
+        if kmask[i] & K_CUR and isinstance(<object>vobj[i], (int, float)):
+            fin = max(fin, 0.7)
+            fin_t = _add(fin_t, "currency")
+    if advanced:
+        for i in range(nitems):
+            if vpart[i] >= 0:
+                f = flags[vpart[i]]
+                if f & LK_P_ACCOUNT:
+                    fin = max(fin, 0.7)
+                    fin_t = _add(fin_t, "account_number")
+                if f & LK_P_ROUTING:
+                    fin = max(fin, 0.7)
+                    fin_t = _add(fin_t, "routing_number")
+    # --- model switch
+    if res.action_tables & LK_T_MODEL_ACTION:
+        mod = 0.95
+        mod_t = _add(mod_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_MODEL:
+            mod = max(mod, 0.9)
+            mod_t = _add(mod_t, "param:" + <str>kobj[i])
+    if res.keywords:
+        mod = max(mod, 0.85)
+        for kw in range(len(_KW_TYPES)):
+            if res.keywords & (1u << kw):
+                mod_t = _add(mod_t, <str>_KW_TYPES[kw])
+    # --- external call
+    if res.action_tables & LK_T_API:
+        ext = 0.9
+        ext_t = _add(ext_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_URL and vpart[i] >= 0 and ("http" in <str>vobj[i] or "api" in <str>vobj[i]):
+            ext = 0.95
+            ext_t = _add(ext_t, "url_param:" + <str>kobj[i])
+    if res.urls:
+        ext = max(ext, 0.9)
+        ext_t = _add(ext_t, f"url_in_text:{res.urls}_found")
+    # --- privilege escalation
+    if res.action_tables & LK_T_ESC:
+        esc = 0.9
+        esc_t = _add(esc_t, "action_keyword")
+    if res.dangerous:
+        esc = 0.95
+        esc_t = _add(esc_t, "dangerous_action")
+    for i in range(nitems):
+        if vpart[i] >= 0 and flags[vpart[i]] & LK_P_ESC:
+            esc = max(esc, 0.8)
+            esc_t = _add(esc_t, "param:" + <str>kobj[i])
+    # --- gdpr
+    if res.action_tables & LK_T_GDPR_ACTION:
+        gdpr = 0.9
+        gdpr_t = _add(gdpr_t, "gdpr_action")
+    if res.action_tables & LK_T_GDPR_TERM:
+        gdpr = max(gdpr, 0.8)
+        gdpr_t = _add(gdpr_t, "gdpr_term")
+    for i in range(nitems):
+        if vpart[i] >= 0 and flags[vpart[i]] & LK_P_GDPR:
+            gdpr = max(gdpr, 0.7)
+            gdpr_t = _add(gdpr_t, "param:" + <str>kobj[i])
+    region = context.get("user_region")
+    if advanced and has_params and region in ("EU", "EEA"):
+        for i in range(nitems):
+            if kmask[i] & K_PII:
+                gdpr = max(gdpr, 0.65)
+                gdpr_t = _add(gdpr_t, "eu_user")
+                break
+    out = []
+    if pii > 0.5:
+        out.append(_new_tag("pii", dets[0], pii, pii_t))
+    if fin > 0.6:
+        out.append(_new_tag("financial", dets[1], fin, fin_t))
+    if mod > 0.7:
+        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
+    if ext > 0.7:
+        out.append(_new_tag("external-call", dets[3], ext, ext_t))
+    if esc > 0.7:
+        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
+    if gdpr > 0.6:
+        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
+    return out
+
+
+def _c_has_email(str s):
+    """The C email matcher on one ASCII string (for tests)."""
+    b = s.encode("ascii")
+    return bool(lk_has_email(b, len(b)))
+
+
+def _c_scan_available(plan):
+    """Whether the C scanner handles this (normalised) plan (for tests)."""
+    return _scan_fast(_BUILTIN_PROTOS, plan, {}, False) is not None
+
+
+cdef tuple _BUILTIN_PROTOS = tuple([cls() for cls in _py.BUILTIN_DETECTORS])
+
+
 cpdef object copy_tag(object t):
     """A copy of a tag whose metadata the caller may mutate freely."""
     if type(t) is not _Tag:
         return _py.copy_tag(t)
-    new = _Tag.__new__(_Tag)
+    new = _new_object(_Tag)
     d = (<object>t).__dict__
-    nd = new.__dict__
-    nd.update(d)
+    nd = dict(d)
     md = d["metadata"]
     if type(md) is dict:
         nd["metadata"] = {k: (list(v) if type(v) is list else v) for k, v in (<dict>md).items()}
+    new.__dict__ = nd
     return new
+
+
+cdef object _TaggedPlan = TaggedPlan
+cdef object _logger = logging.getLogger("lukhas_fast.safety_tags")
+cdef tuple _HOOKS = ("preprocess_text", "preprocess_plan", "_generate_cache_key", "_key_and_plan", "_scan_builtin",
+                     "_detect", "_run_detectors", "_record", "_copy_tag")
+
+
+cdef inline double _now_ms() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000.0 + ts.tv_nsec * 1e-6
+
+
+cdef object _tagged(object plan, list tags, double ms, dict ctx):
+    """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
+    tp = _new_object(_TaggedPlan)
+    tp.__dict__ = {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms, "enrichment_context": ctx}
+    return tp
+
+
+cdef list _detect_fast(object self, dict normalized, dict context):
+    """``_detect`` with the fused C scan standing in for the six built-ins."""
+    cdef list dets = self.detectors
+    cdef tuple builtin = self._builtin
+    cdef Py_ssize_t nb = len(builtin), i
+    cdef bint advanced = self.advanced
+    cdef bint same = len(dets) >= nb
+    if same:
+        for i in range(nb):
+            if dets[i] is not builtin[i]:
+                same = False
+                break
+    if same:
+        tags = _scan_fast(builtin, normalized, context, advanced)
+        if tags is None:
+            tags = _scan(builtin, normalized, context, advanced)
+        if len(dets) > nb:
+            tags += self._run_detectors(dets[nb:], normalized, context)
+    else:
+        tags = self._run_detectors(list(dets), normalized, context)
+    if advanced:
+        try:
+            tags += _py.advanced_tags(normalized, {getattr(t, "name", None) for t in tags})
+        except Exception as exc:  # never turns a good plan into an error result
+            _logger.error("Error in advanced tag detection: %s", exc)
+    return tags
 
 
 class SafetyTagEnricher(_py.SafetyTagEnricher):
     __doc__ = _py.SafetyTagEnricher.__doc__
     _copy_tag = staticmethod(copy_tag)
+
+    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE, metrics=None):
+        _py.SafetyTagEnricher.__init__(self, enable_caching, advanced=advanced, cache_size=cache_size,
+                                       metrics=metrics)
+        # a subclass overriding a hook gets the generic (hook-calling) path
+        cls = type(self)
+        self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
+
+    def enrich_plan(self, plan, context=None):
+        cdef double start = _now_ms(), ms
+        if not self._fast:
+            return _py.SafetyTagEnricher.enrich_plan(self, plan, context)
+        if not isinstance(plan, dict):
+            raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
+        if not context:
+            context = {}
+        elif not isinstance(context, dict):
+            raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
+        cache = self.tag_cache
+        if cache is not None:
+            key = CacheKey((_pairs_key_norm(plan), _pairs_key(context)))
+            normalized = None
+        else:
+            key = None
+            normalized = _norm_dict(plan)
+        lock = self._lock
+        lock.acquire()
+        try:
+            cache = self.tag_cache
+            if cache is not None:
+                cached = cache.get(key)
+                if cached is not None:
+                    cache.move_to_end(key)
+                    self.cache_hits += 1
+                    tags = [_thaw(r) for r in <list>cached]
+                    return _tagged(plan, tags, _now_ms() - start, {"cache_hit": True})
+                self.cache_misses += 1
+            if normalized is None:
+                normalized = _norm_dict(plan)
+            tags = _detect_fast(self, normalized, context)
+            if cache is not None:
+                cache[key] = [_freeze(t) for t in tags]
+                if len(cache) > self.cache_size:
+                    while len(cache) > self.cache_size:
+                        cache.popitem(last=False)
+            ms = _now_ms() - start
+            if self._metrics:
+                self._record(tags, context, ms)
+            if _logger.isEnabledFor(10):
+                _logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)
+            return _tagged(plan, tags, ms, {"cache_hit": False, "detector_count": len(self.detectors),
+                                            "tags_detected": len(tags)})
+        finally:
+            lock.release()
+
+    enrich_plan.__doc__ = _py.SafetyTagEnricher.enrich_plan.__doc__
 
     def preprocess_text(self, text):
         """The reference's normaliser (NFKC, zero-width removal, (at)/(dot), homoglyphs); ASCII fast path."""
@@ -461,18 +992,21 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
 
     def _generate_cache_key(self, plan, context):
         """A tuple key, equal exactly when the reference's key text is."""
-        return (_pairs_key(plan), _pairs_key(context))
+        return CacheKey((_pairs_key(plan), _pairs_key(context)))
 
     def _key_and_plan(self, plan, context):
         """With caching on, the key is built straight from the plan (normalising
         strings on the way) and the normalised copy is only made on a miss."""
         if self.tag_cache is not None:
-            return (_pairs_key_norm(plan), _pairs_key(context)), None
+            return CacheKey((_pairs_key_norm(plan), _pairs_key(context))), None
         return None, _norm_dict(plan)
 
     def _scan_builtin(self, normalized, context):
         """The six built-in detectors fused into one pass."""
-        return _scan(self._builtin, normalized, context, self.advanced)
+        tags = _scan_fast(self._builtin, normalized, context, self.advanced)
+        if tags is None:
+            tags = _scan(self._builtin, normalized, context, self.advanced)
+        return tags
 
 
 def create_safety_tag_enricher(enable_caching=True):
