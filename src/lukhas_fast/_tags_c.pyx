@@ -988,6 +988,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
 
     def preprocess_plan(self, plan):
         """Normalised copy of the plan (keys and order kept)."""
+        if type(self).preprocess_text is not SafetyTagEnricher.preprocess_text:
+            return _py.normalize_plan(plan, self.preprocess_text)  # a subclass's normaliser
         return _norm_dict(plan)
 
     def _generate_cache_key(self, plan, context):
@@ -997,6 +999,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
     def _key_and_plan(self, plan, context):
         """With caching on, the key is built straight from the plan (normalising
         strings on the way) and the normalised copy is only made on a miss."""
+        if not self._fast:  # a subclass hook is in play: let it run
+            return _py.SafetyTagEnricher._key_and_plan(self, plan, context)
         if self.tag_cache is not None:
             return CacheKey((_pairs_key_norm(plan), _pairs_key(context))), None
         return None, _norm_dict(plan)
