@@ -209,3 +209,23 @@ def test_cached_tags_of_custom_detectors_are_copied(tags_impl):
     assert r2.enrichment_context["cache_hit"] and r2.tags[0].metadata == {"n": [1], "s": "x"}
     assert r2.tags[0].extra == "kept" and r2.tags[0] is not r3.tags[0]
     assert r2.tags[0].metadata["n"] is not r3.tags[0].metadata["n"]
+
+
+def _nested(depth):
+    plan = {"params": {"email": "a@b.com"}}
+    for _ in range(depth):
+        plan = {"x": [plan], "action": "x"}
+    return plan
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_deep_nesting(tags_impl, oracle, caching):
+    """Moderate nesting agrees with the oracle; absurd nesting raises RecursionError
+    before any state change (the compiled walkers carry their own depth guard)."""
+    ref = oracle("tags").SafetyTagEnricher(enable_caching=caching)
+    e = tags_impl.SafetyTagEnricher(enable_caching=caching)
+    assert _tags(e.enrich_plan(_nested(100))) == _tags(ref.enrich_plan(_nested(100)))
+    e = tags_impl.SafetyTagEnricher(enable_caching=caching)
+    with pytest.raises(RecursionError):
+        e.enrich_plan(_nested(20000))
+    assert (e.cache_hits, e.cache_misses) == (0, 0)

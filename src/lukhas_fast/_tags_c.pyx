@@ -17,7 +17,12 @@ import logging
 import re
 import unicodedata
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Next
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 from cpython.object cimport PyObject
 from libc.stdint cimport uint32_t, int8_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -25,6 +30,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
     void *PyUnicode_DATA(object)
+    int PyUnicode_KIND(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 cdef extern from "tags.h":
@@ -208,6 +214,8 @@ cdef object _DOT = _py._DOT_RE
 cdef object _ZW = _py._ZERO_WIDTH
 cdef object _HG = _py._HOMOGLYPHS
 cdef object _Tag = SafetyTag
+DEF _KEY_STACK = 512
+DEF _MAX_DEPTH = 1000
 cdef object _new_object = object.__new__
 
 
@@ -253,7 +261,7 @@ cpdef object fast_normalize_text(object text):
     return s.translate(_HG)
 
 
-cdef object _norm_value(object v):
+cdef object _norm_value(object v, int depth):
     t = type(v)
     if t is str:
         return fast_normalize_text(v)
@@ -262,76 +270,163 @@ cdef object _norm_value(object v):
     if isinstance(v, str):
         return fast_normalize_text(v)
     if isinstance(v, dict):
-        return _norm_dict(v)
+        return _norm_dict(v, depth + 1)
     if isinstance(v, list):
-        return [fast_normalize_text(x) if isinstance(x, str) else _norm_dict(x) if isinstance(x, dict) else x for x in v]
+        return [fast_normalize_text(x) if isinstance(x, str) else _norm_dict(x, depth + 1) if isinstance(x, dict) else x
+                for x in v]
     return v
 
 
-cdef dict _norm_dict(object d):
+cdef dict _norm_dict(object d, int depth=0):
     cdef dict out = {}
+    if depth > _MAX_DEPTH:  # C recursion has no interpreter guard
+        raise RecursionError("maximum nesting depth exceeded while normalising the plan")
     for k, v in d.items():
-        out[k] = _norm_value(v)
+        out[k] = _norm_value(v, depth)
     return out
 
 
-cdef object _vkey(object v):
-    """A hashable stand-in for ``v``, equal exactly when the values' reprs are
-    (the reference key renders reprs); containers are walked instead of
-    stringified.  Leaves are str, int and None themselves (never equal to
-    each other or to a tuple); everything else is a tuple whose first item
-    says what it encodes (a dict is flattened to ("d", k1, v1, k2, v2, ...)),
-    so the encoding is injective.  Exact types only: subclasses use their repr."""
+# --- cache keys ---------------------------------------------------------------------
+# The reference keys its cache by SHA-256 of str(sorted(plan pairs)) + "_" +
+# str(sorted(context pairs)): two calls share an entry exactly when those
+# texts are equal.  Here the same structure is serialised into one bytes
+# object (bytes cache their hash; equality is a memcmp): every value is a
+# tag byte plus a self-delimiting body, so the encoding is injective, and
+# values that render the same repr encode the same:
+#   's' kind len data   str (CPython strings are canonical in kind)
+#   'i' int64           int that fits; larger ints use 'r' + repr
+#   'f' double          finite non-zero float (equal exactly when the
+#                       shortest round-trip reprs are); 0.0, -0.0, inf, nan
+#                       use 'r' + repr
+#   'b' byte, 'n'       bool, None
+#   'd' count k v ...   dict in insertion order (keys never normalised)
+#   'l'/'t' count ...   list / tuple
+#   'r' str             repr of anything else (subclasses included)
+# The top level is 'P' + the sorted plan pairs + 'C' + the sorted context
+# pairs (a non-str top-level key is 'k' + its repr).  With `norm`, a value
+# is encoded as its normalised form would be (str -> preprocess_text, dicts
+# recursed, lists rebuilt), without building the normalised copy.
+
+
+
+cdef struct _Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    char *stack
+
+
+cdef int _grow(_Buf *b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char *q
+    while cap < b.n + need:
+        cap *= 2
+    if b.p == b.stack:
+        q = <char *>malloc(cap)
+        if q == NULL:
+            raise MemoryError()
+        memcpy(q, b.p, b.n)
+    else:
+        q = <char *>realloc(b.p, cap)
+        if q == NULL:
+            raise MemoryError()
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline int _put(_Buf *b, const void *src, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, src, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _put_hdr(_Buf *b, char tag, int64_t n) except -1:
+    cdef char hdr[9]
+    hdr[0] = tag
+    memcpy(hdr + 1, &n, 8)
+    return _put(b, hdr, 9)
+
+
+cdef int _put_str(_Buf *b, char tag, str s) except -1:
+    cdef int kind = PyUnicode_KIND(s)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef char hdr[10]
+    cdef int64_t n64 = n
+    hdr[0] = tag
+    hdr[1] = <char>kind
+    memcpy(hdr + 2, &n64, 8)
+    _put(b, hdr, 10)
+    return _put(b, PyUnicode_DATA(s), n * kind)
+
+
+cdef int _enc(_Buf *b, object v, bint norm, int depth) except -1:
+    cdef int overflow = 0
+    cdef long long iv
+    cdef double fv
+    cdef char c
+    if depth > _MAX_DEPTH:
+        raise RecursionError("maximum nesting depth exceeded while keying the plan")
     t = type(v)
-    if t is str or t is int or v is None:
-        return v
+    if t is str:
+        return _put_str(b, b"s"[0], fast_normalize_text(v) if norm else v)
+    if t is int:
+        iv = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow == 0:
+            return _put_hdr(b, b"i"[0], iv)
+        return _put_str(b, b"r"[0], repr(v))
+    if v is None:
+        c = b"n"[0]
+        return _put(b, &c, 1)
     if t is float:
-        # finite non-zero floats are equal exactly when their (shortest
-        # round-trip) reprs are; 0.0/-0.0, inf and nan use the repr itself
-        if v == v and v != 0.0 and v - v == 0.0:
-            return ("f", v)
-        return ("r", repr(v))
+        fv = v
+        if fv == fv and fv != 0.0 and fv - fv == 0.0:
+            _put(b, b"f", 1)
+            return _put(b, &fv, 8)
+        return _put_str(b, b"r"[0], repr(v))
     if t is bool:
-        return ("b", v)
+        return _put(b, b"b1" if v else b"b0", 2)
     if t is dict:
-        return _flat_dict(<dict>v, False)
+        return _enc_dict(b, <dict>v, norm, depth)
+    if norm:
+        if isinstance(v, str):
+            return _put_str(b, b"s"[0], fast_normalize_text(v))
+        if isinstance(v, dict):
+            return _enc_dict(b, _norm_dict(v), False, depth)
+        if isinstance(v, list):
+            _put_hdr(b, b"l"[0], len(v))
+            for x in v:
+                if isinstance(x, str):
+                    _put_str(b, b"s"[0], fast_normalize_text(x))
+                elif isinstance(x, dict):
+                    _enc(b, _norm_dict(x) if type(x) is not dict else x, type(x) is dict, depth + 1)
+                else:
+                    _enc(b, x, False, depth + 1)
+            return 0
     if t is list:
-        return ("l", tuple([_vkey(x) for x in <list>v]))
+        _put_hdr(b, b"l"[0], len(<list>v))
+        for x in <list>v:
+            _enc(b, x, False, depth + 1)
+        return 0
     if t is tuple:
-        return ("t", tuple([_vkey(x) for x in <tuple>v]))
-    return ("r", repr(v))
+        _put_hdr(b, b"t"[0], len(<tuple>v))
+        for x in <tuple>v:
+            _enc(b, x, False, depth + 1)
+        return 0
+    return _put_str(b, b"r"[0], repr(v))
 
 
-cdef tuple _flat_dict(dict d, bint norm):
-    cdef list out = ["d"]
+cdef int _enc_dict(_Buf *b, dict d, bint norm, int depth) except -1:
     cdef Py_ssize_t pos = 0
     cdef PyObject *pk
     cdef PyObject *pv
+    _put_hdr(b, b"d"[0], len(d))
     while PyDict_Next(d, &pos, &pk, &pv):
-        out.append(_vkey(<object>pk))
-        out.append(_vkey_norm(<object>pv) if norm else _vkey(<object>pv))
-    return tuple(out)
-
-
-cdef object _vkey_norm(object v):
-    """``_vkey(normalised v)`` without building the normalised copy (mirrors
-    ``preprocess_plan``: str -> normalised, dict -> recursed, list -> str and
-    dict items normalised, everything else as is)."""
-    t = type(v)
-    if t is str:
-        return fast_normalize_text(v)
-    if t is int or v is None:
-        return v
-    if t is dict:
-        return _flat_dict(<dict>v, True)
-    if isinstance(v, str):
-        return fast_normalize_text(v)
-    if isinstance(v, dict):
-        return _flat_dict(dict(v), True)
-    if isinstance(v, list):
-        return ("l", tuple([fast_normalize_text(x) if isinstance(x, str) else
-                            _vkey_norm(x) if isinstance(x, dict) else _vkey(x) for x in v]))
-    return _vkey(v)
+        _enc(b, <object>pk, False, depth + 1)
+        _enc(b, <object>pv, norm, depth + 1)
+    return 0
 
 
 cdef list _sorted_keys(dict d):
@@ -344,49 +439,34 @@ cdef list _sorted_keys(dict d):
     return keys
 
 
-cdef tuple _pairs_key_norm(dict d):
-    """Flattened sorted top-level pairs of the normalised dict: (k1, v1, k2, v2, ...)."""
-    cdef list out = []
+cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
+    _put_hdr(b, tag, len(d))
     if not d:
-        return ()
+        return 0
     for k in _sorted_keys(d):
-        out.append(k if type(k) is str else ("k", repr(k)))
-        out.append(_vkey_norm(d[k]))
-    return tuple(out)
+        if type(k) is str:
+            _put_str(b, b"s"[0], <str>k)
+        else:
+            _put_str(b, b"k"[0], repr(k))
+        _enc(b, d[k], norm, 1)
+    return 0
 
 
-cdef tuple _pairs_key(dict d):
-    cdef list out = []
-    if not d:
-        return ()
-    for k in _sorted_keys(d):
-        out.append(k if type(k) is str else ("k", repr(k)))
-        out.append(_vkey(d[k]))
-    return tuple(out)
-
-
-cdef class CacheKey:
-    """Cache key of the C tier: the structural encoding of (normalised plan,
-    context) with its hash computed once (a dict lookup plus an LRU refresh
-    would otherwise hash the nested tuple twice)."""
-
-    cdef readonly tuple key
-    cdef Py_hash_t _hash
-
-    def __cinit__(self, tuple key):
-        self.key = key
-        self._hash = hash(key)
-
-    def __hash__(self):
-        return self._hash
-
-    def __eq__(self, other):
-        if type(other) is not CacheKey:
-            return NotImplemented
-        return self._hash == (<CacheKey>other)._hash and self.key == (<CacheKey>other).key
-
-    def __repr__(self):
-        return f"CacheKey({self.key!r})"
+cdef bytes _cache_key(dict plan, dict context, bint norm):
+    """The cache key of (plan, context); with `norm`, of the plan's normalised form."""
+    cdef char stack[_KEY_STACK]
+    cdef _Buf b
+    b.p = stack
+    b.stack = stack
+    b.n = 0
+    b.cap = _KEY_STACK
+    try:
+        _enc_top(&b, b"P"[0], plan, norm)
+        _enc_top(&b, b"C"[0], context, False)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        if b.p != stack:
+            free(b.p)
 
 
 cdef object _new_tag(str name, object det, double conf, list types):
@@ -945,7 +1025,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
             raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
         cache = self.tag_cache
         if cache is not None:
-            key = CacheKey((_pairs_key_norm(plan), _pairs_key(context)))
+            key = _cache_key(plan, context, True)
             normalized = None
         else:
             key = None
@@ -993,8 +1073,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         return _norm_dict(plan)
 
     def _generate_cache_key(self, plan, context):
-        """A tuple key, equal exactly when the reference's key text is."""
-        return CacheKey((_pairs_key(plan), _pairs_key(context)))
+        """A bytes key (structural encoding), equal exactly when the reference's key text is."""
+        return _cache_key(plan, context, False)
 
     def _key_and_plan(self, plan, context):
         """With caching on, the key is built straight from the plan (normalising
@@ -1002,7 +1082,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         if not self._fast:  # a subclass hook is in play: let it run
             return _py.SafetyTagEnricher._key_and_plan(self, plan, context)
         if self.tag_cache is not None:
-            return CacheKey((_pairs_key_norm(plan), _pairs_key(context))), None
+            return _cache_key(plan, context, True), None
         return None, _norm_dict(plan)
 
     def _scan_builtin(self, normalized, context):
