@@ -302,16 +302,22 @@ int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value
  * (bit 2) match this ASCII text, case-insensitively?  A cheap superset test
  * (the word bracketed on its left, or between whitespace) so that the usual
  * text skips both regex substitutions and keeps its own object. */
+/* bytes after which a rewrite can start: ( [ { < and re's ASCII \s */
+static const uint8_t lk_opener[256] = {
+    ['('] = 1, ['['] = 1, ['{'] = 1, ['<'] = 1, ['\t'] = 2, ['\n'] = 2, [11] = 2, [12] = 2, ['\r'] = 2,
+    [28] = 2, [29] = 2, [30] = 2, [31] = 2, [' '] = 2,
+};
+
 int lk_maybe_obfuscated(const char *s, size_t n)
 {
     const unsigned char *b = (const unsigned char *)s;
     int out = 0;
     size_t i, m;
     for (i = 1; i + 2 <= n; i++) {
-        unsigned char p = b[i - 1], c0 = lk_lower(b[i]), c1 = lk_lower(b[i + 1]);
-        int left = p == '(' || p == '[' || p == '{' || p == '<';
-        if (!left && !lk_is_space(p))
+        uint8_t o = lk_opener[b[i - 1]];
+        if (!o) /* the common case: inside a word */
             continue;
+        unsigned char c0 = lk_lower(b[i]), c1 = lk_lower(b[i + 1]);
         if (c0 == 'a' && c1 == 't') {
             m = i + 2;
         } else if (c0 == 'd' && c1 == 'o' && i + 2 < n && lk_lower(b[i + 2]) == 't') {
@@ -321,7 +327,7 @@ int lk_maybe_obfuscated(const char *s, size_t n)
         }
         if (m >= n)
             continue;
-        if (left || lk_is_space(b[m]))
+        if (o == 1 || lk_is_space(b[m]))
             out |= (m == i + 2) ? 1 : 2;
         if (out == 3)
             break;
