@@ -15,11 +15,15 @@
 
 static inline int lk_is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static inline int lk_is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
-static inline int lk_is_word(unsigned char c) { return lk_is_digit(c) || lk_is_lower(c) || (c >= 'A' && c <= 'Z') || c == '_'; }
+static inline int lk_is_aword(unsigned char c) { return lk_is_digit(c) || lk_is_lower(c) || (c >= 'A' && c <= 'Z') || c == '_'; }
+/* \b's word characters: ASCII [A-Za-z0-9_] plus the stand-in for any other
+ * Unicode alphanumeric (see LK_UWORD in tags.h) */
+static inline int lk_is_word(unsigned char c) { return lk_is_aword(c) || c == LK_UWORD; }
 static inline unsigned char lk_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
-/* re's \s on str patterns, ASCII range: \t \n \v \f \r, 0x1C-0x1F and space */
-static inline int lk_is_space(unsigned char c) { return (c >= 9 && c <= 13) || (c >= 28 && c <= 32); }
+/* re's \s on str patterns: ASCII \t \n \v \f \r, 0x1C-0x1F and space, plus
+ * the stand-in for non-ASCII whitespace */
+static inline int lk_is_space(unsigned char c) { return (c >= 9 && c <= 13) || (c >= 28 && c <= 32) || c == LK_USPACE; }
 
 static inline int lk_url_stop(unsigned char c) { return lk_is_space(c) || c == '<' || c == '>' || c == '"'; }
 
@@ -128,7 +132,7 @@ static uint32_t lk_digit_flags(const unsigned char *b, size_t s, size_t e, int w
             /* \b\d{10,17}\b and \b\d{9}\b: a whole run of digits ending in a non-word */
             for (j = i; j < e && lk_is_digit(b[j]); j++)
                 ;
-            if (j >= e || !lk_is_word(b[j])) {
+            if (j >= e || !lk_is_word(b[j])) { /* (j < e here is never a digit) */
                 if (j - i >= 10 && j - i <= 17)
                     f |= LK_P_ACCOUNT;
                 if (j - i == 9)
@@ -141,15 +145,15 @@ static uint32_t lk_digit_flags(const unsigned char *b, size_t s, size_t e, int w
 
 static inline int lk_in_local(unsigned char c)
 {
-    return lk_is_word(c) || c == '.' || c == '%' || c == '+' || c == '-';
+    return lk_is_aword(c) || c == '.' || c == '%' || c == '+' || c == '-';
 }
 static inline int lk_in_domain(unsigned char c) { return lk_is_digit(c) || lk_is_lower(c) || (c >= 'A' && c <= 'Z') || c == '.' || c == '-'; }
 static inline int lk_in_tld(unsigned char c) { return lk_is_lower(c) || (c >= 'A' && c <= 'Z') || c == '|'; }
 
 /* `\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b` anywhere in [s, e).
- * Local part: the run of local chars ending just before '@' must hold a word
- * char (the first one is where \b holds).  Domain: some '.' inside the
- * domain run, followed by >= 2 TLD chars and a \b. */
+ * Local part: a start inside the run of local chars that ends just before
+ * '@', where \b holds.  Domain: some '.' inside the domain run, followed by
+ * >= 2 TLD chars and a \b (the TLD class holds '|', the domain class not). */
 static int lk_email_in(const unsigned char *b, size_t s, size_t e)
 {
     size_t at, r, w, d, j, k, t;
@@ -159,7 +163,7 @@ static int lk_email_in(const unsigned char *b, size_t s, size_t e)
         r = at;
         while (r > s && lk_in_local(b[r - 1]))
             r--;
-        for (w = r; w < at && !lk_is_word(b[w]); w++)
+        for (w = r; w < at && lk_word_at(b, s, e, w - 1) == lk_word_at(b, s, e, w); w++)
             ;
         if (w >= at)
             continue;

@@ -10,8 +10,12 @@
  *   - per part: escalation / GDPR terms, and the exact outcome of the PII and
  *     account/routing digit patterns (written out as automata below: their
  *     regexes never need backtracking on ASCII, see tags.c).
- * Non-ASCII text is left to the Cython/regex path: \b, \d and str.lower()
- * are Unicode-aware there.  No Python objects and no global state here.
+ * Text is bytes: ASCII as is, and the binding maps every other character to
+ * one of three stand-ins (LK_UWORD, LK_USPACE, LK_UOTHER) that no term
+ * contains, so \b and \s keep their Unicode meaning; characters that would
+ * change the result otherwise (non-ASCII decimal digits, characters whose
+ * lowercase is ASCII or longer) send the plan to the Cython/regex path.
+ * No Python objects and no global state here.
  */
 #ifndef LUKHAS_TAGS_H
 #define LUKHAS_TAGS_H
@@ -22,6 +26,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* stand-ins for non-ASCII characters */
+#define LK_UOTHER 0x80u /* neither word nor space */
+#define LK_UWORD 0x81u  /* Unicode alphanumeric: a \w character */
+#define LK_USPACE 0x82u /* Unicode whitespace: a \s character */
 
 /* term tables (bit per table) */
 #define LK_T_PII_ACTION 0x01u

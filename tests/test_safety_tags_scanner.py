@@ -71,6 +71,37 @@ def test_ascii_plans_match_oracle(tags_impl, oracle, plan, ctx, advanced):
     _same(tags_impl, oracle, plan, ctx, advanced)
 
 
+# non-ASCII neighbours: letters and digits that are \w or \d, Unicode spaces,
+# characters that lower to ASCII, zero-width characters, homoglyphs, fullwidth
+_UNI = ["\u00e9", "caf\u00e9", "\u4e2d\u6587", "\u00b2", "\u03a3", "\u03c3", "\u2028", "\u3000", "\u00a0",
+        "\u0085", "\u212a", "\u0130", "\u0131", "\u0661\u0662\u0663", "\u200b", "\u180e", "\u0430",
+        "\u043e", "\u0440", "\uff41\uff54", "\uff08at\uff09", "\u2160", "\U0001f600", "\u00c9T", "\u1680"]
+uni_text = st.lists(st.sampled_from(_ATOMS + _UNI), max_size=8).map("".join) | st.lists(
+    st.sampled_from(_ATOMS + _UNI), max_size=6).map(" ".join)
+uni_plans = st.fixed_dictionaries(
+    {},
+    optional={
+        "action": uni_text,
+        "description": uni_text,
+        "params": st.dictionaries(ascii_keys, st.one_of(uni_text, st.integers(0, 9)), max_size=5),
+    },
+)
+
+
+@settings(max_examples=500)
+@given(plan=uni_plans, advanced=st.booleans())
+def test_unicode_plans_match_oracle(tags_impl, oracle, plan, advanced):
+    _same(tags_impl, oracle, plan, None, advanced)
+
+
+@settings(max_examples=500)
+@given(s=uni_text)
+def test_unicode_normalisation_matches_oracle(tags_impl, oracle, s):
+    a = tags_impl.SafetyTagEnricher(enable_caching=False)
+    b = oracle("tags").SafetyTagEnricher(enable_caching=False)
+    assert a.preprocess_text(s) == b.preprocess_text(s), s
+
+
 @settings(max_examples=400)
 @given(s=st.text(alphabet="0123456789- _a", max_size=40))
 def test_digit_patterns_match_oracle(tags_impl, oracle, s):
@@ -129,7 +160,9 @@ def test_c_scanner_takes_ascii_plans():
     from lukhas_fast._bench.tags import corpus
 
     assert all(c._c_scan_available(p) for p in corpus(200))
-    assert not c._c_scan_available({"action": "caf\u00e9"})
+    assert c._c_scan_available({"action": "caf\u00e9", "params": {"v": "\u4e2d\u6587 x\u2028y"}})
+    assert not c._c_scan_available({"action": "x", "params": {"v": "\u0661\u0662"}})  # a decimal digit beyond ASCII
+    assert not c._c_scan_available({"action": "\u0130"})  # lowers to two characters
     email = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
     for s in ["a@b.c|m", "a@b|c", "x a@b.com y", "..@x.io", "_@x.io", "%@x.io", "a@b.cc1", "a@b.c", "@x.io", "a@",
               "a@b.co.uk", "a@b..c", "a@-b.cd", "a@b.c-d.ef", "a.@b.cd"]:

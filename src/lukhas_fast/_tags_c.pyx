@@ -31,6 +31,7 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
     void *PyUnicode_DATA(object)
     int PyUnicode_KIND(object)
+    Py_UCS4 Py_UNICODE_TOLOWER(Py_UCS4)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 cdef extern from "tags.h":
@@ -50,6 +51,9 @@ cdef extern from "tags.h":
         LK_P_CARD
         LK_P_ACCOUNT
         LK_P_ROUTING
+        LK_UOTHER
+        LK_UWORD
+        LK_USPACE
     ctypedef struct lk_terms:
         pass
     ctypedef struct lk_part:
@@ -255,10 +259,56 @@ cpdef object fast_normalize_text(object text):
         if m & 2:
             s = _DOT.sub(".", s)
         return s
-    s = unicodedata.normalize("NFKC", s).translate(_ZW)
-    s = _AT.sub("@", s)
-    s = _DOT.sub(".", s)
-    return s.translate(_HG)
+    s = _nfkc(s)
+    if PyUnicode_IS_ASCII(s):  # e.g. fullwidth letters: the ASCII path, from here
+        return fast_normalize_text(s)
+    # zero-width removal and homoglyph folding only if the text holds such
+    # characters, the (at)/(dot) regexes only where a screen says they may hit
+    m = _unicode_marks(s)
+    if m & 4:
+        s = s.translate(_ZW)
+        m = _unicode_marks(s) | (m & 8)
+    if m & 1:
+        s = _AT.sub("@", s)
+        m = (_unicode_marks(s) & ~8) | (m & 8)
+    if m & 2:
+        s = _DOT.sub(".", s)
+    if m & 8:
+        s = s.translate(_HG)
+    return s
+
+
+cdef inline str _nfkc(str s):
+    return unicodedata.normalize("NFKC", s)
+
+
+cdef inline bint _at_dot_opener(Py_UCS4 c):
+    return c == u'(' or c == u'[' or c == u'{' or c == u'<' or c.isspace()
+
+
+cdef int _unicode_marks(str s):
+    """Bit 1/2: the (at)/(dot) regex may match (a superset: the word after an
+    opening bracket or whitespace); 4: a zero-width character to delete;
+    8: a homoglyph to fold."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef Py_UCS4 c, c0, c1
+    cdef int out = 0
+    for i in range(n):
+        c = s[i]
+        if c >= 0x3b1:
+            if (c == 0x200b or c == 0x200c or c == 0x200d or c == 0x2060 or c == 0xfeff or c == 0x180e):
+                out |= 4
+            elif (c == 0x430 or c == 0x43e or c == 0x435 or c == 0x440 or c == 0x441 or c == 0x445 or c == 0x443
+                  or c == 0x3bf or c == 0x3b1 or c == 0x217c or c == 0x2160):
+                out |= 8
+        if i + 2 < n and _at_dot_opener(c):
+            c0 = Py_UNICODE_TOLOWER(s[i + 1])
+            c1 = Py_UNICODE_TOLOWER(s[i + 2])
+            if c0 == u'a' and c1 == u't':
+                out |= 1
+            elif c0 == u'd' and c1 == u'o':
+                out |= 2
+    return out
 
 
 cdef object _norm_value(object v, int depth):
@@ -744,6 +794,44 @@ cdef inline list _add(list lst, str item):
     return lst
 
 
+DEF _USCRATCH = 4096
+
+
+cdef int _set_part(lk_part *part, object v, unsigned char *scratch, Py_ssize_t *used) except -2:
+    """Point ``part`` at the bytes the C scanner reads for str ``v``: ASCII data
+    as is; other text transcoded into ``scratch`` with one stand-in byte per
+    character (see tags.h).  -1: the plan needs the Cython path."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
+    cdef Py_UCS4 ch
+    cdef unsigned char *out
+    if PyUnicode_IS_ASCII(v):
+        part.p = <const char *>PyUnicode_DATA(v)
+        part.n = n
+        return 0
+    if used[0] + n > _USCRATCH:
+        return -1
+    out = scratch + used[0]
+    i = 0
+    for ch in <str>v:
+        if ch < 128:
+            out[i] = <unsigned char>ch
+        elif ch == 0x130 or ch.isdecimal() or Py_UNICODE_TOLOWER(ch) < 128:
+            # \d would match it, or str.lower() would turn it into ASCII
+            # text (U+0130 lowers to two characters)
+            return -1
+        elif ch.isspace():
+            out[i] = LK_USPACE
+        elif ch.isalnum():
+            out[i] = LK_UWORD
+        else:
+            out[i] = LK_UOTHER
+        i += 1
+    part.p = <const char *>out
+    part.n = n
+    used[0] += n
+    return 0
+
+
 cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     """The fused detectors over the C scan; None when the plan needs the Cython path."""
     cdef lk_part parts[_MAXP + 2]
@@ -761,13 +849,13 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
     cdef list pii_t = None, fin_t = None, mod_t = None, ext_t = None, esc_t = None, gdpr_t = None
     cdef unsigned int kw
+    cdef unsigned char scratch[_USCRATCH]
+    cdef Py_ssize_t used = 0
 
     a = plan.get("action", "")
     if type(a) is str:
-        if not PyUnicode_IS_ASCII(a):
+        if _set_part(&parts[0], a, scratch, &used):
             return None
-        parts[0].p = <const char *>PyUnicode_DATA(a)
-        parts[0].n = PyUnicode_GET_LENGTH(a)
     elif isinstance(a, str):
         return None
     else:
@@ -775,10 +863,8 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
         parts[0].n = 0
     d = plan.get("description", "")
     if type(d) is str:
-        if not PyUnicode_IS_ASCII(d):
+        if _set_part(&parts[1], d, scratch, &used):
             return None
-        parts[1].p = <const char *>PyUnicode_DATA(d)
-        parts[1].n = PyUnicode_GET_LENGTH(d)
     elif isinstance(d, str):
         return None
     else:
@@ -796,11 +882,9 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             kobj[nitems] = pk
             vobj[nitems] = pv
             if type(<object>pv) is str:
-                if not PyUnicode_IS_ASCII(<object>pv):
+                if _set_part(&parts[nparts], <object>pv, scratch, &used):
                     return None
                 vpart[nitems] = nparts
-                parts[nparts].p = <const char *>PyUnicode_DATA(<object>pv)
-                parts[nparts].n = PyUnicode_GET_LENGTH(<object>pv)
                 nparts += 1
             elif isinstance(<object>pv, str):
                 return None
