@@ -262,3 +262,23 @@ def test_deep_nesting(tags_impl, oracle, caching):
     with pytest.raises(RecursionError):
         e.enrich_plan(_nested(20000))
     assert (e.cache_hits, e.cache_misses) == (0, 0)
+
+
+class _NoRepr:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+
+def test_unkeyable_plan_is_served_uncached(tags_impl):
+    """Caching never changes what a call returns or raises: a value whose repr
+    raises (the reference's key step failed -> error result, with caching only)
+    is tagged without the cache and counted as a miss."""
+    plan = {"action": "x", "v": _NoRepr(), "params": {"email": "a@b.com"}}
+    off = tags_impl.SafetyTagEnricher(enable_caching=False).enrich_plan(plan)
+    e = tags_impl.SafetyTagEnricher()
+    for _ in range(2):
+        on = e.enrich_plan(plan)
+        assert _tags(on) == _tags(off) and on.enrichment_context == off.enrichment_context
+    assert (e.cache_hits, e.cache_misses, e.get_stats()["cache_size"]) == (0, 2, 0)
+    e.enrich_plan({"action": "x"}, {"lane": _NoRepr()})
+    assert e.get_stats()["cache_size"] == 0

@@ -1108,18 +1108,22 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         elif not isinstance(context, dict):
             raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
         cache = self.tag_cache
+        key = normalized = None
         if cache is not None:
-            key = _cache_key(plan, context, True)
-            normalized = None
-        else:
-            key = None
+            try:
+                key = _cache_key(plan, context, True)
+            except RecursionError:
+                raise
+            except Exception as exc:  # a value whose repr raises: served uncached
+                _logger.debug("plan served uncached, no cache key: %s", exc)
+        if key is None:
             normalized = _norm_dict(plan)
         lock = self._lock
         lock.acquire()
         try:
             cache = self.tag_cache
             if cache is not None:
-                cached = cache.get(key)
+                cached = cache.get(key) if key is not None else None
                 if cached is not None:
                     cache.move_to_end(key)
                     self.cache_hits += 1
@@ -1129,7 +1133,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
             if normalized is None:
                 normalized = _norm_dict(plan)
             tags = _detect_fast(self, normalized, context)
-            if cache is not None:
+            if cache is not None and key is not None:
                 cache[key] = [_freeze(t) for t in tags]
                 if len(cache) > self.cache_size:
                     while len(cache) > self.cache_size:

@@ -13,13 +13,16 @@ from lukhas_fast._bench.core import case
 
 _ACTIONS = ["process_payment", "send_email", "call_api", "summarize_document", "switch_model", "read_file",
             "update_profile", "admin_override", "data_export", "transfer_funds", "search_web", "run_report"]
+_UNICODE_WORDS = ["caf\u00e9", "M\u00fcller", "na\u00efve", "\u6771\u4eac", "\u00a1hola!", "\u2013", "S\u00e3o Paulo",
+                  "\u00e9t\u00e9", "\u0417\u0434\u0440\u0430\u0432\u0441\u0442\u0432\u0443\u0439\u0442\u0435"]
 _WORDS = ["please", "summarize", "the", "quarterly", "report", "for", "team", "meeting", "customer", "ticket",
           "update", "status", "draft", "reply", "schedule", "review", "notes", "project", "budget", "analysis"]
 
 
 def corpus(n: int = 1000, seed: int = 11) -> List[Dict[str, Any]]:
     """Distinct plans: mostly ordinary text, with emails, phones, cards, URLs, model names and
-    escalation/GDPR terms embedded in noise at realistic rates."""
+    escalation/GDPR terms embedded in noise at realistic rates; about one plan in ten
+    carries non-ASCII text (accented names, CJK, Cyrillic, typographic dashes)."""
     rng = random.Random(seed)
     plans = []
     for i in range(n):
@@ -35,6 +38,8 @@ def corpus(n: int = 1000, seed: int = 11) -> List[Dict[str, Any]]:
             words.insert(rng.randrange(6), rng.choice(["gpt-4o", "claude", "tool call", "reranking"]))
         elif r < 0.4:
             words.insert(rng.randrange(6), rng.choice(["sudo", "root", "admin", "consent", "GDPR"]))
+        if rng.random() < 0.1:
+            words.insert(rng.randrange(len(words)), rng.choice(_UNICODE_WORDS))
         params: Dict[str, Any] = {"text": " ".join(words), "request_id": f"req-{i}", "priority": rng.randint(1, 5)}
         if rng.random() < 0.2:
             params["amount"] = round(rng.uniform(1, 500), 2)
