@@ -151,6 +151,20 @@ def test_str_subclasses_take_the_generic_path(tags_impl, oracle):
     _same(tags_impl, oracle, {"action": S("call_api"), "description": S("gpt-4o"), "params": {"url": S("https://a.b")}})
     _same(tags_impl, oracle, {"action": "x", "params": {S("Email"): S("a@b.com")}})
 
+    import enum
+
+    class Cents(enum.IntEnum):
+        TEN = 10
+
+    class Money(float):
+        pass
+
+    class Fake:  # isinstance(Fake(), float) is True through __class__
+        __class__ = float
+
+    for v in (Cents.TEN, Money(2.5), Fake(), object()):
+        _same(tags_impl, oracle, {"action": "x", "params": {"amount": v, "fee": v, "note": "a@b.com"}})
+
 
 def test_c_scanner_takes_ascii_plans():
     """The C scanner (not the fallback) handles the ASCII plans the differential tests generate."""
@@ -282,3 +296,17 @@ def test_unkeyable_plan_is_served_uncached(tags_impl):
     assert (e.cache_hits, e.cache_misses, e.get_stats()["cache_size"]) == (0, 2, 0)
     e.enrich_plan({"action": "x"}, {"lane": _NoRepr()})
     assert e.get_stats()["cache_size"] == 0
+
+
+def test_repr_that_mutates_the_plan(tags_impl):
+    """Keying runs a value's __repr__; one that empties the caller's plan must not crash."""
+    plan = {}
+
+    class Evil:
+        def __repr__(self):
+            plan.clear()
+            return "evil"
+
+    plan.update({"a": Evil(), "b": [1, 2, 3], "c": "text", "d": {"x": 1}})
+    r = tags_impl.SafetyTagEnricher().enrich_plan(plan)
+    assert r.original_plan is plan

@@ -24,6 +24,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdint cimport uint32_t, int8_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -32,6 +33,7 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object)
     int PyUnicode_KIND(object)
     Py_UCS4 Py_UNICODE_TOLOWER(Py_UCS4)
+    int PyUnicode_Compare(object, object) except? -1
     Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 cdef extern from "tags.h":
@@ -474,8 +476,10 @@ cdef int _enc_dict(_Buf *b, dict d, bint norm, int depth) except -1:
     cdef PyObject *pv
     _put_hdr(b, b"d"[0], len(d))
     while PyDict_Next(d, &pos, &pk, &pv):
-        _enc(b, <object>pk, False, depth + 1)
-        _enc(b, <object>pv, norm, depth + 1)
+        k = <object>pk  # owned before any __repr__ below can change `d`
+        v = <object>pv
+        _enc(b, k, False, depth + 1)
+        _enc(b, v, norm, depth + 1)
     return 0
 
 
@@ -489,10 +493,48 @@ cdef list _sorted_keys(dict d):
     return keys
 
 
+DEF _SMALL = 16
+
+
 cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
+    cdef PyObject *ks[_SMALL]
+    cdef PyObject *vs[_SMALL]
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef Py_ssize_t pos = 0, n = 0, i, j
     _put_hdr(b, tag, len(d))
     if not d:
         return 0
+    if len(d) <= _SMALL:
+        # the usual plan: a few str keys, insertion-sorted (code-point order,
+        # as str comparison) without building a list
+        while PyDict_Next(d, &pos, &pk, &pv):
+            if type(<object>pk) is not str:
+                n = -1
+                break
+            i = n
+            while i > 0 and PyUnicode_Compare(<object>ks[i - 1], <object>pk) > 0:
+                ks[i] = ks[i - 1]
+                vs[i] = vs[i - 1]
+                i -= 1
+            ks[i] = pk
+            vs[i] = pv
+            n += 1
+        if n >= 0:
+            # own the pairs: encoding a value may run its __repr__, which
+            # could change the caller's dict
+            for j in range(n):
+                Py_INCREF(<object>ks[j])
+                Py_INCREF(<object>vs[j])
+            try:
+                for j in range(n):
+                    _put_str(b, b"s"[0], <str>ks[j])
+                    _enc(b, <object>vs[j], norm, 1)
+            finally:
+                for j in range(n):
+                    Py_DECREF(<object>ks[j])
+                    Py_DECREF(<object>vs[j])
+            return 0
     for k in _sorted_keys(d):
         if type(k) is str:
             _put_str(b, b"s"[0], <str>k)
@@ -838,6 +880,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     cdef uint32_t flags[_MAXP + 2]
     cdef unsigned int kmask[_MAXP]
     cdef int vpart[_MAXP]
+    cdef bint isnum[_MAXP]
     cdef PyObject *kobj[_MAXP]
     cdef PyObject *vobj[_MAXP]
     cdef int nparts = 2, nitems = 0, i, f
@@ -881,15 +924,20 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             kmask[nitems] = _key_class(<str>pk)
             kobj[nitems] = pk
             vobj[nitems] = pv
-            if type(<object>pv) is str:
+            tv = type(<object>pv)
+            isnum[nitems] = tv is int or tv is float or tv is bool
+            if tv is str:
                 if _set_part(&parts[nparts], <object>pv, scratch, &used):
                     return None
                 vpart[nitems] = nparts
                 nparts += 1
-            elif isinstance(<object>pv, str):
-                return None
-            else:
+            elif isnum[nitems] or <object>pv is None or tv is list or tv is dict or tv is tuple:
                 vpart[nitems] = -1
+            else:
+                # other types go the Cython path: isinstance() there may run
+                # their code (a __class__ property), never while this loop
+                # holds borrowed references
+                return None
             nitems += 1
     elif isinstance(params, dict):
         return None
@@ -929,7 +977,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             fin = max(fin, 0.8)
             fin_t = _add(fin_t, "field:" + <str>kobj[i])
     for i in range(nitems):
-        if kmask[i] & K_CUR and isinstance(<object>vobj[i], (int, float)):
+        if kmask[i] & K_CUR and isnum[i]:
             fin = max(fin, 0.7)
             fin_t = _add(fin_t, "currency")
     if advanced:
