@@ -13,6 +13,7 @@ Same results as :mod:`lukhas_fast._tags_py`, computed differently:
   the whole plan, no SHA-256), equal exactly when the reference's key text is.
 """
 
+import builtins
 import logging
 import re
 import unicodedata
@@ -220,6 +221,8 @@ cdef object _DOT = _py._DOT_RE
 cdef object _ZW = _py._ZERO_WIDTH
 cdef object _HG = _py._HOMOGLYPHS
 cdef object _Tag = SafetyTag
+cdef object _isinstance = builtins.isinstance
+cdef tuple _NUMBER = (int, float)
 DEF _KEY_STACK = 512
 DEF _MAX_DEPTH = 1000
 cdef object _new_object = object.__new__
@@ -667,7 +670,9 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
                 fin = max(fin, 0.8)
                 fin_t.append(f"field:{k}")
         for (k, lk), v in zip(keys, params.values()):
-            if lk in _CURRENCY and isinstance(v, (int, float)):
+            # the builtin isinstance, as the oracle: Cython would compile it
+            # to a type check that ignores a __class__ override
+            if lk in _CURRENCY and _isinstance(v, _NUMBER):
                 fin = max(fin, 0.7)
                 fin_t.append("currency")
         if advanced:
