@@ -1,16 +1,21 @@
-"""C tier of the safety-tags family (Cython-compiled).
+"""C tier of the safety-tags family (Cython-compiled, C scanner in csrc/tags.c).
 
-Same results as :mod:`lukhas_fast._tags_py`, computed differently:
+Same results as :mod:`lukhas_fast._tags_py` (the reference's algorithm),
+computed differently:
 
 * normalisation: ASCII strings skip NFKC, zero-width removal and homoglyph
-  folding (all identities on ASCII) and run the ``(at)``/``(dot)`` rewrites
-  only when the text can contain them;
-* detection: one pass over the plan's params collects keys, lowered keys and
-  string values once; each value is lowered once and screened with a single
-  combined pattern per term table before any per-term or per-pattern work;
-  model keywords and URLs are only searched for when a cheap screen hits;
-* cache key: a tuple built from the sorted top-level pairs (no ``str()`` of
-  the whole plan, no SHA-256), equal exactly when the reference's key text is.
+  folding (identities on ASCII) and run the ``(at)``/``(dot)`` rewrites only
+  when a C screen says they can apply; non-ASCII strings skip the passes
+  that cannot apply;
+* detection: one C pass over the plan's space-joined text finds every term
+  of every table (trigram-indexed), the digit/email patterns and the URL
+  count; the six detectors' tags are assembled from that (plans the C
+  scanner cannot represent exactly take a Cython fallback scanner);
+* cache key: one bytes serialisation of the normalised plan and context,
+  equal exactly when the reference's key text is (no ``str()``, no SHA-256),
+  built without the normalised copy, which is only made on a miss;
+* ``enrich_plan`` compiled, tags and results built without dataclass
+  ``__init__`` calls.
 """
 
 import builtins
