@@ -1,20 +1,84 @@
-"""C tier of the safety-tags family (Cython-compiled).
+"""C tier of the safety-tags family (Cython-compiled, C scanner in csrc/tags.c).
 
-Same results as :mod:`lukhas_fast._tags_py`, computed differently:
+Same results as :mod:`lukhas_fast._tags_py` (the reference's algorithm),
+computed differently:
 
 * normalisation: ASCII strings skip NFKC, zero-width removal and homoglyph
-  folding (all identities on ASCII) and run the ``(at)``/``(dot)`` rewrites
-  only when the text can contain them;
-* detection: one pass over the plan's params collects keys, lowered keys and
-  string values once; each value is lowered once and screened with a single
-  combined pattern per term table before any per-term or per-pattern work;
-  model keywords and URLs are only searched for when a cheap screen hits;
-* cache key: a tuple built from the sorted top-level pairs (no ``str()`` of
-  the whole plan, no SHA-256), equal exactly when the reference's key text is.
+  folding (identities on ASCII) and run the ``(at)``/``(dot)`` rewrites only
+  when a C screen says they can apply; non-ASCII strings skip the passes
+  that cannot apply;
+* detection: one C pass over the plan's space-joined text finds every term
+  of every table (trigram-indexed), the digit/email patterns and the URL
+  count; the six detectors' tags are assembled from that (plans the C
+  scanner cannot represent exactly take a Cython fallback scanner);
+* cache key: one bytes serialisation of the normalised plan and context,
+  equal exactly when the reference's key text is (no ``str()``, no SHA-256),
+  built without the normalised copy, which is only made on a miss;
+* ``enrich_plan`` compiled, tags and results built without dataclass
+  ``__init__`` calls.
 """
 
+import builtins
+import logging
 import re
 import unicodedata
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_Next
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.stdint cimport uint32_t, int8_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    void *PyUnicode_DATA(object)
+    int PyUnicode_KIND(object)
+    Py_UCS4 Py_UNICODE_TOLOWER(Py_UCS4)
+    int PyUnicode_Compare(object, object) except? -1
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+
+cdef extern from "tags.h":
+    enum:
+        LK_T_PII_ACTION
+        LK_T_FIN_ACTION
+        LK_T_MODEL_ACTION
+        LK_T_API
+        LK_T_ESC
+        LK_T_GDPR_ACTION
+        LK_T_GDPR_TERM
+        LK_P_ESC
+        LK_P_GDPR
+        LK_P_EMAIL
+        LK_P_SSN
+        LK_P_PHONE
+        LK_P_CARD
+        LK_P_ACCOUNT
+        LK_P_ROUTING
+        LK_UOTHER
+        LK_UWORD
+        LK_USPACE
+    ctypedef struct lk_terms:
+        pass
+    ctypedef struct lk_part:
+        const char *p
+        size_t n
+    ctypedef struct lk_scan_result:
+        uint32_t action_tables
+        uint32_t keywords
+        uint32_t urls
+        int dangerous
+    void lk_terms_init(lk_terms *t)
+    int lk_terms_add(lk_terms *t, const char *s, size_t n, uint32_t tables, int kw)
+    int lk_terms_add_prefix(lk_terms *t, const char *s, size_t n)
+    int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value, int want_accounts,
+                lk_scan_result *res, uint32_t *flags) nogil
+    int lk_has_email(const char *s, size_t n) nogil
+    int lk_maybe_obfuscated(const char *s, size_t n) nogil
 
 from lukhas_fast import _tags_py as _py
 from lukhas_fast._tags_py import (  # noqa: F401  (re-exported surface)
@@ -30,7 +94,8 @@ __all__ = list(_py.__all__)
 
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
-    return {"scanner": "Cython single-pass scanner, ASCII fast path, tuple cache keys"}
+    return {"scanner": "C single-pass term/pattern scanner (csrc/tags.c) for ASCII plans, Cython fused detectors "
+                       "otherwise; ASCII normalisation fast path; structural cache keys"}
 
 
 # --- term screening ---------------------------------------------------------------
@@ -161,6 +226,11 @@ cdef object _DOT = _py._DOT_RE
 cdef object _ZW = _py._ZERO_WIDTH
 cdef object _HG = _py._HOMOGLYPHS
 cdef object _Tag = SafetyTag
+cdef object _isinstance = builtins.isinstance
+cdef tuple _NUMBER = (int, float)
+DEF _KEY_STACK = 512
+DEF _MAX_DEPTH = 1000
+cdef object _new_object = object.__new__
 
 
 cdef bint _maybe(str low, str w):
@@ -186,21 +256,72 @@ cpdef object fast_normalize_text(object text):
             return str(text)
         text = str(text)
     s = <str>text
-    if s.isascii():
-        low = s.lower()
-        if _maybe(low, "at"):
+    cdef int m
+    if PyUnicode_IS_ASCII(s):
+        # NFKC, zero-width removal and homoglyph folding are identities on
+        # ASCII; the (at)/(dot) regexes run only if a cheap screen says so
+        m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
+        if m == 0:
+            return s
+        if m & 1:
             s = _AT.sub("@", s)
-            low = s.lower()
-        if _maybe(low, "dot"):
+            m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
+        if m & 2:
             s = _DOT.sub(".", s)
         return s
-    s = unicodedata.normalize("NFKC", s).translate(_ZW)
-    s = _AT.sub("@", s)
-    s = _DOT.sub(".", s)
-    return s.translate(_HG)
+    s = _nfkc(s)
+    if PyUnicode_IS_ASCII(s):  # e.g. fullwidth letters: the ASCII path, from here
+        return fast_normalize_text(s)
+    # zero-width removal and homoglyph folding only if the text holds such
+    # characters, the (at)/(dot) regexes only where a screen says they may hit
+    m = _unicode_marks(s)
+    if m & 4:
+        s = s.translate(_ZW)
+        m = _unicode_marks(s) | (m & 8)
+    if m & 1:
+        s = _AT.sub("@", s)
+        m = (_unicode_marks(s) & ~8) | (m & 8)
+    if m & 2:
+        s = _DOT.sub(".", s)
+    if m & 8:
+        s = s.translate(_HG)
+    return s
 
 
-cdef object _norm_value(object v):
+cdef inline str _nfkc(str s):
+    return unicodedata.normalize("NFKC", s)
+
+
+cdef inline bint _at_dot_opener(Py_UCS4 c):
+    return c == u'(' or c == u'[' or c == u'{' or c == u'<' or c.isspace()
+
+
+cdef int _unicode_marks(str s):
+    """Bit 1/2: the (at)/(dot) regex may match (a superset: the word after an
+    opening bracket or whitespace); 4: a zero-width character to delete;
+    8: a homoglyph to fold."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef Py_UCS4 c, c0, c1
+    cdef int out = 0
+    for i in range(n):
+        c = s[i]
+        if c >= 0x3b1:
+            if (c == 0x200b or c == 0x200c or c == 0x200d or c == 0x2060 or c == 0xfeff or c == 0x180e):
+                out |= 4
+            elif (c == 0x430 or c == 0x43e or c == 0x435 or c == 0x440 or c == 0x441 or c == 0x445 or c == 0x443
+                  or c == 0x3bf or c == 0x3b1 or c == 0x217c or c == 0x2160):
+                out |= 8
+        if i + 2 < n and _at_dot_opener(c):
+            c0 = Py_UNICODE_TOLOWER(s[i + 1])
+            c1 = Py_UNICODE_TOLOWER(s[i + 2])
+            if c0 == u'a' and c1 == u't':
+                out |= 1
+            elif c0 == u'd' and c1 == u'o':
+                out |= 2
+    return out
+
+
+cdef object _norm_value(object v, int depth):
     t = type(v)
     if t is str:
         return fast_normalize_text(v)
@@ -209,77 +330,291 @@ cdef object _norm_value(object v):
     if isinstance(v, str):
         return fast_normalize_text(v)
     if isinstance(v, dict):
-        return _norm_dict(v)
+        return _norm_dict(v, depth + 1)
     if isinstance(v, list):
-        return [fast_normalize_text(x) if isinstance(x, str) else _norm_dict(x) if isinstance(x, dict) else x for x in v]
+        return [fast_normalize_text(x) if isinstance(x, str) else _norm_dict(x, depth + 1) if isinstance(x, dict) else x
+                for x in v]
     return v
 
 
-cdef dict _norm_dict(object d):
+cdef dict _norm_dict(object d, int depth=0):
     cdef dict out = {}
+    if depth > _MAX_DEPTH:  # C recursion has no interpreter guard
+        raise RecursionError("maximum nesting depth exceeded while normalising the plan")
     for k, v in d.items():
-        out[k] = _norm_value(v)
+        out[k] = _norm_value(v, depth)
     return out
 
 
-cdef object _vkey(object v):
-    """A hashable stand-in for ``v``, equal exactly when the values' reprs are
-    (the reference key renders reprs); containers are walked instead of
-    stringified.  Exact types only: subclasses fall back to their repr."""
+# --- cache keys ---------------------------------------------------------------------
+# The reference keys its cache by SHA-256 of str(sorted(plan pairs)) + "_" +
+# str(sorted(context pairs)): two calls share an entry exactly when those
+# texts are equal.  Here the same structure is serialised into one bytes
+# object (bytes cache their hash; equality is a memcmp): every value is a
+# tag byte plus a self-delimiting body, so the encoding is injective, and
+# values that render the same repr encode the same:
+#   's' kind len data   str (CPython strings are canonical in kind)
+#   'i' int64           int that fits; larger ints use 'r' + repr
+#   'f' double          finite non-zero float (equal exactly when the
+#                       shortest round-trip reprs are); 0.0, -0.0, inf, nan
+#                       use 'r' + repr
+#   'b' byte, 'n'       bool, None
+#   'd' count k v ...   dict in insertion order (keys never normalised)
+#   'l'/'t' count ...   list / tuple
+#   'r' str             repr of anything else (subclasses included)
+# The top level is 'P' + the sorted plan pairs + 'C' + the sorted context
+# pairs (a non-str top-level key is 'k' + its repr).  With `norm`, a value
+# is encoded as its normalised form would be (str -> preprocess_text, dicts
+# recursed, lists rebuilt), without building the normalised copy.
+
+
+
+cdef struct _Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    char *stack
+
+
+cdef int _grow(_Buf *b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char *q
+    while cap < b.n + need:
+        cap *= 2
+    if b.p == b.stack:
+        q = <char *>malloc(cap)
+        if q == NULL:
+            raise MemoryError()
+        memcpy(q, b.p, b.n)
+    else:
+        q = <char *>realloc(b.p, cap)
+        if q == NULL:
+            raise MemoryError()
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline int _put(_Buf *b, const void *src, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, src, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _put_hdr(_Buf *b, char tag, int64_t n) except -1:
+    cdef char hdr[9]
+    hdr[0] = tag
+    memcpy(hdr + 1, &n, 8)
+    return _put(b, hdr, 9)
+
+
+cdef int _put_str(_Buf *b, char tag, str s) except -1:
+    cdef int kind = PyUnicode_KIND(s)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef char hdr[10]
+    cdef int64_t n64 = n
+    hdr[0] = tag
+    hdr[1] = <char>kind
+    memcpy(hdr + 2, &n64, 8)
+    _put(b, hdr, 10)
+    return _put(b, PyUnicode_DATA(s), n * kind)
+
+
+cdef int _enc(_Buf *b, object v, bint norm, int depth) except -1:
+    cdef int overflow = 0
+    cdef long long iv
+    cdef double fv
+    cdef char c
+    if depth > _MAX_DEPTH:
+        raise RecursionError("maximum nesting depth exceeded while keying the plan")
     t = type(v)
     if t is str:
-        return v
-    if t is int or t is bool or v is None:
-        return (t, v)
+        return _put_str(b, b"s"[0], fast_normalize_text(v) if norm else v)
+    if t is int:
+        iv = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow == 0:
+            return _put_hdr(b, b"i"[0], iv)
+        return _put_str(b, b"r"[0], repr(v))
+    if v is None:
+        c = b"n"[0]
+        return _put(b, &c, 1)
+    if t is float:
+        fv = v
+        if fv == fv and fv != 0.0 and fv - fv == 0.0:
+            _put(b, b"f", 1)
+            return _put(b, &fv, 8)
+        return _put_str(b, b"r"[0], repr(v))
+    if t is bool:
+        return _put(b, b"b1" if v else b"b0", 2)
     if t is dict:
-        return ("d", tuple([(_vkey(k), _vkey(x)) for k, x in (<dict>v).items()]))
+        return _enc_dict(b, <dict>v, norm, depth)
+    if norm:
+        if isinstance(v, str):
+            return _put_str(b, b"s"[0], fast_normalize_text(v))
+        if isinstance(v, dict):
+            return _enc_dict(b, _norm_dict(v), False, depth)
+        if isinstance(v, list):
+            _put_hdr(b, b"l"[0], len(v))
+            for x in v:
+                if isinstance(x, str):
+                    _put_str(b, b"s"[0], fast_normalize_text(x))
+                elif isinstance(x, dict):
+                    _enc(b, _norm_dict(x) if type(x) is not dict else x, type(x) is dict, depth + 1)
+                else:
+                    _enc(b, x, False, depth + 1)
+            return 0
     if t is list:
-        return ("l", tuple([_vkey(x) for x in <list>v]))
+        _put_hdr(b, b"l"[0], len(<list>v))
+        for x in <list>v:
+            _enc(b, x, False, depth + 1)
+        return 0
     if t is tuple:
-        return ("t", tuple([_vkey(x) for x in <tuple>v]))
-    return ("r", repr(v))
+        _put_hdr(b, b"t"[0], len(<tuple>v))
+        for x in <tuple>v:
+            _enc(b, x, False, depth + 1)
+        return 0
+    return _put_str(b, b"r"[0], repr(v))
 
 
-cdef object _vkey_norm(object v):
-    """``_vkey(normalised v)`` without building the normalised copy (mirrors
-    ``preprocess_plan``: str -> normalised, dict -> recursed, list -> str and
-    dict items normalised, everything else as is)."""
-    t = type(v)
-    if t is str:
-        return fast_normalize_text(v)
-    if t is int or t is bool or v is None:
-        return (t, v)
-    if isinstance(v, str):
-        return fast_normalize_text(v)
-    if isinstance(v, dict):
-        return ("d", tuple([(_vkey(k), _vkey_norm(x)) for k, x in v.items()]))
-    if isinstance(v, list):
-        return ("l", tuple([fast_normalize_text(x) if isinstance(x, str) else
-                            _vkey_norm(x) if isinstance(x, dict) else _vkey(x) for x in v]))
-    return _vkey(v)
+cdef int _enc_dict(_Buf *b, dict d, bint norm, int depth) except -1:
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *pk
+    cdef PyObject *pv
+    _put_hdr(b, b"d"[0], len(d))
+    while PyDict_Next(d, &pos, &pk, &pv):
+        k = <object>pk  # owned before any __repr__ below can change `d`
+        v = <object>pv
+        _enc(b, k, False, depth + 1)
+        _enc(b, v, norm, depth + 1)
+    return 0
 
 
-cdef tuple _pairs_key_norm(dict d):
+cdef list _sorted_keys(dict d):
+    keys = list(d)
+    if len(keys) > 1:
+        try:
+            keys.sort()
+        except TypeError:  # mixed key types: any fixed order will do
+            keys.sort(key=lambda k: (type(k).__name__, repr(k)))
+    return keys
+
+
+DEF _SMALL = 16
+
+
+cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
+    cdef PyObject *ks[_SMALL]
+    cdef PyObject *vs[_SMALL]
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef Py_ssize_t pos = 0, n = 0, i, j
+    _put_hdr(b, tag, len(d))
+    if not d:
+        return 0
+    if len(d) <= _SMALL:
+        # the usual plan: a few str keys, insertion-sorted (code-point order,
+        # as str comparison) without building a list
+        while PyDict_Next(d, &pos, &pk, &pv):
+            if type(<object>pk) is not str:
+                n = -1
+                break
+            i = n
+            while i > 0 and PyUnicode_Compare(<object>ks[i - 1], <object>pk) > 0:
+                ks[i] = ks[i - 1]
+                vs[i] = vs[i - 1]
+                i -= 1
+            ks[i] = pk
+            vs[i] = pv
+            n += 1
+        if n >= 0:
+            # own the pairs: encoding a value may run its __repr__, which
+            # could change the caller's dict
+            for j in range(n):
+                Py_INCREF(<object>ks[j])
+                Py_INCREF(<object>vs[j])
+            try:
+                for j in range(n):
+                    _put_str(b, b"s"[0], <str>ks[j])
+                    _enc(b, <object>vs[j], norm, 1)
+            finally:
+                for j in range(n):
+                    Py_DECREF(<object>ks[j])
+                    Py_DECREF(<object>vs[j])
+            return 0
+    for k in _sorted_keys(d):
+        if type(k) is str:
+            _put_str(b, b"s"[0], <str>k)
+        else:
+            _put_str(b, b"k"[0], repr(k))
+        _enc(b, d[k], norm, 1)
+    return 0
+
+
+cdef bytes _cache_key(dict plan, dict context, bint norm):
+    """The cache key of (plan, context); with `norm`, of the plan's normalised form."""
+    cdef char stack[_KEY_STACK]
+    cdef _Buf b
+    b.p = stack
+    b.stack = stack
+    b.n = 0
+    b.cap = _KEY_STACK
     try:
-        items = sorted(d.items())
-    except TypeError:
-        items = sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
-    return tuple([(k if type(k) is str else ("k", repr(k)), _vkey_norm(v)) for k, v in items])
-
-
-cdef tuple _pairs_key(dict d):
-    try:
-        items = sorted(d.items())
-    except TypeError:
-        items = sorted(d.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
-    return tuple([(k if type(k) is str else ("k", repr(k)), _vkey(v)) for k, v in items])
+        _enc_top(&b, b"P"[0], plan, norm)
+        _enc_top(&b, b"C"[0], context, False)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        if b.p != stack:
+            free(b.p)
 
 
 cdef object _new_tag(str name, object det, double conf, list types):
-    t = _Tag.__new__(_Tag)
-    t.__dict__.update({"name": name, "category": det.category, "description": det.description, "confidence": conf,
-                       "source": "detection", "metadata": {"detected_types": types}})
+    # attribute stores (inline values) are cheaper than building __dict__;
+    # the dataclass __init__ would only add a range check that cannot fail
+    # here (the confidences are constants in [0, 1])
+    t = _new_object(_Tag)
+    t.name = name
+    t.category = det.category
+    t.description = det.description
+    t.confidence = conf
+    t.source = "detection"
+    t.metadata = {"detected_types": types}
     return t
+
+
+cdef object _freeze(object t):
+    """What the cache stores for a tag: a plain SafetyTag as a tuple of its
+    fields (thawed into a fresh tag per hit), anything else as a private copy."""
+    if type(t) is _Tag:
+        d = t.__dict__
+        if len(<dict>d) == 6:
+            md = (<dict>d).get("metadata")
+            if type(md) is dict and len(<dict>md) == 1:
+                types = (<dict>md).get("detected_types")
+                if type(types) is list:
+                    try:
+                        return (d["name"], d["category"], d["description"], d["confidence"], d["source"],
+                                tuple(<list>types))
+                    except KeyError:
+                        pass
+    return [copy_tag(t)]
+
+
+cdef object _thaw(object rec):
+    """A fresh tag (own metadata dict and list) from a cache record."""
+    cdef tuple r
+    if type(rec) is tuple:
+        r = <tuple>rec
+        t = _new_object(_Tag)
+        t.name = r[0]
+        t.category = r[1]
+        t.description = r[2]
+        t.confidence = r[3]
+        t.source = r[4]
+        t.metadata = {"detected_types": list(<tuple>r[5])}
+        return t
+    return copy_tag((<list>rec)[0])
 
 
 cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
@@ -340,7 +675,9 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
                 fin = max(fin, 0.8)
                 fin_t.append(f"field:{k}")
         for (k, lk), v in zip(keys, params.values()):
-            if lk in _CURRENCY and isinstance(v, (int, float)):
+            # the builtin isinstance, as the oracle: Cython would compile it
+            # to a type check that ignores a __class__ override
+            if lk in _CURRENCY and _isinstance(v, _NUMBER):
                 fin = max(fin, 0.7)
                 fin_t.append("currency")
         if advanced:
@@ -433,23 +770,443 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
     return out
 
 
+# --- the C scanner (csrc/tags.c): ASCII plans -----------------------------------------
+# The term tables are indexed once into a struct owned by this module; the
+# scan itself touches no Python object.  Plans with non-ASCII text, str
+# subclasses, non-str params keys or more than _MAXP params items take the
+# Cython path above (same results, just slower).
+
+DEF _MAXP = 64
+
+cdef lk_terms _TERMS
+cdef tuple _KW_TYPES = tuple(["keyword:" + k for k in _py.MODEL_KEYWORDS])
+cdef dict _KEYCLASS = {}
+
+cdef enum:
+    K_PII = 1
+    K_FIN = 2
+    K_CUR = 4
+    K_MODEL = 8
+    K_URL = 16
+
+
+def _build_terms():
+    lk_terms_init(&_TERMS)
+    for table, bit in ((_PII_ACTION, LK_T_PII_ACTION), (_FIN_ACTION, LK_T_FIN_ACTION),
+                       (_MODEL_ACTION, LK_T_MODEL_ACTION), (_API_ACTION, LK_T_API), (_ESC, LK_T_ESC),
+                       (_GDPR_ACTION, LK_T_GDPR_ACTION), (_GDPR_TERM, LK_T_GDPR_TERM)):
+        for term in table:
+            # a spaceless term never spans two parts of the space-joined text,
+            # so its hits can be credited to the part they start in
+            assert " " not in term
+            b = term.encode("ascii")
+            if lk_terms_add(&_TERMS, b, len(b), bit, -1) != 0:
+                raise RuntimeError(f"term table full at {term!r}")
+    for i, term in enumerate(_py.MODEL_KEYWORDS):
+        b = term.encode("ascii")
+        if lk_terms_add(&_TERMS, b, len(b), 0, i) != 0:
+            raise RuntimeError(f"term table full at {term!r}")
+    for term in _py.DANGEROUS_PREFIXES:
+        b = term.encode("ascii")
+        if lk_terms_add_prefix(&_TERMS, b, len(b)) != 0:
+            raise RuntimeError(f"prefix table full at {term!r}")
+    for table, bit in ((_py.PII_FIELDS, K_PII), (_py.FINANCIAL_FIELDS, K_FIN), (_py.CURRENCY_KEYS, K_CUR),
+                       (_py.MODEL_PARAMS, K_MODEL), (_py.URL_KEYS, K_URL)):
+        for k in table:
+            _KEYCLASS[k] = _KEYCLASS.get(k, 0) | bit
+
+
+_build_terms()
+
+
+cdef inline bint _ascii_lower(str s):
+    """ASCII with no uppercase letter: ``s.lower()`` would equal ``s``."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t i, n
+    if not PyUnicode_IS_ASCII(s):
+        return False
+    p = <const unsigned char *>PyUnicode_DATA(s)
+    n = PyUnicode_GET_LENGTH(s)
+    for i in range(n):
+        if 65 <= p[i] <= 90:
+            return False
+    return True
+
+
+cdef inline unsigned int _key_class(str k):
+    lk = k if _ascii_lower(k) else k.lower()
+    m = _KEYCLASS.get(lk)
+    return 0 if m is None else <unsigned int>m
+
+
+cdef inline list _add(list lst, str item):
+    if lst is None:
+        return [item]
+    lst.append(item)
+    return lst
+
+
+DEF _USCRATCH = 4096
+
+
+cdef int _set_part(lk_part *part, object v, unsigned char *scratch, Py_ssize_t *used) except -2:
+    """Point ``part`` at the bytes the C scanner reads for str ``v``: ASCII data
+    as is; other text transcoded into ``scratch`` with one stand-in byte per
+    character (see tags.h).  -1: the plan needs the Cython path."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
+    cdef Py_UCS4 ch
+    cdef unsigned char *out
+    if PyUnicode_IS_ASCII(v):
+        part.p = <const char *>PyUnicode_DATA(v)
+        part.n = n
+        return 0
+    if used[0] + n > _USCRATCH:
+        return -1
+    out = scratch + used[0]
+    i = 0
+    for ch in <str>v:
+        if ch < 128:
+            out[i] = <unsigned char>ch
+        elif ch == 0x130 or ch.isdecimal() or Py_UNICODE_TOLOWER(ch) < 128:
+            # \d would match it, or str.lower() would turn it into ASCII
+            # text (U+0130 lowers to two characters)
+            return -1
+        elif ch.isspace():
+            out[i] = LK_USPACE
+        elif ch.isalnum():
+            out[i] = LK_UWORD
+        else:
+            out[i] = LK_UOTHER
+        i += 1
+    part.p = <const char *>out
+    part.n = n
+    used[0] += n
+    return 0
+
+
+cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
+    """The fused detectors over the C scan; None when the plan needs the Cython path."""
+    cdef lk_part parts[_MAXP + 2]
+    cdef uint32_t flags[_MAXP + 2]
+    cdef unsigned int kmask[_MAXP]
+    cdef int vpart[_MAXP]
+    cdef bint isnum[_MAXP]
+    cdef PyObject *kobj[_MAXP]
+    cdef PyObject *vobj[_MAXP]
+    cdef int nparts = 2, nitems = 0, i, f
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef lk_scan_result res
+    cdef bint has_params = False
+    cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
+    cdef list pii_t = None, fin_t = None, mod_t = None, ext_t = None, esc_t = None, gdpr_t = None
+    cdef unsigned int kw
+    cdef unsigned char scratch[_USCRATCH]
+    cdef Py_ssize_t used = 0
+
+    a = plan.get("action", "")
+    if type(a) is str:
+        if _set_part(&parts[0], a, scratch, &used):
+            return None
+    elif isinstance(a, str):
+        return None
+    else:
+        parts[0].p = ""
+        parts[0].n = 0
+    d = plan.get("description", "")
+    if type(d) is str:
+        if _set_part(&parts[1], d, scratch, &used):
+            return None
+    elif isinstance(d, str):
+        return None
+    else:
+        parts[1].p = ""
+        parts[1].n = 0
+    params = plan.get("params", {})
+    if type(params) is dict:
+        has_params = True
+        # borrowed references: `plan` is the enricher's private normalised
+        # copy and nothing below runs code that could mutate it
+        while PyDict_Next(params, &pos, &pk, &pv):
+            if nitems == _MAXP or type(<object>pk) is not str:
+                return None
+            kmask[nitems] = _key_class(<str>pk)
+            kobj[nitems] = pk
+            vobj[nitems] = pv
+            tv = type(<object>pv)
+            isnum[nitems] = tv is int or tv is float or tv is bool
+            if tv is str:
+                if _set_part(&parts[nparts], <object>pv, scratch, &used):
+                    return None
+                vpart[nitems] = nparts
+                nparts += 1
+            elif isnum[nitems] or <object>pv is None or tv is list or tv is dict or tv is tuple:
+                vpart[nitems] = -1
+            else:
+                # other types go the Cython path: isinstance() there may run
+                # their code (a __class__ property), never while this loop
+                # holds borrowed references
+                return None
+            nitems += 1
+    elif isinstance(params, dict):
+        return None
+    if lk_scan(&_TERMS, parts, nparts, 2, advanced, &res, flags) != 0:
+        raise MemoryError()
+
+    # --- pii
+    for i in range(nitems):
+        if kmask[i] & K_PII:
+            pii = 0.9
+            pii_t = _add(pii_t, "field:" + <str>kobj[i])
+    for i in range(nitems):
+        if vpart[i] >= 0:
+            f = flags[vpart[i]]
+            if f & (LK_P_EMAIL | LK_P_SSN | LK_P_PHONE | LK_P_CARD):
+                if f & LK_P_EMAIL:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "email")
+                if f & LK_P_SSN:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "ssn")
+                if f & LK_P_PHONE:
+                    pii = max(pii, 0.8)
+                    pii_t = _add(pii_t, "phone")
+                if f & LK_P_CARD:
+                    pii = 0.95
+                    pii_t = _add(pii_t, "credit_card")
+    if res.action_tables & LK_T_PII_ACTION:
+        pii = max(pii, 0.6)
+        pii_t = _add(pii_t, "action")
+    # --- financial
+    if res.action_tables & LK_T_FIN_ACTION:
+        fin = 0.9
+        fin_t = _add(fin_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_FIN:
+            fin = max(fin, 0.8)
+            fin_t = _add(fin_t, "field:" + <str>kobj[i])
+    for i in range(nitems):
+        if kmask[i] & K_CUR and isnum[i]:
+            fin = max(fin, 0.7)
+            fin_t = _add(fin_t, "currency")
+    if advanced:
+        for i in range(nitems):
+            if vpart[i] >= 0:
+                f = flags[vpart[i]]
+                if f & LK_P_ACCOUNT:
+                    fin = max(fin, 0.7)
+                    fin_t = _add(fin_t, "account_number")
+                if f & LK_P_ROUTING:
+                    fin = max(fin, 0.7)
+                    fin_t = _add(fin_t, "routing_number")
+    # --- model switch
+    if res.action_tables & LK_T_MODEL_ACTION:
+        mod = 0.95
+        mod_t = _add(mod_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_MODEL:
+            mod = max(mod, 0.9)
+            mod_t = _add(mod_t, "param:" + <str>kobj[i])
+    if res.keywords:
+        mod = max(mod, 0.85)
+        for kw in range(len(_KW_TYPES)):
+            if res.keywords & (1u << kw):
+                mod_t = _add(mod_t, <str>_KW_TYPES[kw])
+    # --- external call
+    if res.action_tables & LK_T_API:
+        ext = 0.9
+        ext_t = _add(ext_t, "action")
+    for i in range(nitems):
+        if kmask[i] & K_URL and vpart[i] >= 0 and ("http" in <str>vobj[i] or "api" in <str>vobj[i]):
+            ext = 0.95
+            ext_t = _add(ext_t, "url_param:" + <str>kobj[i])
+    if res.urls:
+        ext = max(ext, 0.9)
+        ext_t = _add(ext_t, f"url_in_text:{res.urls}_found")
+    # --- privilege escalation
+    if res.action_tables & LK_T_ESC:
+        esc = 0.9
+        esc_t = _add(esc_t, "action_keyword")
+    if res.dangerous:
+        esc = 0.95
+        esc_t = _add(esc_t, "dangerous_action")
+    for i in range(nitems):
+        if vpart[i] >= 0 and flags[vpart[i]] & LK_P_ESC:
+            esc = max(esc, 0.8)
+            esc_t = _add(esc_t, "param:" + <str>kobj[i])
+    # --- gdpr
+    if res.action_tables & LK_T_GDPR_ACTION:
+        gdpr = 0.9
+        gdpr_t = _add(gdpr_t, "gdpr_action")
+    if res.action_tables & LK_T_GDPR_TERM:
+        gdpr = max(gdpr, 0.8)
+        gdpr_t = _add(gdpr_t, "gdpr_term")
+    for i in range(nitems):
+        if vpart[i] >= 0 and flags[vpart[i]] & LK_P_GDPR:
+            gdpr = max(gdpr, 0.7)
+            gdpr_t = _add(gdpr_t, "param:" + <str>kobj[i])
+    region = context.get("user_region")
+    if advanced and has_params and region in ("EU", "EEA"):
+        for i in range(nitems):
+            if kmask[i] & K_PII:
+                gdpr = max(gdpr, 0.65)
+                gdpr_t = _add(gdpr_t, "eu_user")
+                break
+    out = []
+    if pii > 0.5:
+        out.append(_new_tag("pii", dets[0], pii, pii_t))
+    if fin > 0.6:
+        out.append(_new_tag("financial", dets[1], fin, fin_t))
+    if mod > 0.7:
+        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
+    if ext > 0.7:
+        out.append(_new_tag("external-call", dets[3], ext, ext_t))
+    if esc > 0.7:
+        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
+    if gdpr > 0.6:
+        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
+    return out
+
+
+def _c_has_email(str s):
+    """The C email matcher on one ASCII string (for tests)."""
+    b = s.encode("ascii")
+    return bool(lk_has_email(b, len(b)))
+
+
+def _c_scan_available(plan):
+    """Whether the C scanner handles this (normalised) plan (for tests)."""
+    return _scan_fast(_BUILTIN_PROTOS, plan, {}, False) is not None
+
+
+cdef tuple _BUILTIN_PROTOS = tuple([cls() for cls in _py.BUILTIN_DETECTORS])
+
+
 cpdef object copy_tag(object t):
     """A copy of a tag whose metadata the caller may mutate freely."""
     if type(t) is not _Tag:
         return _py.copy_tag(t)
-    new = _Tag.__new__(_Tag)
+    new = _new_object(_Tag)
     d = (<object>t).__dict__
-    nd = new.__dict__
-    nd.update(d)
+    nd = dict(d)
     md = d["metadata"]
     if type(md) is dict:
         nd["metadata"] = {k: (list(v) if type(v) is list else v) for k, v in (<dict>md).items()}
+    new.__dict__ = nd
     return new
+
+
+cdef object _TaggedPlan = TaggedPlan
+cdef object _logger = logging.getLogger("lukhas_fast.safety_tags")
+cdef tuple _HOOKS = ("preprocess_text", "preprocess_plan", "_generate_cache_key", "_key_and_plan", "_scan_builtin",
+                     "_detect", "_run_detectors", "_record", "_copy_tag")
+
+
+cdef inline double _now_ms() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000.0 + ts.tv_nsec * 1e-6
+
+
+cdef object _tagged(object plan, list tags, double ms, dict ctx):
+    """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
+    tp = _new_object(_TaggedPlan)
+    tp.__dict__ = {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms, "enrichment_context": ctx}
+    return tp
+
+
+cdef list _detect_fast(object self, dict normalized, dict context):
+    """``_detect`` with the fused C scan standing in for the six built-ins."""
+    cdef list dets = self.detectors
+    cdef tuple builtin = self._builtin
+    cdef Py_ssize_t nb = len(builtin), i
+    cdef bint advanced = self.advanced
+    cdef bint same = len(dets) >= nb
+    if same:
+        for i in range(nb):
+            if dets[i] is not builtin[i]:
+                same = False
+                break
+    if same:
+        tags = _scan_fast(builtin, normalized, context, advanced)
+        if tags is None:
+            tags = _scan(builtin, normalized, context, advanced)
+        if len(dets) > nb:
+            tags += self._run_detectors(dets[nb:], normalized, context)
+    else:
+        tags = self._run_detectors(list(dets), normalized, context)
+    if advanced:
+        try:
+            tags += _py.advanced_tags(normalized, {getattr(t, "name", None) for t in tags})
+        except Exception as exc:  # never turns a good plan into an error result
+            _logger.error("Error in advanced tag detection: %s", exc)
+    return tags
 
 
 class SafetyTagEnricher(_py.SafetyTagEnricher):
     __doc__ = _py.SafetyTagEnricher.__doc__
     _copy_tag = staticmethod(copy_tag)
+
+    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE, metrics=None):
+        _py.SafetyTagEnricher.__init__(self, enable_caching, advanced=advanced, cache_size=cache_size,
+                                       metrics=metrics)
+        # a subclass overriding a hook gets the generic (hook-calling) path
+        cls = type(self)
+        self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
+
+    def enrich_plan(self, plan, context=None):
+        cdef double start = _now_ms(), ms
+        if not self._fast:
+            return _py.SafetyTagEnricher.enrich_plan(self, plan, context)
+        if not isinstance(plan, dict):
+            raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
+        if not context:
+            context = {}
+        elif not isinstance(context, dict):
+            raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
+        cache = self.tag_cache
+        key = normalized = None
+        if cache is not None:
+            try:
+                key = _cache_key(plan, context, True)
+            except RecursionError:
+                raise
+            except Exception as exc:  # a value whose repr raises: served uncached
+                _logger.debug("plan served uncached, no cache key: %s", exc)
+        if key is None:
+            normalized = _norm_dict(plan)
+        lock = self._lock
+        lock.acquire()
+        try:
+            cache = self.tag_cache
+            if cache is not None:
+                cached = cache.get(key) if key is not None else None
+                if cached is not None:
+                    cache.move_to_end(key)
+                    self.cache_hits += 1
+                    tags = [_thaw(r) for r in <list>cached]
+                    return _tagged(plan, tags, _now_ms() - start, {"cache_hit": True})
+                self.cache_misses += 1
+            if normalized is None:
+                normalized = _norm_dict(plan)
+            tags = _detect_fast(self, normalized, context)
+            if cache is not None and key is not None:
+                cache[key] = [_freeze(t) for t in tags]
+                if len(cache) > self.cache_size:
+                    while len(cache) > self.cache_size:
+                        cache.popitem(last=False)
+            ms = _now_ms() - start
+            if self._metrics:
+                self._record(tags, context, ms)
+            if _logger.isEnabledFor(10):
+                _logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)
+            return _tagged(plan, tags, ms, {"cache_hit": False, "detector_count": len(self.detectors),
+                                            "tags_detected": len(tags)})
+        finally:
+            lock.release()
+
+    enrich_plan.__doc__ = _py.SafetyTagEnricher.enrich_plan.__doc__
 
     def preprocess_text(self, text):
         """The reference's normaliser (NFKC, zero-width removal, (at)/(dot), homoglyphs); ASCII fast path."""
@@ -457,22 +1214,29 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
 
     def preprocess_plan(self, plan):
         """Normalised copy of the plan (keys and order kept)."""
+        if type(self).preprocess_text is not SafetyTagEnricher.preprocess_text:
+            return _py.normalize_plan(plan, self.preprocess_text)  # a subclass's normaliser
         return _norm_dict(plan)
 
     def _generate_cache_key(self, plan, context):
-        """A tuple key, equal exactly when the reference's key text is."""
-        return (_pairs_key(plan), _pairs_key(context))
+        """A bytes key (structural encoding), equal exactly when the reference's key text is."""
+        return _cache_key(plan, context, False)
 
     def _key_and_plan(self, plan, context):
         """With caching on, the key is built straight from the plan (normalising
         strings on the way) and the normalised copy is only made on a miss."""
+        if not self._fast:  # a subclass hook is in play: let it run
+            return _py.SafetyTagEnricher._key_and_plan(self, plan, context)
         if self.tag_cache is not None:
-            return (_pairs_key_norm(plan), _pairs_key(context)), None
+            return _cache_key(plan, context, True), None
         return None, _norm_dict(plan)
 
     def _scan_builtin(self, normalized, context):
         """The six built-in detectors fused into one pass."""
-        return _scan(self._builtin, normalized, context, self.advanced)
+        tags = _scan_fast(self._builtin, normalized, context, self.advanced)
+        if tags is None:
+            tags = _scan(self._builtin, normalized, context, self.advanced)
+        return tags
 
 
 def create_safety_tag_enricher(enable_caching=True):

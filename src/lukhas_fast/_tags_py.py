@@ -715,7 +715,8 @@ class SafetyTagEnricher:
         Deviations: a plan that is not a dict, or a context that is neither a
         dict nor falsy, raises ``TypeError`` before anything changes (the
         reference raised AttributeError, or returned an error result only when
-        caching was on).
+        caching was on); a plan that cannot be keyed (a value whose ``repr``
+        raises) is tagged without the cache and counted as a miss.
         """
         start = time.perf_counter()
         if not isinstance(plan, dict):
@@ -723,11 +724,17 @@ class SafetyTagEnricher:
         context = context or {}
         if not isinstance(context, dict):
             raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
-        key, normalized = self._key_and_plan(plan, context)
+        try:
+            key, normalized = self._key_and_plan(plan, context)
+        except RecursionError:
+            raise
+        except Exception as exc:  # deviation: a value whose repr raises is served uncached
+            logger.debug("plan served uncached, no cache key: %s", exc)
+            key, normalized = None, self.preprocess_plan(plan)  # re-raises if normalising failed
         with self._lock:
             cache = self.tag_cache
             if cache is not None:
-                cached = cache.get(key)
+                cached = cache.get(key) if key is not None else None
                 if cached is not None:
                     cache.move_to_end(key)
                     self.cache_hits += 1
@@ -738,7 +745,7 @@ class SafetyTagEnricher:
             if normalized is None:
                 normalized = self.preprocess_plan(plan)
             tags = self._detect(normalized, context)
-            if cache is not None:
+            if cache is not None and key is not None:
                 cp = self._copy_tag
                 cache[key] = [cp(t) for t in tags]
                 while len(cache) > self.cache_size:

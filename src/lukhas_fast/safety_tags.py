@@ -2,8 +2,9 @@
 ``TaggedPlan`` (drop-in for ``candidate.core.ethics.safety_tags``).
 
 On the C tier the enricher normalises with an ASCII fast path, runs the six
-built-in detectors as one fused pass and keys its LRU cache with tuples; the
-tags are the pure-Python tier's (the reference algorithm), tag for tag.
+built-in detectors as one C pass over the plan's text and keys its LRU cache
+with a compact structural encoding; the tags are the pure-Python tier's (the
+reference algorithm), tag for tag.
 """
 
 from __future__ import annotations

@@ -1,0 +1,312 @@
+"""Safety tags: the single-pass scanner and the structural cache keys against the
+pure-Python oracle (reference algorithm: a regex per pattern per detector,
+str()+sorted SHA-256 keys), on ASCII plans -- the ones the C scanner takes --
+and on the awkward values that send a plan down the slower paths."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lukhas_fast._backend import tier_modules
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics(monkeypatch):
+    monkeypatch.setenv("LUKHAS_FAST_METRICS", "0")
+
+
+def _tags(tp):
+    return [(t.name, t.category, t.confidence, t.source, t.metadata) for t in tp.tags]
+
+
+def _same(m, oracle, plan, ctx=None, advanced=False):
+    want = oracle("tags").SafetyTagEnricher(enable_caching=False, advanced=advanced).enrich_plan(plan, ctx)
+    got = m.SafetyTagEnricher(enable_caching=False, advanced=advanced).enrich_plan(plan, ctx)
+    assert _tags(got) == _tags(want), plan
+    assert got.enrichment_context == want.enrichment_context, plan
+
+
+# ASCII noise around every kind of hit: terms split across values, digits
+# next to letters/underscores/separators, emails with odd local parts and
+# '|' TLDs, URLs ending at whitespace, quotes or angle brackets.
+_ATOMS = [
+    "pay", "payment", "admin", "administrator", "root", "chroot_jail", "sudo", "gdpr", "GDPR", "consent", "api",
+    "capital", "rest", "restart", "profile", "personal_data", "data_subject", "model", "gpt-4", "GPT-4o", "claude",
+    "tool", "call", "tool call", "chat", "completion", "third-party", "third-party api", "ai", "ml api", "rerank",
+    "reranking", "embedding", "endpoint", "function calling", "text generation", "switch_model", "role_change",
+    "admin_action", "x_role_change", "data_export", "555-123-4567", "5551234567", "123-45-6789", "123456789",
+    "1234567890", "12345678901234567", "123456789012345678", "4111 1111 1111 1111", "4111-1111-1111-1111",
+    "a1234567890", "1234567890_", "_123456789", "12-345-6789", "a@b.com", "A.B@C.CO", "x@y|z", "a@b.c|m", "a@b|c",
+    "_@x.io", "..@x.io", "%+@x.io", "-a@b.c", "a@.com", "a@b.c", "a@b.cc", "a@b.cc1", "a@b.cc_", "a@b-.io",
+    "http://x", "https://api.x.io/v1", "HTTPS://X.IO", "http:/x", "https//x", "http://", "http://<b>", 'http://"q"',
+    "https://bit.ly/z", "(at)", "[dot]", " at ", " dot ", "at", "dot", "john", "example", "com", "-", "_", ".",
+    "@", "|", "<", ">", '"', "\t", "\x1c", " ", "", "0", "9", "x",
+]
+ascii_text = st.lists(st.sampled_from(_ATOMS), max_size=8).map("".join) | st.lists(
+    st.sampled_from(_ATOMS), max_size=6).map(" ".join)
+ascii_keys = st.sampled_from(["email", "Email", "EMAIL", "amount", "Price", "fee", "url", "URL", "endpoint", "webhook",
+                              "model", "Engine", "provider", "note", "content", "acct", "user_id", "balance", "x"])
+ascii_values = st.one_of(ascii_text, st.integers(-5, 10**6), st.floats(allow_nan=True), st.booleans(), st.none(),
+                         st.lists(ascii_text, max_size=2), st.dictionaries(st.sampled_from(["a", "u"]), ascii_text,
+                                                                             max_size=2))
+ascii_plans = st.fixed_dictionaries(
+    {},
+    optional={
+        "action": st.one_of(ascii_text, st.none(), st.integers()),
+        "description": st.one_of(ascii_text, st.none()),
+        "params": st.one_of(st.dictionaries(ascii_keys, ascii_values, max_size=7), st.none(), ascii_text),
+    },
+)
+contexts = st.one_of(st.none(), st.fixed_dictionaries({}, optional={"user_region": st.sampled_from(["EU", "EEA", "US"]),
+                                                                    "lane": st.sampled_from(["prod", "x"])}))
+
+
+@settings(max_examples=600)
+@given(plan=ascii_plans, ctx=contexts, advanced=st.booleans())
+def test_ascii_plans_match_oracle(tags_impl, oracle, plan, ctx, advanced):
+    _same(tags_impl, oracle, plan, ctx, advanced)
+
+
+# non-ASCII neighbours: letters and digits that are \w or \d, Unicode spaces,
+# characters that lower to ASCII, zero-width characters, homoglyphs, fullwidth
+_UNI = ["\u00e9", "caf\u00e9", "\u4e2d\u6587", "\u00b2", "\u03a3", "\u03c3", "\u2028", "\u3000", "\u00a0",
+        "\u0085", "\u212a", "\u0130", "\u0131", "\u0661\u0662\u0663", "\u200b", "\u180e", "\u0430",
+        "\u043e", "\u0440", "\uff41\uff54", "\uff08at\uff09", "\u2160", "\U0001f600", "\u00c9T", "\u1680"]
+uni_text = st.lists(st.sampled_from(_ATOMS + _UNI), max_size=8).map("".join) | st.lists(
+    st.sampled_from(_ATOMS + _UNI), max_size=6).map(" ".join)
+uni_plans = st.fixed_dictionaries(
+    {},
+    optional={
+        "action": uni_text,
+        "description": uni_text,
+        "params": st.dictionaries(ascii_keys, st.one_of(uni_text, st.integers(0, 9)), max_size=5),
+    },
+)
+
+
+@settings(max_examples=500)
+@given(plan=uni_plans, advanced=st.booleans())
+def test_unicode_plans_match_oracle(tags_impl, oracle, plan, advanced):
+    _same(tags_impl, oracle, plan, None, advanced)
+
+
+@settings(max_examples=500)
+@given(s=uni_text)
+def test_unicode_normalisation_matches_oracle(tags_impl, oracle, s):
+    a = tags_impl.SafetyTagEnricher(enable_caching=False)
+    b = oracle("tags").SafetyTagEnricher(enable_caching=False)
+    assert a.preprocess_text(s) == b.preprocess_text(s), s
+
+
+@settings(max_examples=400)
+@given(s=st.text(alphabet="0123456789- _a", max_size=40))
+def test_digit_patterns_match_oracle(tags_impl, oracle, s):
+    _same(tags_impl, oracle, {"params": {"v": s, "w": s + " x"}}, advanced=True)
+
+
+@settings(max_examples=600)
+@given(s=st.text(alphabet="ab@.|_%+-Z9 \t", max_size=24))
+def test_email_pattern_matches_oracle(tags_impl, oracle, s):
+    _same(tags_impl, oracle, {"params": {"v": s}})
+
+
+@settings(max_examples=400)
+@given(s=st.text(alphabet="htpsHTPS:/ x<>\"\t\x1f", max_size=40))
+def test_url_count_matches_oracle(tags_impl, oracle, s):
+    _same(tags_impl, oracle, {"action": "x", "description": s, "params": {"u": s}})
+
+
+@settings(max_examples=300)
+@given(a=ascii_text, b=ascii_text)
+def test_keywords_across_values(tags_impl, oracle, a, b):
+    """Model keywords are searched in the space-joined text, so they may span two values."""
+    _same(tags_impl, oracle, {"action": a, "params": {"p": a, "q": b}})
+
+
+def test_keyword_spanning_two_values(tags_impl):
+    r = tags_impl.SafetyTagEnricher(enable_caching=False).enrich_plan({"params": {"p": "use the tool", "q": "call it"}})
+    assert r.tags[0].metadata["detected_types"] == ["keyword:tool call"]
+
+
+@pytest.mark.parametrize("plan", [
+    {"action": "x\u00e9 sudo", "params": {"v": "caf\u00e9 a@b.com"}},          # non-ASCII text
+    {"action": "x", "params": {1: "a@b.com", "email": "c@d.com"}},              # non-str key
+    {"action": "x", "params": {f"k{i}": "root" for i in range(70)}},            # more items than the C arrays
+    {"action": "x", "params": {"v": "\u0661\u0662\u0663-\u0664\u0665-\u0666\u0667\u0668\u0669"}},  # Arabic-Indic digits
+    {"action": "x", "params": {"v": "\u212aey admin"}},                         # Kelvin sign (NFKC -> K)
+])
+def test_slow_paths_match_oracle(tags_impl, oracle, plan):
+    _same(tags_impl, oracle, plan)
+    _same(tags_impl, oracle, plan, advanced=True)
+
+
+def test_str_subclasses_take_the_generic_path(tags_impl, oracle):
+    class S(str):
+        pass
+
+    _same(tags_impl, oracle, {"action": S("call_api"), "description": S("gpt-4o"), "params": {"url": S("https://a.b")}})
+    _same(tags_impl, oracle, {"action": "x", "params": {S("Email"): S("a@b.com")}})
+
+    import enum
+
+    class Cents(enum.IntEnum):
+        TEN = 10
+
+    class Money(float):
+        pass
+
+    class Fake:  # isinstance(Fake(), float) is True through __class__
+        __class__ = float
+
+    for v in (Cents.TEN, Money(2.5), Fake(), object()):
+        _same(tags_impl, oracle, {"action": "x", "params": {"amount": v, "fee": v, "note": "a@b.com"}})
+
+
+def test_c_scanner_takes_ascii_plans():
+    """The C scanner (not the fallback) handles the ASCII plans the differential tests generate."""
+    c = tier_modules("tags").get("c")
+    if c is None:
+        pytest.skip("the C tier is not installed")
+    from lukhas_fast._bench.tags import corpus
+
+    assert all(c._c_scan_available(p) for p in corpus(200))
+    assert c._c_scan_available({"action": "caf\u00e9", "params": {"v": "\u4e2d\u6587 x\u2028y"}})
+    assert not c._c_scan_available({"action": "x", "params": {"v": "\u0661\u0662"}})  # a decimal digit beyond ASCII
+    assert not c._c_scan_available({"action": "\u0130"})  # lowers to two characters
+    email = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
+    for s in ["a@b.c|m", "a@b|c", "x a@b.com y", "..@x.io", "_@x.io", "%@x.io", "a@b.cc1", "a@b.c", "@x.io", "a@",
+              "a@b.co.uk", "a@b..c", "a@-b.cd", "a@b.c-d.ef", "a.@b.cd"]:
+        assert c._c_has_email(s) == bool(email.search(s)), s
+
+
+# --- cache keys ---------------------------------------------------------------------------
+
+awkward = st.one_of(st.just(0.0), st.just(-0.0), st.just(float("nan")), st.just(float("inf")), st.just(-float("inf")),
+                    st.just(1), st.just(1.0), st.just(True), st.just("1"), st.just(None), st.just(()), st.just((1,)),
+                    st.just([1]), st.just({"a": 1}), st.just({1: "a"}), st.just({True: "a"}), st.just(b"1"))
+key_values = st.recursive(awkward | st.text(alphabet="ab (at)", max_size=6),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", 1]),
+                                                                                      inner, max_size=3),
+                          max_leaves=6)
+key_plans = st.dictionaries(st.sampled_from(["a", "b", "params", 1, 2.5]), key_values, max_size=3)
+
+
+@settings(max_examples=400)
+@given(p1=key_plans, p2=key_plans, c1=contexts, c2=contexts)
+def test_cache_keys_hit_exactly_when_the_reference_would(tags_impl, oracle, p1, p2, c1, c2):
+    fast = tags_impl.SafetyTagEnricher()
+    ref = oracle("tags").SafetyTagEnricher()
+    n1, n2 = ref.preprocess_plan(p1), ref.preprocess_plan(p2)
+    same_ref = ref._generate_cache_key(n1, c1 or {}) == ref._generate_cache_key(n2, c2 or {})
+    k1, k2 = fast._generate_cache_key(n1, c1 or {}), fast._generate_cache_key(n2, c2 or {})
+    assert (k1 == k2) == same_ref, (p1, p2)
+    if k1 == k2:
+        assert hash(k1) == hash(k2)
+    d1, _ = fast._key_and_plan(p1, c1 or {})
+    assert d1 == k1
+
+
+def test_float_keys():
+    """Equal floats share a key, -0.0/0.0 do not, nan matches nan (the reference compares reprs)."""
+    c = tier_modules("tags")
+    for m in c.values():
+        e = m.SafetyTagEnricher()
+        for v, again, hit in [(1.5, 1.5, True), (0.0, -0.0, False), (float("nan"), float("nan"), True),
+                              (float("inf"), float("inf"), True), (2.0, 2, False)]:
+            e.enrich_plan({"v": v})
+            assert e.enrich_plan({"v": again}).enrichment_context["cache_hit"] is hit, (m.__name__, v, again)
+
+
+def test_subclass_hooks_are_honoured(tags_impl):
+    """A subclass overriding a hook gets it called on every tier (the C tier's
+    compiled path steps aside)."""
+
+    class Upper(tags_impl.SafetyTagEnricher):
+        def preprocess_text(self, text):
+            return super().preprocess_text(text).replace("secret", "root")
+
+    r = Upper(enable_caching=False).enrich_plan({"action": "x", "params": {"v": "secret"}})
+    assert [t.name for t in r.tags] == ["privilege-escalation"]
+    r = Upper().enrich_plan({"action": "x", "params": {"v": "secret"}})
+    assert [t.name for t in r.tags] == ["privilege-escalation"]
+
+
+def test_cached_tags_of_custom_detectors_are_copied(tags_impl):
+    e = tags_impl.SafetyTagEnricher()
+
+    class Odd(tags_impl.SafetyTagDetector):
+        def __init__(self):
+            super().__init__("odd", "c", "d")
+
+        def detect(self, plan, context):
+            t = tags_impl.SafetyTag("odd", "c", "d", 0.5, metadata={"n": [1], "s": "x"})
+            t.extra = "kept"
+            return t
+
+    e.add_detector(Odd())
+    r1 = e.enrich_plan({"action": "x"})
+    r1.tags[0].metadata["n"].append(2)
+    r1.tags[0].extra = "changed"
+    r2 = e.enrich_plan({"action": "x"})
+    r3 = e.enrich_plan({"action": "x"})
+    assert r2.enrichment_context["cache_hit"] and r2.tags[0].metadata == {"n": [1], "s": "x"}
+    assert r2.tags[0].extra == "kept" and r2.tags[0] is not r3.tags[0]
+    assert r2.tags[0].metadata["n"] is not r3.tags[0].metadata["n"]
+
+
+def _nested(depth):
+    plan = {"params": {"email": "a@b.com"}}
+    for _ in range(depth):
+        plan = {"x": [plan], "action": "x"}
+    return plan
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_deep_nesting(tags_impl, oracle, caching):
+    """Moderate nesting agrees with the oracle; absurd nesting raises RecursionError
+    before any state change (the compiled walkers carry their own depth guard)."""
+    ref = oracle("tags").SafetyTagEnricher(enable_caching=caching)
+    e = tags_impl.SafetyTagEnricher(enable_caching=caching)
+    assert _tags(e.enrich_plan(_nested(100))) == _tags(ref.enrich_plan(_nested(100)))
+    e = tags_impl.SafetyTagEnricher(enable_caching=caching)
+    with pytest.raises(RecursionError):
+        e.enrich_plan(_nested(20000))
+    assert (e.cache_hits, e.cache_misses) == (0, 0)
+
+
+class _NoRepr:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+
+def test_unkeyable_plan_is_served_uncached(tags_impl):
+    """Caching never changes what a call returns or raises: a value whose repr
+    raises (the reference's key step failed -> error result, with caching only)
+    is tagged without the cache and counted as a miss."""
+    plan = {"action": "x", "v": _NoRepr(), "params": {"email": "a@b.com"}}
+    off = tags_impl.SafetyTagEnricher(enable_caching=False).enrich_plan(plan)
+    e = tags_impl.SafetyTagEnricher()
+    for _ in range(2):
+        on = e.enrich_plan(plan)
+        assert _tags(on) == _tags(off) and on.enrichment_context == off.enrichment_context
+    assert (e.cache_hits, e.cache_misses, e.get_stats()["cache_size"]) == (0, 2, 0)
+    e.enrich_plan({"action": "x"}, {"lane": _NoRepr()})
+    assert e.get_stats()["cache_size"] == 0
+
+
+def test_repr_that_mutates_the_plan(tags_impl):
+    """Keying runs a value's __repr__; one that empties the caller's plan must not crash."""
+    plan = {}
+
+    class Evil:
+        def __repr__(self):
+            plan.clear()
+            return "evil"
+
+    plan.update({"a": Evil(), "b": [1, 2, 3], "c": "text", "d": {"x": 1}})
+    r = tags_impl.SafetyTagEnricher().enrich_plan(plan)
+    assert r.original_plan is plan
