@@ -617,6 +617,27 @@ cdef object _thaw(object rec):
     return copy_tag((<list>rec)[0])
 
 
+cdef list _detector_tags(tuple dets, double pii, list pii_t, double fin, list fin_t, double mod, list mod_t,
+                         double ext, list ext_t, double esc, list esc_t, double gdpr, list gdpr_t):
+    """The six detectors' thresholds applied to their final confidences, in
+    detector order.  (Tags are built without the dataclass __init__: the
+    confidences are constants in [0, 1], so its validation cannot fail.)"""
+    out = []
+    if pii > 0.5:
+        out.append(_new_tag("pii", dets[0], pii, pii_t))
+    if fin > 0.6:
+        out.append(_new_tag("financial", dets[1], fin, fin_t))
+    if mod > 0.7:
+        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
+    if ext > 0.7:
+        out.append(_new_tag("external-call", dets[3], ext, ext_t))
+    if esc > 0.7:
+        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
+    if gdpr > 0.6:
+        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
+    return out
+
+
 cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
     """The six built-in detectors in one pass; same tags, order and metadata as running them."""
     cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
@@ -752,22 +773,7 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
                 gdpr = max(gdpr, 0.65)
                 gdpr_t.append("eu_user")
                 break
-    out = []
-    # (tags are built without the dataclass __init__: the confidences are
-    # constants in [0, 1], so its validation cannot fail)
-    if pii > 0.5:
-        out.append(_new_tag("pii", dets[0], pii, pii_t))
-    if fin > 0.6:
-        out.append(_new_tag("financial", dets[1], fin, fin_t))
-    if mod > 0.7:
-        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
-    if ext > 0.7:
-        out.append(_new_tag("external-call", dets[3], ext, ext_t))
-    if esc > 0.7:
-        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
-    if gdpr > 0.6:
-        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
-    return out
+    return _detector_tags(dets, pii, pii_t, fin, fin_t, mod, mod_t, ext, ext_t, esc, esc_t, gdpr, gdpr_t)
 
 
 # --- the C scanner (csrc/tags.c): ASCII plans -----------------------------------------
@@ -1053,20 +1059,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
                 gdpr = max(gdpr, 0.65)
                 gdpr_t = _add(gdpr_t, "eu_user")
                 break
-    out = []
-    if pii > 0.5:
-        out.append(_new_tag("pii", dets[0], pii, pii_t))
-    if fin > 0.6:
-        out.append(_new_tag("financial", dets[1], fin, fin_t))
-    if mod > 0.7:
-        out.append(_new_tag("model-switch", dets[2], mod, mod_t))
-    if ext > 0.7:
-        out.append(_new_tag("external-call", dets[3], ext, ext_t))
-    if esc > 0.7:
-        out.append(_new_tag("privilege-escalation", dets[4], esc, esc_t))
-    if gdpr > 0.6:
-        out.append(_new_tag("gdpr", dets[5], gdpr, gdpr_t))
-    return out
+    return _detector_tags(dets, pii, pii_t, fin, fin_t, mod, mod_t, ext, ext_t, esc, esc_t, gdpr, gdpr_t)
 
 
 def _c_has_email(str s):
