@@ -310,3 +310,104 @@ def test_repr_that_mutates_the_plan(tags_impl):
     plan.update({"a": Evil(), "b": [1, 2, 3], "c": "text", "d": {"x": 1}})
     r = tags_impl.SafetyTagEnricher().enrich_plan(plan)
     assert r.original_plan is plan
+
+
+# --- the result cache object -------------------------------------------------------------
+
+def test_tag_cache_has_the_ordered_dict_surface(tags_impl):
+    """``tag_cache`` (an OrderedDict on the pure-Python tier, the C tier's LRU
+    object) answers the same mapping calls with the same recency order."""
+    e = tags_impl.SafetyTagEnricher(cache_size=3)
+    c = e.tag_cache
+    for i in range(3):
+        e.enrich_plan({"i": i})
+    k0, k1, k2 = list(c)
+    assert len(c) == 3 and k0 in c and list(c.keys()) == [k0, k1, k2]
+    assert e.enrich_plan({"i": 0}).enrichment_context["cache_hit"] is True  # a hit refreshes
+    assert list(c) == [k1, k2, k0]
+    c.move_to_end(k2)
+    assert list(c) == [k1, k0, k2]
+    c.move_to_end(k2, last=False)
+    assert list(c) == [k2, k1, k0]
+    assert c.get(b"nope") is None and c.get(b"nope", 7) == 7
+    assert c.get(k1) is c[k1] and list(c) == [k2, k1, k0]  # get does not refresh
+    v = c[k1]
+    c[k1] = v  # an update keeps its place
+    assert list(c) == [k2, k1, k0]
+    assert [k for k, _ in c.items()] == [k2, k1, k0] and len(c.values()) == 3
+    assert c.popitem(last=False)[0] == k2 and c.popitem()[0] == k0 and list(c) == [k1]
+    del c[k1]
+    assert len(c) == 0 and not c and list(c) == []
+    with pytest.raises(KeyError):
+        c.popitem()
+    with pytest.raises(KeyError):
+        c.move_to_end(b"nope")
+    e.enrich_plan({"i": 5})
+    c.clear()
+    assert len(c) == 0 and e.enrich_plan({"i": 5}).enrichment_context["cache_hit"] is False
+    assert (e.cache_hits, e.cache_misses) == (1, 5)
+
+
+def test_a_replaced_tag_cache_mapping_still_works(tags_impl):
+    """A caller may swap ``tag_cache`` for an OrderedDict: hits, LRU order and the bound hold."""
+    from collections import OrderedDict
+
+    e = tags_impl.SafetyTagEnricher(cache_size=2)
+    e.tag_cache = OrderedDict()
+    for i in (0, 1, 0, 2, 1):
+        e.enrich_plan({"i": i})
+    assert len(e.tag_cache) == 2 and (e.cache_hits, e.cache_misses) == (1, 4)
+    assert e.enrich_plan({"i": 1}).enrichment_context["cache_hit"] is True
+
+
+@pytest.mark.slow
+def test_threads_share_a_small_cache(tags_impl):
+    """Hits, misses and evictions from four threads on a cache far smaller than
+    the working set (the C tier's hits skip the lock): every result has the
+    sequential tags, counters add up, the bound holds, no result aliases another."""
+    import threading
+
+    from lukhas_fast._bench.tags import corpus
+
+    plans = corpus(200)
+    want = [_tags(tags_impl.SafetyTagEnricher(enable_caching=False).enrich_plan(p)) for p in plans]
+    shared = tags_impl.SafetyTagEnricher(cache_size=16)
+    errors = []
+    seen = []
+
+    def work(k):
+        try:
+            import random
+
+            rng = random.Random(k)
+            for _ in range(3000):
+                i = rng.randrange(40) if rng.random() < 0.8 else rng.randrange(len(plans))
+                r = shared.enrich_plan(plans[i])
+                if _tags(r) != want[i]:
+                    errors.append(("tags", i))
+                seen.append(r.tags)
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert shared.cache_hits + shared.cache_misses == 4 * 3000
+    assert shared.cache_hits > 4 * 3000 // 4  # the hot set does hit
+    assert len(shared.tag_cache) <= 16
+    ids = [id(t) for tags in seen for t in tags]
+    assert len(ids) == len(set(ids))  # every result got its own tag objects
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from("aé\u0430\u200b(at) .dot[]ＡＢ\u2160x@"), max_size=40))
+def test_normalisation_is_the_same_when_repeated(tags_impl, oracle, s):
+    """A repeated string (served from the C tier's memo the second time) normalises as the oracle does."""
+    ref = oracle("tags").SafetyTagEnricher(enable_caching=False).preprocess_text(s)
+    e = tags_impl.SafetyTagEnricher(enable_caching=False)
+    assert e.preprocess_text(s) == ref
+    assert e.preprocess_text(s) == ref
+    assert e.preprocess_text("".join(list(s))) == ref  # an equal, distinct str object

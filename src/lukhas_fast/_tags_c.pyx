@@ -19,12 +19,15 @@ computed differently:
 """
 
 import builtins
+import sys
+
+cimport cython
 import logging
 import re
 import unicodedata
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_Next
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -41,6 +44,21 @@ cdef extern from "Python.h":
     Py_UCS4 Py_UNICODE_TOLOWER(Py_UCS4)
     int PyUnicode_Compare(object, object) except? -1
     Py_ssize_t PyUnicode_GET_LENGTH(object)
+    Py_ssize_t PY_SSIZE_T_MAX
+    int PyObject_GenericSetDict(object, object, void *) except -1
+
+cdef extern from *:
+    """
+    /* object.__new__(tp) without the call machinery of tp_new_wrapper (an
+       argument tuple, the "is it safe" checks): what object() does itself. */
+    static PyObject *lk_empty_args = NULL;
+    static PyObject *lk_object_new(PyObject *tp) {
+        if (lk_empty_args == NULL && (lk_empty_args = PyTuple_New(0)) == NULL)
+            return NULL;
+        return PyBaseObject_Type.tp_new((PyTypeObject *)tp, lk_empty_args, NULL);
+    }
+    """
+    object lk_object_new(object tp)
 
 cdef extern from "tags.h":
     enum:
@@ -230,7 +248,6 @@ cdef object _isinstance = builtins.isinstance
 cdef tuple _NUMBER = (int, float)
 DEF _KEY_STACK = 512
 DEF _MAX_DEPTH = 1000
-cdef object _new_object = object.__new__
 
 
 cdef bint _maybe(str low, str w):
@@ -248,6 +265,17 @@ cdef bint _maybe(str low, str w):
     return False
 
 
+# NFKC and the folding passes cost about a microsecond per non-ASCII string,
+# and plans repeat their strings (a cache hit re-keys the same texts): a
+# bounded memo of short non-ASCII strings (at most _MEMO_ENTRIES x
+# _MEMO_MAX_LEN characters), dropped whole when full.  Normalising is a pure
+# function of the text, so the memo never changes a result; dict operations
+# are atomic under the GIL, so threads may share it.
+DEF _MEMO_ENTRIES = 4096
+DEF _MEMO_MAX_LEN = 256
+cdef dict _NORM_MEMO = {}
+
+
 cpdef object fast_normalize_text(object text):
     """``preprocess_text`` with the ASCII fast path (same result)."""
     cdef str s
@@ -257,6 +285,7 @@ cpdef object fast_normalize_text(object text):
         text = str(text)
     s = <str>text
     cdef int m
+    cdef PyObject *hit
     if PyUnicode_IS_ASCII(s):
         # NFKC, zero-width removal and homoglyph folding are identities on
         # ASCII; the (at)/(dot) regexes run only if a cheap screen says so
@@ -269,6 +298,20 @@ cpdef object fast_normalize_text(object text):
         if m & 2:
             s = _DOT.sub(".", s)
         return s
+    hit = PyDict_GetItemWithError(_NORM_MEMO, s)
+    if hit != NULL:
+        return <object>hit
+    out = _normalize_unicode(s)
+    if PyUnicode_GET_LENGTH(s) <= _MEMO_MAX_LEN:
+        if len(_NORM_MEMO) >= _MEMO_ENTRIES:
+            _NORM_MEMO.clear()
+        _NORM_MEMO[s] = out
+    return out
+
+
+
+
+cdef str _normalize_unicode(str s):
     s = _nfkc(s)
     if PyUnicode_IS_ASCII(s):  # e.g. fullwidth letters: the ASCII path, from here
         return fast_normalize_text(s)
@@ -573,7 +616,7 @@ cdef object _new_tag(str name, object det, double conf, list types):
     # attribute stores (inline values) are cheaper than building __dict__;
     # the dataclass __init__ would only add a range check that cannot fail
     # here (the confidences are constants in [0, 1])
-    t = _new_object(_Tag)
+    t = lk_object_new(_Tag)
     t.name = name
     t.category = det.category
     t.description = det.description
@@ -606,7 +649,7 @@ cdef object _thaw(object rec):
     cdef tuple r
     if type(rec) is tuple:
         r = <tuple>rec
-        t = _new_object(_Tag)
+        t = lk_object_new(_Tag)
         t.name = r[0]
         t.category = r[1]
         t.description = r[2]
@@ -615,6 +658,177 @@ cdef object _thaw(object rec):
         t.metadata = {"detected_types": list(<tuple>r[5])}
         return t
     return copy_tag((<list>rec)[0])
+
+
+cdef list _thaw_all(list recs):
+    cdef Py_ssize_t i, n = len(recs)
+    out = [None] * n
+    for i in range(n):
+        out[i] = _thaw(recs[i])
+    return out
+
+
+# Hits skip the enricher's lock only where the GIL makes a cache operation
+# atomic (not on a free-threaded build).
+cdef bint _ATOMIC_HITS = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+# --- the result cache ----------------------------------------------------------------
+# An LRU map from cache key (bytes) to a frozen tag record.  A dict finds the
+# node, an intrusive doubly linked list (borrowed pointers: the dict owns the
+# nodes) keeps the recency order, so a hit is one dict probe and four pointer
+# stores, with no Python-level call.  Every mutation below runs no Python code
+# between its first and last store (keys are bytes; nodes are allocated
+# before and evicted values released after the structure is consistent), so
+# under the GIL each operation is atomic: that is what lets the hit path of
+# ``enrich_plan`` skip the enricher's lock.
+
+
+@cython.final
+@cython.freelist(64)
+cdef class _Node:
+    cdef object key
+    cdef object value
+    cdef PyObject *prev
+    cdef PyObject *next
+
+
+@cython.final
+cdef class _TagCache:
+    """The enricher's result cache: an LRU mapping with the ``OrderedDict``
+    methods the enricher uses (``get``, ``move_to_end``, ``popitem``, item
+    assignment, ``len``, ``clear``, iteration oldest first)."""
+
+    cdef dict _map
+    cdef _Node _head  # sentinel of the circular recency list (next = oldest)
+
+    def __cinit__(self):
+        self._map = {}
+        self._head = _Node()
+        self._head.prev = self._head.next = <PyObject *>self._head
+
+    cdef inline void _unlink(self, _Node n) noexcept:
+        (<_Node>n.prev).next = n.next
+        (<_Node>n.next).prev = n.prev
+
+    cdef inline void _append(self, _Node n) noexcept:
+        n.prev = self._head.prev
+        n.next = <PyObject *>self._head
+        (<_Node>self._head.prev).next = <PyObject *>n
+        self._head.prev = <PyObject *>n
+
+    cdef object lookup(self, object key):
+        """The record under ``key`` (made most recent), or None."""
+        cdef PyObject *p = PyDict_GetItemWithError(self._map, key)
+        if p == NULL:
+            return None
+        n = <_Node>p
+        if n.next != <PyObject *>self._head:
+            self._unlink(n)
+            self._append(n)
+        return n.value
+
+    cdef int put(self, object key, object value, Py_ssize_t maxsize) except -1:
+        """Store ``value`` as the most recent entry; drop the oldest beyond ``maxsize``."""
+        cdef _Node fresh = _Node()  # allocated (may run a GC) before anything changes
+        cdef list evicted = []
+        cdef PyObject *p = PyDict_GetItemWithError(self._map, key)
+        if p != NULL:
+            n = <_Node>p
+            evicted.append(n.value)
+            n.value = value
+            self._unlink(n)
+            self._append(n)
+        else:
+            fresh.key = key
+            fresh.value = value
+            self._map[key] = fresh
+            self._append(fresh)
+        while len(self._map) > maxsize:
+            n = <_Node>self._head.next
+            self._unlink(n)
+            evicted.append(n)
+            del self._map[n.key]
+        return 0  # `evicted` (and with it the old values) is released here, after the fact
+
+    # -- the OrderedDict surface -----------------------------------------------------------
+    def __len__(self):
+        return len(self._map)
+
+    def __contains__(self, key):
+        return key in self._map
+
+    def __getitem__(self, key):
+        return (<_Node>self._map[key]).value
+
+    def get(self, key, default=None):
+        """The value under ``key`` (recency unchanged), or ``default``."""
+        n = self._map.get(key)
+        return default if n is None else (<_Node>n).value
+
+    def __setitem__(self, key, value):
+        n = self._map.get(key)
+        if n is not None:  # like OrderedDict: an update keeps the entry's place
+            old = (<_Node>n).value
+            (<_Node>n).value = value
+            return
+        self.put(key, value, PY_SSIZE_T_MAX)
+
+    def __delitem__(self, key):
+        n = <_Node>self._map[key]
+        self._unlink(n)
+        del self._map[key]
+
+    def move_to_end(self, key, last=True):
+        """Make ``key`` the most recent entry (``last=False``: the oldest)."""
+        n = <_Node>self._map[key]
+        self._unlink(n)
+        if last:
+            self._append(n)
+        else:
+            n.next = self._head.next
+            n.prev = <PyObject *>self._head
+            (<_Node>self._head.next).prev = <PyObject *>n
+            self._head.next = <PyObject *>n
+
+    def popitem(self, last=True):
+        """Remove and return the most recent (``last=False``: the oldest) ``(key, value)``."""
+        if not self._map:
+            raise KeyError("popitem(): cache is empty")
+        n = <_Node>(self._head.prev if last else self._head.next)
+        self._unlink(n)
+        del self._map[n.key]
+        return n.key, n.value
+
+    def clear(self):
+        """Drop every entry."""
+        old = self._map
+        self._map = {}
+        self._head.prev = self._head.next = <PyObject *>self._head
+        del old  # entries released once the cache is already empty
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def keys(self):
+        """Keys, oldest first (a list)."""
+        cdef list out = []
+        cdef PyObject *p = self._head.next
+        while p != <PyObject *>self._head:
+            out.append((<_Node>p).key)
+            p = (<_Node>p).next
+        return out
+
+    def values(self):
+        """Values, oldest first (a list)."""
+        return [(<_Node>self._map[k]).value for k in self.keys()]
+
+    def items(self):
+        """``(key, value)`` pairs, oldest first (a list)."""
+        return [(k, (<_Node>self._map[k]).value) for k in self.keys()]
+
+    def __repr__(self):
+        return f"<lukhas_fast tag cache: {len(self._map)} entries>"
 
 
 cdef list _detector_tags(tuple dets, double pii, list pii_t, double fin, list fin_t, double mod, list mod_t,
@@ -1080,7 +1294,7 @@ cpdef object copy_tag(object t):
     """A copy of a tag whose metadata the caller may mutate freely."""
     if type(t) is not _Tag:
         return _py.copy_tag(t)
-    new = _new_object(_Tag)
+    new = lk_object_new(_Tag)
     d = (<object>t).__dict__
     nd = dict(d)
     md = d["metadata"]
@@ -1104,8 +1318,9 @@ cdef inline double _now_ms() noexcept:
 
 cdef object _tagged(object plan, list tags, double ms, dict ctx):
     """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
-    tp = _new_object(_TaggedPlan)
-    tp.__dict__ = {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms, "enrichment_context": ctx}
+    tp = lk_object_new(_TaggedPlan)
+    PyObject_GenericSetDict(tp, {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms,
+                                 "enrichment_context": ctx}, NULL)
     return tp
 
 
@@ -1147,6 +1362,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         # a subclass overriding a hook gets the generic (hook-calling) path
         cls = type(self)
         self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
+        if self.tag_cache is not None:
+            self.tag_cache = _TagCache()
 
     def enrich_plan(self, plan, context=None):
         cdef double start = _now_ms(), ms
@@ -1167,6 +1384,15 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
                 raise
             except Exception as exc:  # a value whose repr raises: served uncached
                 _logger.debug("plan served uncached, no cache key: %s", exc)
+            if key is not None and _ATOMIC_HITS and type(cache) is _TagCache:
+                # the hit path without the lock: the lookup, the recency update
+                # and the counter run no Python code, so under the GIL they are
+                # one atomic step, as under the lock (a miss takes the lock and
+                # looks again)
+                cached = (<_TagCache>cache).lookup(key)
+                if cached is not None:
+                    self.cache_hits += 1
+                    return _tagged(plan, _thaw_all(<list>cached), _now_ms() - start, {"cache_hit": True})
         if key is None:
             normalized = _norm_dict(plan)
         lock = self._lock
@@ -1174,19 +1400,27 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         try:
             cache = self.tag_cache
             if cache is not None:
-                cached = cache.get(key) if key is not None else None
+                if key is None:
+                    cached = None
+                elif type(cache) is _TagCache:
+                    cached = (<_TagCache>cache).lookup(key)
+                else:  # a mapping the caller put there
+                    cached = cache.get(key)
+                    if cached is not None:
+                        cache.move_to_end(key)
                 if cached is not None:
-                    cache.move_to_end(key)
                     self.cache_hits += 1
-                    tags = [_thaw(r) for r in <list>cached]
-                    return _tagged(plan, tags, _now_ms() - start, {"cache_hit": True})
+                    return _tagged(plan, _thaw_all(<list>cached), _now_ms() - start, {"cache_hit": True})
                 self.cache_misses += 1
             if normalized is None:
                 normalized = _norm_dict(plan)
             tags = _detect_fast(self, normalized, context)
             if cache is not None and key is not None:
-                cache[key] = [_freeze(t) for t in tags]
-                if len(cache) > self.cache_size:
+                frozen = [_freeze(t) for t in tags]
+                if type(cache) is _TagCache:
+                    (<_TagCache>cache).put(key, frozen, self.cache_size)
+                else:
+                    cache[key] = frozen
                     while len(cache) > self.cache_size:
                         cache.popitem(last=False)
             ms = _now_ms() - start

@@ -142,4 +142,42 @@ def _hit(m):
 
 case("SafetyTagEnricher.enrich_plan, cache off (per plan, 1000 distinct plans)", "tags", _no_cache, ops=1000)
 case("SafetyTagEnricher.enrich_plan, cache on, 80% repeats (per plan)", "tags", _cache_80, ops=1000)
-case("SafetyTagEnricher.enrich_plan, cache hit (per plan)", "tags", _hit, ops=100)
+def _reference_hit():
+    """The reference's hit path on the same 100 plans, for the ``ref-hit``
+    column: normalise the plan (the reference's normaliser, from our
+    pure-Python tier), take a plain ``threading.Lock``, SHA-256 key of
+    str(sorted pairs), dict lookup, ``TaggedPlan`` around the cached list
+    object itself (the reference aliases it)."""
+    import threading
+    import time
+
+    from lukhas_fast._backend import tier_modules
+
+    py = tier_modules("tags")["python"]
+    e = py.SafetyTagEnricher(enable_caching=False, advanced=False, metrics=False)
+    preprocess, key_of, tagged = e.preprocess_plan, e._generate_cache_key, py.TaggedPlan
+    plans = corpus()[:100]
+    cache = {key_of(preprocess(p), {}): e.enrich_plan(p).tags for p in plans}
+    lock = threading.Lock()
+    state = {"hits": 0}
+
+    def enrich(plan, context=None):
+        start = time.perf_counter()
+        context = context or {}
+        normalized = preprocess(plan)
+        with lock:
+            key = key_of(normalized, context)
+            if key in cache:
+                state["hits"] += 1
+                return tagged(plan, cache[key], (time.perf_counter() - start) * 1000.0, {"cache_hit": True})
+            raise AssertionError("reference hit path missed")
+
+    def run():
+        for p in plans:
+            enrich(p)
+
+    return run
+
+
+case("SafetyTagEnricher.enrich_plan, cache hit (per plan)", "tags", _hit, ops=100,
+     peers={"ref-hit": _reference_hit})
