@@ -8,7 +8,7 @@ import json
 import math
 import random
 import struct
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal
 
 import numpy as np
 import pytest
@@ -102,8 +102,13 @@ def test_near_powers_of_two_and_midpoints():
         y = math.nextafter(x, math.inf)
         mid = (Decimal(x) + Decimal(y)) / 2  # exact: the decimal midpoint of two neighbours
         for d in (mid, mid.next_plus(), mid.next_minus()):
-            s = format(d, "e")
-            strs.append(s)
+            strs.append(format(d, "e"))
+        # Just off the midpoint by less than a 64-bit ulp, often: these round onto
+        # the midpoint in long double, where double rounding would go wrong (a
+        # parser without the midpoint check fails here).
+        for prec in (17, 18, 19):
+            for rnd in (ROUND_UP, ROUND_DOWN):
+                strs.append(format(Context(prec=prec, rounding=rnd).plus(mid), "e"))
         strs += [repr(x), repr(y), "%.17g" % x, "%.19e" % x]
     handled = _one_by_one(strs)
     assert handled > len(strs) // 4  # the exact paths must carry a good share of these
