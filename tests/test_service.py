@@ -4,6 +4,7 @@ graceful shutdown, and a fuzz run of >= 10,000 random and malformed bodies."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import socket
@@ -221,3 +222,78 @@ async def test_shutdown_lets_in_flight_requests_finish_and_stops_the_ticker():
         assert resp.status == 200 and (await resp.json()) == {"done": True}
         resp.release()
     assert not svc.ticker.running and svc._ticker_task is None
+
+
+# --- drift bodies through the fast float-array parser (C tier) and the fallback -----------------
+
+def _drift_body(intent, action, fmt):
+    return ('{"lane": "prod", "intent": [' + ", ".join(fmt(x) for x in intent) + '], "action": ['
+            + ", ".join(fmt(x) for x in action) + "]}").encode()
+
+
+@pytest.mark.parametrize("fmt", [repr, lambda x: "%.17g" % x, lambda x: "%.6f" % x], ids=["repr", "17g", "6f"])
+async def test_drift_fast_parser_matches_direct_monitor(aiohttp_client, fmt):
+    from lukhas_fast import service
+    from lukhas_fast.drift import DriftMonitor
+
+    client = await aiohttp_client(create_app(ServiceConfig(fps=200, max_body=1 << 20)))
+    rng = random.Random(5)
+    ref = DriftMonitor("prod", metrics=False)
+    for _ in range(3):
+        a = [rng.uniform(-1, 1) for _ in range(768)]
+        b = [x + rng.uniform(-0.2, 0.2) for x in a]
+        body = _drift_body(a, b, fmt)
+        if service._loads_vectors is not None:
+            assert service._loads_vectors(body) is not None  # this body takes the fast path
+        want = ref.update([float(fmt(x)) for x in a], [float(fmt(x)) for x in b])
+        r = await client.post("/drift/analyze", data=body, headers={"Content-Type": "application/json"})
+        got = await r.json()
+        assert r.status == 200, got
+        assert got["drift"] == pytest.approx(want["drift"], abs=1e-12)
+        assert got["ema"] == pytest.approx(want["ema"], abs=1e-12)
+        assert got["guardian"] == want["guardian"] and got["n"] == want["n"] and got["lane"] == "prod"
+
+
+async def test_drift_bodies_the_fast_parser_leaves_to_orjson(client):
+    from lukhas_fast import service
+    from lukhas_fast.drift import DriftMonitor
+
+    bodies = [
+        b'{"lane": "prod", "intent": [1, 2, 3.5], "action": [1.0, 2.0, 3.0]}',  # ints in a vector
+        b'{"lane": "prod", "intent": [1.5e400, 2.0], "action": [1.0, 2.0]}',  # overflow: 400 via the fallback
+        b'{"lane": "pr\\u006fd", "intent": [0.5, 0.25], "action": [0.25, 0.5]}',  # an escape
+        b'{"lane": "prod", "intent": [0.12345678901234567890123, 1.5], "action": [1.0, 2.0]}',  # 23 digits
+    ]
+    ref = DriftMonitor("prod", metrics=False)
+    for body in bodies:
+        if service._loads_vectors is not None:
+            assert service._loads_vectors(body) is None
+        data = json.loads(body)
+        before = _state(client.app)
+        r = await client.post("/drift/analyze", data=body, headers={"Content-Type": "application/json"})
+        got = await r.json()
+        if any(math.isinf(x) for x in data["intent"]):
+            # orjson rejects the literal itself ("body"); json would give inf ("intent")
+            assert r.status == 400 and got["field"] in ("body", "intent") and _state(client.app) == before
+            continue
+        want = ref.update(data["intent"], data["action"])
+        assert r.status == 200 and got["drift"] == pytest.approx(want["drift"], abs=1e-12)
+
+
+async def test_drift_fast_parser_rejections_leave_state_unchanged(client):
+    await client.post("/drift/analyze", json={"lane": "prod", "intent": [1.0, 2.0], "action": [2.0, 1.0]})
+    cases = [
+        (b'{"lane": "prod", "intent": [1.5, 2.5], "action": [1.5]}', "action"),
+        (b'{"lane": "prod", "intent": "x", "action": [1.5]}', "intent"),
+        (b'{"lane": "prod", "action": [1.5]}', "intent"),
+        (b'{"lane": "mars", "intent": [1.5], "action": [1.5]}', "lane"),
+        (b'{"lane": true, "intent": [1.5], "action": [1.5]}', "lane"),
+        (b'{"lane": "prod", "intent": [1e200, 1.5], "action": [1.5, 2.5]}', "intent"),
+        (b'{"lane": "prod", "intent": [1.5e300, 1.5], "action": [1.5, 2.5]}', "intent"),
+    ]
+    for body, field in cases:
+        before = _state(client.app)
+        r = await client.post("/drift/analyze", data=body, headers={"Content-Type": "application/json"})
+        data = await r.json()
+        assert r.status == 400 and data["field"] == field, (body, data)
+        assert _state(client.app) == before

@@ -5,13 +5,17 @@ method that reads list items or buffers in place, runs the one-pass
 dot/norm kernel of ``csrc/drift.c`` (SIMD variant chosen at run time), and
 does the window/EMA/guardian update in C.  ``update_many`` and
 ``cosine_similarity_batch`` run the row kernel with the GIL released.
+``loads_vectors`` parses the service's drift request bodies with the number
+arrays read straight into float64 arrays (``csrc/jsonvec.c``; C tier only).
 
 Configuration, lane resolution, snapshot parsing and error wording come from
 :mod:`lukhas_fast._drift_py` (the oracle) so the tiers cannot drift apart.
 """
 
 cimport cython
-from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO
+from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO,
+                             PyBUF_SIMPLE, PyBUF_WRITABLE)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -26,7 +30,7 @@ from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPOR
 from lukhas_fast import _metrics
 
 __all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity",
-           "cosine_similarity_batch", "backend_details"]
+           "cosine_similarity_batch", "backend_details", "loads_vectors"]
 
 
 cdef extern from "drift.h" nogil:
@@ -551,3 +555,122 @@ cdef class DriftMonitor:
 
     def __repr__(self):
         return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={self._wlen})"
+
+
+# --- request bodies: flat JSON objects with float vectors (csrc/jsonvec.c) ------------
+
+cdef extern from "jsonvec.h" nogil:
+    enum:
+        LK_JV_OK
+        LK_JV_UNHANDLED
+        LK_JV_NOMEM
+    ctypedef enum lk_jv_kind:
+        LK_JV_STRING
+        LK_JV_TRUE
+        LK_JV_FALSE
+        LK_JV_NULL
+        LK_JV_ARRAY
+    ctypedef struct lk_jv_member:
+        size_t key_off, key_len
+        lk_jv_kind kind
+        size_t off, len
+    ctypedef struct lk_jv_doc:
+        lk_jv_member *members
+        size_t n_members
+        double *nums
+        size_t n_nums
+    void lk_jv_init(lk_jv_doc *doc)
+    void lk_jv_free(lk_jv_doc *doc)
+    int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc)
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+
+cdef object _np_empty = np.empty
+cdef object _f64 = np.dtype(np.float64)
+
+
+cdef object _jv_str(const char *base, size_t off, size_t n):
+    """The UTF-8 string at base[off:off+n], or None if it is not valid UTF-8."""
+    try:
+        return PyUnicode_DecodeUTF8(base + off, <Py_ssize_t>n, NULL)
+    except UnicodeDecodeError:
+        return None
+
+
+cdef object _jv_array(const double *src, size_t n):
+    """A fresh 1-D float64 array holding src[0..n)."""
+    cdef Py_buffer out
+    arr = _np_empty(<Py_ssize_t>n, _f64)
+    PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    memcpy(out.buf, src, n * sizeof(double))
+    PyBuffer_Release(&out)
+    return arr
+
+
+cdef object _jv_build(const char *base, lk_jv_doc *doc):
+    cdef size_t i
+    cdef lk_jv_member *mb
+    out = {}
+    for i in range(doc.n_members):
+        mb = &doc.members[i]
+        key = _jv_str(base, mb.key_off, mb.key_len)
+        if key is None:
+            return None
+        if mb.kind == LK_JV_ARRAY:
+            value = _jv_array(doc.nums + mb.off, mb.len)
+        elif mb.kind == LK_JV_STRING:
+            value = _jv_str(base, mb.off, mb.len)
+            if value is None:
+                return None
+        elif mb.kind == LK_JV_TRUE:
+            value = True
+        elif mb.kind == LK_JV_FALSE:
+            value = False
+        else:
+            value = None
+        out[key] = value  # a duplicate key: the last one wins, as in orjson.loads
+    return out
+
+
+def loads_vectors(data):
+    """loads_vectors(data) -> dict | None
+
+    Parse a JSON request body of the drift service's shape -- a flat object
+    whose values are strings, ``true``/``false``/``null`` or non-empty arrays
+    of non-integer numbers -- with the number arrays as fresh 1-D float64
+    numpy arrays, parsed straight from the bytes (each value bit-identical to
+    ``float(text)``).  ``data`` is ``bytes`` or any contiguous buffer.
+
+    Returns None for anything else (other shapes, escapes in strings,
+    integers, numbers the exact fast paths cannot convert, malformed JSON,
+    invalid UTF-8): the caller then uses a general JSON parser, which gives
+    the same result where both apply.  Raises only MemoryError (TypeError or
+    BufferError for an object that is not a contiguous buffer).
+    """
+    cdef Py_buffer view
+    cdef bint has_view = False
+    cdef const char *p
+    cdef Py_ssize_t n
+    cdef lk_jv_doc doc
+    cdef int rc
+    if type(data) is bytes:
+        p = PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+    else:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        has_view = True
+        p = <const char *>view.buf
+        n = view.len
+    lk_jv_init(&doc)
+    try:
+        rc = lk_jv_parse(p, <size_t>n, &doc)
+        if rc == LK_JV_NOMEM:
+            raise MemoryError()
+        if rc != LK_JV_OK:
+            return None
+        return _jv_build(p, &doc)
+    finally:
+        lk_jv_free(&doc)
+        if has_view:
+            PyBuffer_Release(&view)

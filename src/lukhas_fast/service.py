@@ -20,11 +20,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 from aiohttp import web
 
 from lukhas_fast import _metrics
+from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
@@ -55,6 +57,11 @@ logger = logging.getLogger("lukhas_fast.service")
 
 MAX_VECTOR_DIM = 65536
 
+# The C drift tier parses drift bodies with the float arrays read straight
+# into float64 arrays (None for any body it does not handle); other tiers
+# have no such parser and always use _loads.
+_loads_vectors = getattr(_drift._impl, "loads_vectors", None)
+
 
 @dataclass
 class ServiceConfig:
@@ -80,10 +87,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_dumps(data), status=status, content_type="application/json")
 
 
-async def _body(request: web.Request) -> Dict[str, Any]:
+async def _raw_body(request: web.Request) -> bytes:
     raw = await request.read()
     if not raw:
         raise BadRequest("request body is empty: expected a JSON object", "body")
+    return raw
+
+
+async def _body(request: web.Request) -> Dict[str, Any]:
+    return _decode(await _raw_body(request))
+
+
+def _decode(raw: bytes) -> Dict[str, Any]:
     try:
         data = _loads(raw)
     except _DecodeError as exc:
@@ -104,17 +119,20 @@ def _object(data: Dict[str, Any], name: str, required: bool = True) -> Optional[
     return value
 
 
-def _vector(data: Dict[str, Any], name: str) -> List[float]:
+def _vector(data: Dict[str, Any], name: str) -> Union[List[float], np.ndarray]:
     """The container checks; element types and finiteness are checked by the
     drift kernel itself (before the monitor changes), which is far cheaper
     than a Python loop over 768 numbers.  JSON true/false count as 1/0, as
-    bools do in the reference."""
+    bools do in the reference.  A 1-D float64 array (from the fast body
+    parser) passes the same checks as a list."""
     v = data.get(name)
     if v is None:
         raise BadRequest(f"missing field {name!r} (a list of numbers)", name)
-    if not isinstance(v, list):
+    if type(v) is np.ndarray and v.ndim == 1 and v.dtype == np.float64:
+        pass
+    elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
-    if not v:
+    if len(v) == 0:  # (not `not v`: ambiguous for arrays)
         raise BadRequest(f"field {name!r} must not be empty", name)
     if len(v) > MAX_VECTOR_DIM:
         raise BadRequest(f"field {name!r} has {len(v)} elements; at most {MAX_VECTOR_DIM}", name)
@@ -188,7 +206,10 @@ class Service:
         })
 
     async def drift(self, request: web.Request) -> web.Response:
-        data = await _body(request)
+        raw = await _raw_body(request)
+        data = _loads_vectors(raw) if _loads_vectors is not None else None
+        if data is None:  # not the fast parser's shape (or a non-C tier): the general parser, same errors
+            data = _decode(raw)
         lane = data.get("lane", "experimental")
         if not isinstance(lane, str) or lane.lower() not in LANE_CFG:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
@@ -203,6 +224,9 @@ class Service:
         if fresh:
             monitor = DriftMonitor(lane)
         try:
+            # float64 arrays from the fast parser are read in place by the C kernel,
+            # which may sum in SIMD order: the drift can then differ from the list
+            # path in the last bits (rounding only; see the drift family's docs).
             result = monitor.update(intent, action)
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
