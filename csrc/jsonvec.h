@@ -63,17 +63,21 @@ void lk_jv_free(lk_jv_doc *doc);
 
 /* Parse p[0..n) into doc (its previous contents are discarded).  Returns
  * LK_JV_OK, LK_JV_UNHANDLED (not this shape, malformed, or a number that
- * the exact fast paths cannot convert), or LK_JV_NOMEM. */
+ * the exact conversion does not handle), or LK_JV_NOMEM. */
 int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc);
 
 /* Convert one JSON number token starting at *pp (reading no further than
  * end) to a double exactly as float(text) would.  On success stores the
  * value, advances *pp past the token and returns 1 if the token has a
  * fraction or an exponent, 0 if it is an integer.  Returns -1 if there is no
- * valid JSON number at *pp or it cannot be converted by the exact fast paths;
+ * valid JSON number at *pp or its exponent is out of the handled range;
  * *pp is then unspecified.  The token ends at the first byte that cannot
  * continue it; the caller checks what follows. */
 int lk_jv_number(const char **pp, const char *end, double *out);
+
+/* The conversion's 128-bit power-of-five table entry {high, low} for 10^q,
+ * or NULL outside the handled exponents (for tests). */
+const uint64_t *lk_jv_pow5_table(int q);
 
 #ifdef __cplusplus
 }

@@ -103,20 +103,68 @@ def test_near_powers_of_two_and_midpoints():
         mid = (Decimal(x) + Decimal(y)) / 2  # exact: the decimal midpoint of two neighbours
         for d in (mid, mid.next_plus(), mid.next_minus()):
             strs.append(format(d, "e"))
-        # Just off the midpoint by less than a 64-bit ulp, often: these round onto
-        # the midpoint in long double, where double rounding would go wrong (a
-        # parser without the midpoint check fails here).
+        # Just off the midpoint by less than a 64-bit ulp: a conversion through
+        # any wider intermediate format followed by a second rounding goes wrong
+        # on these (ties-to-even and the carry out of the truncated tail).
         for prec in (17, 18, 19):
             for rnd in (ROUND_UP, ROUND_DOWN):
                 strs.append(format(Context(prec=prec, rounding=rnd).plus(mid), "e"))
         strs += [repr(x), repr(y), "%.17g" % x, "%.19e" % x]
     handled = _one_by_one(strs)
-    assert handled > len(strs) // 4  # the exact paths must carry a good share of these
+    assert handled > len(strs) // 4  # the exact conversion must carry a good share of these
+
+
+def test_power_of_five_table():
+    """The conversion's table, recomputed from its definition (5^q scaled to
+    [2^127, 2^128): truncated for q >= 0, floor(2^b / 5^-q) + 1 for q < 0)."""
+    for q in range(-27, 28):
+        if q < 0:
+            p5 = 5 ** -q
+            want = 2 ** ((p5 - 1).bit_length() + 127) // p5 + 1
+        else:
+            want = 5 ** q
+            while want < 2 ** 127:
+                want *= 2
+            while want >= 2 ** 128:
+                want //= 2
+        assert _drift_c._pow5_entry(q) == want, q
+    assert _drift_c._pow5_entry(-28) is None and _drift_c._pow5_entry(28) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_random_decimals_are_exact(seed):
+    """200,000 random decimal strings per seed (1-19 significant digits, every
+    handled exponent, numbers next to exact halfway points of doubles),
+    converted in bulk: every handled one bit-identical to float()."""
+    rng = random.Random(seed)
+    strs = []
+    for _ in range(200_000):
+        r = rng.random()
+        if r < 0.5:
+            nd = rng.randint(1, 19)
+            digits = str(rng.randrange(10 ** (nd - 1), 10 ** nd))
+            strs.append(f"{'-' if rng.random() < 0.5 else ''}{digits[0]}.{digits[1:] or '0'}e{rng.randint(-26, 8)}")
+        elif r < 0.8:
+            x = rng.uniform(-1, 1) * 10 ** rng.randint(-6, 6)
+            strs.append(repr(x) if "e" in repr(x) or "." in repr(x) else repr(x) + ".0")
+        else:  # a halfway point of two doubles, rounded to 17-19 digits
+            x = math.ldexp(rng.random() + 0.5, rng.randint(-60, 60))
+            mid = (Decimal(x) + Decimal(math.nextafter(x, math.inf))) / 2
+            strs.append(format(Context(prec=rng.randint(17, 19)).plus(mid), "e"))
+    strs = [s if ("." in s or "e" in s) else s + ".0" for s in strs]
+    handled = 0
+    for i in range(0, len(strs), 5000):
+        chunk = strs[i:i + 5000]
+        if _check_exact(chunk):
+            handled += len(chunk)
+        else:
+            handled += _one_by_one(chunk)
+    assert handled > len(strs) * 0.75  # the rest: exponents beyond +-27
 
 
 @settings(max_examples=50)
 @given(st.integers(0, 2**32))
-def test_fast_paths_handle_the_common_cases(seed):
+def test_the_common_cases_are_handled(seed):
     rng = random.Random(seed)
     xs = [rng.uniform(-1, 1) for _ in range(64)]
     assert _check_exact([repr(x) for x in xs])

@@ -18,6 +18,7 @@ from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from cpython.ref cimport PyObject
 
@@ -582,6 +583,7 @@ cdef extern from "jsonvec.h" nogil:
     void lk_jv_init(lk_jv_doc *doc)
     void lk_jv_free(lk_jv_doc *doc)
     int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc)
+    const uint64_t *lk_jv_pow5_table(int q)
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
@@ -633,6 +635,12 @@ cdef object _jv_build(const char *base, lk_jv_doc *doc):
     return out
 
 
+def _pow5_entry(int q):
+    """The number parser's 128-bit power-of-five entry for 10^q as an int, or None (for tests)."""
+    cdef const uint64_t *t = lk_jv_pow5_table(q)
+    return None if t == NULL else (int(t[0]) << 64) | int(t[1])
+
+
 def loads_vectors(data):
     """loads_vectors(data) -> dict | None
 
@@ -643,7 +651,7 @@ def loads_vectors(data):
     ``float(text)``).  ``data`` is ``bytes`` or any contiguous buffer.
 
     Returns None for anything else (other shapes, escapes in strings,
-    integers, numbers the exact fast paths cannot convert, malformed JSON,
+    integers, numbers with more than 19 significant digits or an exponent outside +-27, malformed JSON,
     invalid UTF-8): the caller then uses a general JSON parser, which gives
     the same result where both apply.  Raises only MemoryError (TypeError or
     BufferError for an object that is not a contiguous buffer).

@@ -56,6 +56,7 @@ __all__ = ["ServiceConfig", "SERVICE_KEY", "create_app", "serve"]
 logger = logging.getLogger("lukhas_fast.service")
 
 MAX_VECTOR_DIM = 65536
+_F64 = np.dtype(np.float64)
 
 # The C drift tier parses drift bodies with the float arrays read straight
 # into float64 arrays (None for any body it does not handle); other tiers
@@ -87,15 +88,36 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_dumps(data), status=status, content_type="application/json")
 
 
-async def _raw_body(request: web.Request) -> bytes:
-    raw = await request.read()
+async def _raw_body(request: web.Request, limit: int) -> bytes:
+    """The whole body.  ``request.read()`` copies every body twice (into a
+    bytearray, then into bytes); a body that arrived as one chunk, the usual
+    case, is returned here as it is.  Over ``limit`` bytes: 413."""
+    length = request.content_length
+    if limit and length is not None and length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+    content = request.content
+    raw = await content.readany()
+    if raw and not content.at_eof():
+        parts = [raw]
+        size = len(raw)
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if limit and size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            parts.append(chunk)
+        raw = b"".join(parts)
+    if limit and len(raw) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
     if not raw:
         raise BadRequest("request body is empty: expected a JSON object", "body")
     return raw
 
 
-async def _body(request: web.Request) -> Dict[str, Any]:
-    return _decode(await _raw_body(request))
+async def _body(request: web.Request, limit: int) -> Dict[str, Any]:
+    return _decode(await _raw_body(request, limit))
 
 
 def _decode(raw: bytes) -> Dict[str, Any]:
@@ -128,7 +150,7 @@ def _vector(data: Dict[str, Any], name: str) -> Union[List[float], np.ndarray]:
     v = data.get(name)
     if v is None:
         raise BadRequest(f"missing field {name!r} (a list of numbers)", name)
-    if type(v) is np.ndarray and v.ndim == 1 and v.dtype == np.float64:
+    if type(v) is np.ndarray and v.ndim == 1 and v.dtype is _F64:
         pass
     elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
@@ -183,7 +205,7 @@ class Service:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def consciousness(self, request: web.Request) -> web.Response:
-        data = await _body(request)
+        data = await _body(request, self.config.max_body)
         frame = _object(data, "frame")
         priority = data.get("priority")
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
@@ -193,7 +215,7 @@ class Service:
         return _json({"accepted": True, "tick": self.ticker.tick_count, "buffer": self.ring.get_backpressure_stats()})
 
     async def safety(self, request: web.Request) -> web.Response:
-        data = await _body(request)
+        data = await _body(request, self.config.max_body)
         plan = _object(data, "plan")
         context = _object(data, "context", required=False)
         tagged = self.enricher.enrich_plan(plan, context)
@@ -206,7 +228,7 @@ class Service:
         })
 
     async def drift(self, request: web.Request) -> web.Response:
-        raw = await _raw_body(request)
+        raw = await _raw_body(request, self.config.max_body)
         data = _loads_vectors(raw) if _loads_vectors is not None else None
         if data is None:  # not the fast parser's shape (or a non-C tier): the general parser, same errors
             data = _decode(raw)
@@ -236,7 +258,7 @@ class Service:
         return _json(result)
 
     async def ethics(self, request: web.Request) -> web.Response:
-        data = await _body(request)
+        data = await _body(request, self.config.max_body)
         plan = _object(data, "plan")
         context = _object(data, "context", required=False)
         enrich = data.get("enrich", False)
