@@ -280,3 +280,28 @@ def test_large_arrays_and_many_members():
     obj = {f"k{i}": [rng.uniform(-1, 1) for _ in range(rng.randint(1, 3000))] for i in range(30)}
     obj["lane"] = "prod"
     assert _check_body(json.dumps(obj).encode())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_plain_decimals_take_the_fixed_shape_path_exactly(seed):
+    """Tokens of the shape -?D.DDD (1-18 fraction digits, the shape most
+    vectors are written in, parsed without a digit loop), including 17-19
+    significant digit strings next to exact halfway points of doubles."""
+    rng = random.Random(100 + seed)
+    strs = []
+    for _ in range(100_000):
+        r = rng.random()
+        if r < 0.4:
+            nf = rng.randint(1, 18)
+            strs.append(f"{'-' if rng.random() < 0.5 else ''}{rng.randint(0, 9)}.{rng.randrange(10 ** nf):0{nf}d}")
+        elif r < 0.7:
+            strs.append(repr(rng.uniform(-9.99, 9.99)))
+        else:
+            x = rng.uniform(0.001, 9.99)
+            mid = (Decimal(x) + Decimal(math.nextafter(x, math.inf))) / 2
+            nf = rng.randint(15, 18)
+            q = Decimal(1).scaleb(-nf)
+            strs.append(str(mid.quantize(q, rounding=rng.choice([ROUND_UP, ROUND_DOWN]))))
+    strs = [s for s in strs if "e" not in s and "E" not in s]
+    for i in range(0, len(strs), 5000):
+        assert _check_exact(strs[i:i + 5000]), "a plain decimal fell back"

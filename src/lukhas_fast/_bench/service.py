@@ -27,6 +27,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from lukhas_fast._bench.core import Row, measurement
 
 CONCURRENCY = 64
+ROUNDS = 5
 
 
 def _free_port() -> int:
@@ -36,10 +37,16 @@ def _free_port() -> int:
 
 
 def _start(tier: str) -> Tuple[subprocess.Popen, int]:
+    """The service on ``tier`` (``c``/``python``), or (``aiohttp``) the bare
+    aiohttp app of :func:`_bare_main`: the framework's own floor."""
     port = _free_port()
     env = dict(os.environ, LUKHAS_FAST_BACKEND=tier, LUKHAS_FAST_METRICS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "lukhas_fast", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if tier == "aiohttp":
+        env.pop("LUKHAS_FAST_BACKEND")
+        cmd = [sys.executable, "-c", f"from lukhas_fast._bench.service import _bare_main; _bare_main({port})"]
+    else:
+        cmd = [sys.executable, "-m", "lukhas_fast", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while True:
         try:
@@ -50,6 +57,26 @@ def _start(tier: str) -> Tuple[subprocess.Popen, int]:
                 proc.kill()
                 raise RuntimeError(f"service ({tier}) did not start")
             time.sleep(0.1)
+
+
+def _bare_main(port: int) -> None:
+    """A bare aiohttp app on the service's paths: ``GET /health`` answers a
+    constant JSON object, every POST reads its body and answers its length.
+    No middleware, no parsing: what any aiohttp service pays per request."""
+    from aiohttp import web
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    async def post(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(body=b'{"n":%d}' % len(body), content_type="application/json")
+
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_get("/health", health)
+    app.router.add_post("/drift/analyze", post)
+    app.router.add_post("/safety/enrich", post)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
 
 
 def _routes() -> List[Tuple[str, str, object]]:
@@ -161,8 +188,9 @@ async def _load(port: int, path: str, body: object, n: int) -> Tuple[float, floa
 
 @measurement("Production service under load (127.0.0.1, 64 connections)", "service")
 def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
-    """Requests/s and p50/p99 per route (best of 3 interleaved rounds; errors summed over all),
-    server on the C tier and on the pure-Python tier."""
+    """Requests/s and p50/p99 per route (best of ROUNDS interleaved rounds; errors summed over
+    all), server on the C tier and on the pure-Python tier; the same requests against a bare
+    aiohttp app (column ``aiohttp``) show what the framework alone allows."""
     try:
         import aiohttp  # noqa: F401  (the server needs it)
     except ImportError:
@@ -170,7 +198,8 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
     n = 1000 if quick else 20000
     rows: List[Row] = []
     results: Dict[str, Dict[str, Tuple[float, float, float, int]]] = {}
-    for tier in ("c", "python"):
+    tiers = ("c", "python", "aiohttp")
+    for tier in tiers:
         try:
             proc, port = _start(tier)
         except RuntimeError:
@@ -181,10 +210,9 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
                 asyncio.run(_load(port, path, body, min(n, 200)))  # warm-up
             # interleaved rounds, best round per route: a shared VM's slow
             # spells then hit every route alike instead of skewing the ratios
-            rounds = 3
-            for _ in range(rounds):
+            for _ in range(ROUNDS):
                 for label, path, body in routes:
-                    res = asyncio.run(_load(port, path, body, n // rounds))
+                    res = asyncio.run(_load(port, path, body, n // ROUNDS))
                     prev = results.setdefault(label, {}).get(tier)
                     if prev is None or res[0] > prev[0]:
                         errs = res[3] + (prev[3] if prev else 0)
@@ -198,14 +226,18 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
             except subprocess.TimeoutExpired:
                 proc.kill()
     for label, per_tier in results.items():
+        service = {t: v for t, v in per_tier.items() if t != "aiohttp"}
         rows.append(Row(f"{label}: requests/s", {t: v[0] for t, v in per_tier.items()}, "req/s",
-                        f"{n} requests in 3 rounds, errors: " + ", ".join(f"{t} {v[3]}" for t, v in per_tier.items())))
-        rows.append(Row(f"{label}: p50 / p99 latency", {t: v[1] for t, v in per_tier.items()}, "ms p50",
-                        "p99: " + ", ".join(f"{t} {v[2]:.2f} ms" for t, v in per_tier.items())))
-    health = results.get("GET /health", {}).get("c")
-    if health:
+                        f"{n} requests in {ROUNDS} rounds, errors: "
+                        + ", ".join(f"{t} {v[3]}" for t, v in per_tier.items())))
+        rows.append(Row(f"{label}: p50 / p99 latency", {t: v[1] for t, v in service.items()}, "ms p50",
+                        "p99: " + ", ".join(f"{t} {v[2]:.2f} ms" for t, v in service.items())))
+    for tier, note in (("c", "bar: >= 0.67"), ("aiohttp", "bare aiohttp (no parsing, no middleware): the floor")):
+        health = results.get("GET /health", {}).get(tier)
+        if not health:
+            continue
         for label in list(results)[1:]:
-            c = results[label].get("c")
-            if c:
-                rows.append(Row(f"{label} / health throughput (c)", {"c": c[0] / health[0]}, "ratio", "bar: >= 0.67"))
+            r = results[label].get(tier)
+            if r:
+                rows.append(Row(f"{label} / health throughput ({tier})", {tier: r[0] / health[0]}, "ratio", note))
     return rows
