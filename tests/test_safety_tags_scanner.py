@@ -411,3 +411,28 @@ def test_normalisation_is_the_same_when_repeated(tags_impl, oracle, s):
     assert e.preprocess_text(s) == ref
     assert e.preprocess_text(s) == ref
     assert e.preprocess_text("".join(list(s))) == ref  # an equal, distinct str object
+
+
+def test_an_enricher_in_a_cycle_through_its_cache_is_collected(tags_impl):
+    """A cached tag whose metadata points back at the enricher makes a cycle
+    through the cache (the C tier's LRU nodes included): the GC frees it."""
+    import gc
+    import weakref
+
+    e = tags_impl.SafetyTagEnricher()
+
+    class Back(tags_impl.SafetyTagDetector):
+        def __init__(self):
+            super().__init__("back", "c", "d")
+
+        def detect(self, plan, context):
+            return tags_impl.SafetyTag("back", "c", "d", 0.5, metadata={"owner": e})
+
+    e.add_detector(Back())
+    for i in range(5):
+        e.enrich_plan({"i": i})
+    assert len(e.tag_cache) == 5
+    ref = weakref.ref(e)
+    del e
+    gc.collect()
+    assert ref() is None
