@@ -180,28 +180,40 @@ static const uint64_t pow10_u[20] = {
 };
 
 #if LK_JV_SWAR
-/* The leading ASCII digits of the 8 bytes v (first byte lowest): returns
- * how many there are (0..8) and stores their value.  Branch-free, so runs of
- * numbers with varying lengths cost no mispredictions.
+/* Byte-parallel helpers on 8 bytes read little endian (first byte lowest).
  *
- * A byte is a digit iff its high nibble is 3 and stays 3 after adding 6
- * (0x30..0x39).  Adding 6 to all lanes can carry out of a byte >= 0xFA, but
- * only into later bytes and only from a byte that is not a digit, so the
- * first non-digit is still found exactly.  Likewise subtracting '0' borrows
- * only out of non-digit bytes. */
-static inline unsigned swar_digits(uint64_t v, uint64_t *val) {
-    const uint64_t hi = 0xF0F0F0F0F0F0F0F0u, threes = 0x3030303030303030u;
-    uint64_t bad = ((v & hi) ^ threes) | (((v + 0x0606060606060606u) & hi) ^ threes);
-    unsigned k = bad ? (unsigned)__builtin_ctzll(bad) >> 3 : 8u;
-    unsigned sh = 32u - 4u * k; /* two half shifts: k == 0 shifts out everything */
-    uint64_t t = ((v - threes) << sh) << sh;
-    /* The k digits now fill the top bytes behind leading zero digits; fold
-     * neighbours into 2-, 4- and 8-digit groups (lanes hold at most 99,
-     * 9999, 99999999: no overflow). */
+ * nondigit_bytes: non-zero high-nibble bits in every byte that is not an
+ * ASCII digit.  A byte is a digit iff its high nibble is 3 and stays 3
+ * after adding 6 (0x30..0x39).  Adding 6 to all lanes can carry out of a
+ * byte >= 0xFA, but only into later bytes and only from a byte that is not
+ * a digit, so the first non-digit is still found exactly. */
+#define LK_JV_THREES 0x3030303030303030u
+
+static inline uint64_t nondigit_bytes(uint64_t w) {
+    const uint64_t hi = 0xF0F0F0F0F0F0F0F0u;
+    return ((w & hi) ^ LK_JV_THREES) | (((w + 0x0606060606060606u) & hi) ^ LK_JV_THREES);
+}
+
+/* The integer written by 8 digit values (0..9 per byte, first digit in the
+ * lowest byte; leading zero bytes act as leading zeros): fold neighbours
+ * into 2-, 4- and 8-digit groups (lanes hold at most 99, 9999, 99999999:
+ * no overflow). */
+static inline uint64_t digits8(uint64_t t) {
     t = (t * 10 + (t >> 8)) & 0x00FF00FF00FF00FFu;
     t = (t * 100 + (t >> 16)) & 0x0000FFFF0000FFFFu;
-    t = (t * 10000 + (t >> 32)) & 0xFFFFFFFFu;
-    *val = t;
+    return (t * 10000 + (t >> 32)) & 0xFFFFFFFFu;
+}
+
+/* The leading ASCII digits of the 8 bytes v: returns how many there are
+ * (0..8) and stores their value.  Branch-free, so runs of numbers with
+ * varying lengths cost no mispredictions.  Subtracting '0' borrows only out
+ * of bytes after the digits, which the shift drops. */
+static inline unsigned swar_digits(uint64_t v, uint64_t *val) {
+    uint64_t bad = nondigit_bytes(v);
+    unsigned k = bad ? (unsigned)__builtin_ctzll(bad) >> 3 : 8u;
+    unsigned sh = 32u - 4u * k; /* two half shifts: k == 0 shifts out everything */
+    /* the k digits move to the top bytes, behind leading zero bytes */
+    *val = digits8(((v - LK_JV_THREES) << sh) << sh);
     return k;
 }
 #endif
@@ -242,8 +254,8 @@ done:
     return p - start;
 }
 
-/* Exponents are saturated here: anything this large is out of both paths'
- * range and is rejected anyway. */
+/* Exponents are saturated here: anything this large is out of the
+ * conversion's range and is rejected anyway. */
 #define LK_JV_EXP_SAT 100000
 
 /* Inlined into the array loop so p and the result stay in registers. */
@@ -395,12 +407,13 @@ static inline uint64_t sep_mask_tail(const char *p, size_t n) {
     return mask;
 }
 
-/* Clinger's path needs plain double arithmetic (no x87 double rounding). */
-#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+/* Clinger's path (used by the fixed-shape path) needs plain double
+ * arithmetic (no x87 double rounding). */
+#if LK_JV_SWAR && defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
 #define LK_JV_CLINGER 1
-static const double pow10_d[23] = {
+static const double pow10_d[19] = { /* exact doubles up to 1e22; 18 digits is the shape's limit */
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
 };
 #else
 #define LK_JV_CLINGER 0
@@ -416,6 +429,7 @@ static const double pow10_d[23] = {
  * multiplies: no per-digit loop.  Any other shape goes to the general
  * parser, which gives the same result. */
 
+#if LK_JV_SWAR
 /* The k (0..8) digits ending at e as an integer, reading e[-8..-1]; *ok
  * keeps its value only if those k bytes are all ASCII digits. */
 static inline uint64_t tail_digits(const char *e, unsigned k, uint64_t *ok) {
@@ -423,25 +437,19 @@ static inline uint64_t tail_digits(const char *e, unsigned k, uint64_t *ok) {
         0, 0xFF00000000000000u, 0xFFFF000000000000u, 0xFFFFFF0000000000u, 0xFFFFFFFF00000000u,
         0xFFFFFFFFFF000000u, 0xFFFFFFFFFFFF0000u, 0xFFFFFFFFFFFFFF00u, 0xFFFFFFFFFFFFFFFFu,
     };
-    const uint64_t hi = 0xF0F0F0F0F0F0F0F0u, threes = 0x3030303030303030u;
-    uint64_t w, bad;
+    uint64_t w;
     memcpy(&w, e - 8, 8); /* little endian: the last digit is the top byte */
-    /* not a digit: high nibble is not 3, or adding 6 leaves 0x3_ (see swar_digits) */
-    bad = ((w & hi) ^ threes) | (((w + 0x0606060606060606u) & hi) ^ threes);
-    *ok &= (bad & keep[k]) == 0;
+    *ok &= (nondigit_bytes(w) & keep[k]) == 0;
     /* bytes in front of the digits become '0' before subtracting, so no
      * borrow runs from them into a digit */
-    w = ((w & keep[k]) | (threes & ~keep[k])) - threes;
-    /* eight digit bytes (first digit lowest) -> integer */
-    w = (w * 10) + (w >> 8);
-    w = (((w & 0x000000FF000000FFu) * (100 + (1000000ull << 32))) +
-         (((w >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32)))) >> 32;
-    return w;
+    return digits8(((w & keep[k]) | (LK_JV_THREES & ~keep[k])) - LK_JV_THREES);
 }
+#endif
 
 /* The token [t, e) if it is -?D.D{1,18}: 1 and *out, else 0.  Needs 24
  * readable bytes before e (the caller checks). */
 static inline int parse_plain_float(const char *t, const char *e, double *out) {
+#if LK_JV_SWAR
     int neg = *t == '-';
     const char *s = t + neg;
     ptrdiff_t nf = e - (s + 2); /* fraction digits */
@@ -463,7 +471,7 @@ static inline int parse_plain_float(const char *t, const char *e, double *out) {
     if (!ok)
         return 0;
 #if LK_JV_CLINGER
-    if (m <= ((uint64_t)1 << 53) && nf <= 22) {
+    if (m <= ((uint64_t)1 << 53)) { /* nf <= 18: 10^nf is in the table */
         /* Clinger's fast path: m and 10^nf are exact doubles, so one IEEE
          * division rounds the exact quotient once (fewer instructions than
          * the general conversion; most 6-to-15-digit values take it) */
@@ -476,18 +484,20 @@ static inline int parse_plain_float(const char *t, const char *e, double *out) {
     bits ^= (uint64_t)neg << 63;
     memcpy(out, &bits, sizeof bits);
     return 1;
+#else
+    (void)t, (void)e, (void)out;
+    return 0; /* the general parser reads every token */
+#endif
 }
 
 /* p is just after '[': read float tokens into doc->nums up to and past ']'.
  *
  * Elements cannot contain ',' or ']', so the separators are found first, 64
- * bytes at a time, and every element has a known start that does not depend
- * on parsing the previous one.  (Meant to let consecutive parses overlap; on
- * the development VM it measured no faster than the plain token-by-token
- * loop -- the per-number conversion dominates -- so it is a candidate for
- * simplification.)  Each element must be exactly one float token between
- * optional whitespace; the number parser may look past the separator (it
- * stops at it) but never past end. */
+ * bytes at a time: every element then has a known start and end, which the
+ * fixed-shape path needs (it reads the digits backwards from the end).
+ * Each element must be exactly one float token between optional
+ * whitespace; the general parser may look past the separator (it stops at
+ * it) but never past end. */
 static int parse_array(const char **pp, const char *end, const char *base, lk_jv_doc *doc) {
     const char *tok = *pp, *blk = *pp, *sep, *q;
     uint64_t mask;
