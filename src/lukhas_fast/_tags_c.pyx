@@ -19,13 +19,12 @@ computed differently:
 """
 
 import builtins
-import sys
-
-cimport cython
 import logging
 import re
+import sys
 import unicodedata
 
+cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -307,8 +306,6 @@ cpdef object fast_normalize_text(object text):
             _NORM_MEMO.clear()
         _NORM_MEMO[s] = out
     return out
-
-
 
 
 cdef str _normalize_unicode(str s):
@@ -769,8 +766,7 @@ cdef class _TagCache:
     def __setitem__(self, key, value):
         n = self._map.get(key)
         if n is not None:  # like OrderedDict: an update keeps the entry's place
-            old = (<_Node>n).value
-            (<_Node>n).value = value
+            (<_Node>n).value = value  # (the old value is released after the store)
             return
         self.put(key, value, PY_SSIZE_T_MAX)
 
@@ -1316,6 +1312,12 @@ cdef inline double _now_ms() noexcept:
     return ts.tv_sec * 1000.0 + ts.tv_nsec * 1e-6
 
 
+cdef object _hit(object self, object plan, list cached, double start):
+    """A cache hit's result: the counter, fresh tags from the record, ``{"cache_hit": True}``."""
+    self.cache_hits += 1
+    return _tagged(plan, _thaw_all(cached), _now_ms() - start, {"cache_hit": True})
+
+
 cdef object _tagged(object plan, list tags, double ms, dict ctx):
     """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
     tp = lk_object_new(_TaggedPlan)
@@ -1355,6 +1357,7 @@ cdef list _detect_fast(object self, dict normalized, dict context):
 class SafetyTagEnricher(_py.SafetyTagEnricher):
     __doc__ = _py.SafetyTagEnricher.__doc__
     _copy_tag = staticmethod(copy_tag)
+    _cache_type = _TagCache
 
     def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE, metrics=None):
         _py.SafetyTagEnricher.__init__(self, enable_caching, advanced=advanced, cache_size=cache_size,
@@ -1362,8 +1365,6 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         # a subclass overriding a hook gets the generic (hook-calling) path
         cls = type(self)
         self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
-        if self.tag_cache is not None:
-            self.tag_cache = _TagCache()
 
     def enrich_plan(self, plan, context=None):
         cdef double start = _now_ms(), ms
@@ -1391,8 +1392,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
                 # looks again)
                 cached = (<_TagCache>cache).lookup(key)
                 if cached is not None:
-                    self.cache_hits += 1
-                    return _tagged(plan, _thaw_all(<list>cached), _now_ms() - start, {"cache_hit": True})
+                    return _hit(self, plan, <list>cached, start)
         if key is None:
             normalized = _norm_dict(plan)
         lock = self._lock
@@ -1409,8 +1409,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
                     if cached is not None:
                         cache.move_to_end(key)
                 if cached is not None:
-                    self.cache_hits += 1
-                    return _tagged(plan, _thaw_all(<list>cached), _now_ms() - start, {"cache_hit": True})
+                    return _hit(self, plan, <list>cached, start)
                 self.cache_misses += 1
             if normalized is None:
                 normalized = _norm_dict(plan)

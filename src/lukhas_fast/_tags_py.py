@@ -626,7 +626,7 @@ class SafetyTagEnricher:
         self.enable_caching = bool(enable_caching)
         self.advanced = ADVANCED_TAGS_ENABLED if advanced is None else bool(advanced)
         self.cache_size = cache_size
-        self.tag_cache: Optional["OrderedDict[Any, List[Any]]"] = OrderedDict() if self.enable_caching else None
+        self.tag_cache: Optional["OrderedDict[Any, List[Any]]"] = self._cache_type() if self.enable_caching else None
         self.cache_hits = 0
         self.cache_misses = 0
         self.detectors: List[Any] = [PIIDetector(), FinancialDetector(self.advanced), ModelSwitchDetector(),
@@ -638,6 +638,7 @@ class SafetyTagEnricher:
                     "enabled" if self.enable_caching else "disabled")
 
     _copy_tag = staticmethod(copy_tag)
+    _cache_type = OrderedDict  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------
     def preprocess_text(self, text: Any) -> Any:
