@@ -165,8 +165,10 @@ cdef class _Pred:
             return 0 if _is_empty(self.arg(0, plan, ctx)) else 1
         if (code == P_BYTES_LTE or code == P_SECONDS_LTE) and self.has_limit:
             value = self.arg(0, plan, ctx)
-            if value is None or self.limit is None:
-                return 0  # missing value / unparsable limit: not within the limit
+            if value is None:
+                return 1  # a missing value passes, as in the SDK
+            if self.limit is None:
+                return 0  # unparsable limit: fails closed
             if type(value) is int and 0 <= value < 9007199254740992:
                 # str(int) parses to the same number (exact below 2**53)
                 return 1 if value <= self.limit else 0

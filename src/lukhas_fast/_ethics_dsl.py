@@ -276,10 +276,11 @@ def parse_seconds(value: Any) -> float:
 
 
 def param_bytes_lte(value: Any, limit: Any) -> bool:
-    """``parse_bytes(value) <= parse_bytes(limit)``.  Deviation: a missing
-    (None) or unparsable value is *not* within the limit (False)."""
+    """``parse_bytes(value) <= parse_bytes(limit)``.  A missing (None) value
+    passes (True), as in the SDK; an unparsable value or limit fails closed
+    (False)."""
     if value is None:
-        return False
+        return True
     try:
         return parse_bytes(str(value)) <= parse_bytes(limit)
     except (ValueError, TypeError):
@@ -287,10 +288,11 @@ def param_bytes_lte(value: Any, limit: Any) -> bool:
 
 
 def param_seconds_lte(value: Any, limit: Any) -> bool:
-    """``parse_seconds(value) <= parse_seconds(limit)``.  Deviation: a missing
-    (None) or unparsable value is *not* within the limit (False)."""
+    """``parse_seconds(value) <= parse_seconds(limit)``.  A missing (None)
+    value passes (True), as in the SDK; an unparsable value or limit fails
+    closed (False)."""
     if value is None:
-        return False
+        return True
     try:
         return parse_seconds(str(value)) <= parse_seconds(limit)
     except (ValueError, TypeError):

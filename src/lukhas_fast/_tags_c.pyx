@@ -33,6 +33,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION
 from libc.stdint cimport uint32_t, int8_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -977,7 +978,10 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
             gdpr = max(gdpr, 0.7)
             gdpr_t.append(f"param:{k}")
     region = context.get("user_region")
-    if advanced and has_params and region in ("EU", "EEA"):
+    if not advanced:
+        if region in ("EU", "EEA"):
+            gdpr_t.append("eu_user")  # the SDK's label (GDPRDetector.detect)
+    elif has_params and region in ("EU", "EEA"):
         for k, lk in keys:
             if lk in _PII_FIELDS:
                 gdpr = max(gdpr, 0.65)
@@ -1263,7 +1267,10 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             gdpr = max(gdpr, 0.7)
             gdpr_t = _add(gdpr_t, "param:" + <str>kobj[i])
     region = context.get("user_region")
-    if advanced and has_params and region in ("EU", "EEA"):
+    if not advanced:
+        if region in ("EU", "EEA"):
+            gdpr_t = _add(gdpr_t, "eu_user")  # the SDK's label (GDPRDetector.detect)
+    elif has_params and region in ("EU", "EEA"):
         for i in range(nitems):
             if kmask[i] & K_PII:
                 gdpr = max(gdpr, 0.65)
@@ -1326,6 +1333,26 @@ cdef object _tagged(object plan, list tags, double ms, dict ctx):
     return tp
 
 
+#: each built-in detector class's own ``detect`` function, in detector order
+cdef tuple _BUILTIN_DETECT = tuple([cls.__dict__["detect"] for cls in _py.BUILTIN_DETECTORS])
+
+
+cdef bint _detectors_intact(tuple builtin) except -1:
+    """Whether every built-in detector still runs its own ``detect``: not
+    replaced on the instance (``enricher.detectors[i].detect = f``) nor on the
+    class (``mock.patch.object(PIIDetector, "detect", ...)``).  The fused scan
+    stands in for the detectors only then; otherwise they are called, as in
+    the SDK.  One attribute lookup per detector, once per enrichment."""
+    cdef Py_ssize_t i
+    if len(builtin) != len(_BUILTIN_DETECT):
+        return False
+    for i in range(len(builtin)):
+        m = getattr(builtin[i], "detect", None)
+        if not PyMethod_Check(m) or <object>PyMethod_GET_FUNCTION(m) is not _BUILTIN_DETECT[i]:
+            return False
+    return True
+
+
 cdef list _detect_fast(object self, dict normalized, dict context):
     """``_detect`` with the fused C scan standing in for the six built-ins."""
     cdef list dets = self.detectors
@@ -1338,6 +1365,8 @@ cdef list _detect_fast(object self, dict normalized, dict context):
             if dets[i] is not builtin[i]:
                 same = False
                 break
+    if same and not _detectors_intact(builtin):
+        same = False  # a patched detect(): run the detectors themselves
     if same:
         tags = _scan_fast(builtin, normalized, context, advanced)
         if tags is None:
@@ -1458,7 +1487,10 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         return None, _norm_dict(plan)
 
     def _scan_builtin(self, normalized, context):
-        """The six built-in detectors fused into one pass."""
+        """The six built-in detectors fused into one pass (or called one by
+        one while a ``detect`` of theirs is patched)."""
+        if not _detectors_intact(self._builtin):
+            return self._run_detectors(list(self._builtin), normalized, context)
         tags = _scan_fast(self._builtin, normalized, context, self.advanced)
         if tags is None:
             tags = _scan(self._builtin, normalized, context, self.advanced)

@@ -401,10 +401,11 @@ class PrivilegeEscalationDetector(SafetyTagDetector):
 class GDPRDetector(SafetyTagDetector):
     """``gdpr``: GDPR actions and terms (threshold > 0.6).
 
-    Deviation: the reference's EU boost only relabelled an already-detected
-    tag (``eu_user``) and never changed an outcome; it is removed, and with
-    the advanced flag it really works: an EU/EEA user whose plan carries PII
-    fields gets the ``gdpr`` tag (0.65, ``eu_user``)."""
+    For an EU/EEA user (``context["user_region"]``) ``eu_user`` is appended
+    to ``detected_types``, as in the SDK (it labels a tag that fires anyway,
+    never makes one fire).  With the advanced flag the EU rule really works
+    instead: an EU/EEA user whose plan carries PII fields gets the ``gdpr``
+    tag (0.65, ``eu_user``)."""
 
     threshold = 0.6
 
@@ -431,8 +432,10 @@ class GDPRDetector(SafetyTagDetector):
                         conf = max(conf, 0.7)
                         types.append(f"param:{key}")
         region = context.get("user_region")  # context needs .get, as in the reference
-        if self.advanced and region in ("EU", "EEA") and params is not None:
-            if any(_low_key(k) in PII_FIELDS for k in params):
+        if region in ("EU", "EEA"):
+            if not self.advanced:
+                types.append("eu_user")  # the SDK's label
+            elif params is not None and any(_low_key(k) in PII_FIELDS for k in params):
                 conf = max(conf, 0.65)
                 types.append("eu_user")
         return self._tag(conf, types)
