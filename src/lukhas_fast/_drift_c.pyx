@@ -26,7 +26,7 @@ import numpy as np
 
 from lukhas_fast import _drift_py as _py
 from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPORTED_DTYPES,
-                                   resolve_lane, parse_snapshot, check_finite_float, ema_gauge,
+                                   resolve_lane, parse_snapshot, check_finite_float, ema_gauge, monitor_reduce,
                                    check_cfg)
 from lukhas_fast import _metrics
 
@@ -553,6 +553,9 @@ cdef class DriftMonitor:
         for v in values[-m._wcap:]:
             m._push(v)
         return m
+
+    def __reduce__(self):
+        return monitor_reduce(self)
 
     def __repr__(self):
         return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={self._wlen})"

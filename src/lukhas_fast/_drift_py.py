@@ -66,10 +66,13 @@ _warn_lock = threading.Lock()
 def resolve_lane(lane: Optional[str]) -> Tuple[str, DriftConfig]:
     """Lane name (argument, else env ``LUKHAS_LANE``, else ``experimental``; lowercased) and its config.
 
+    ``None`` and ``""`` both mean "not given" (the SDK's ``lane or env``).
+
     Unknown lanes use the experimental thresholds, keep their name, and warn
     once per name per process.
     """
-    if lane is None:
+    if lane is None or (type(lane) is str and lane == ""):
+        # the SDK's `lane or env`: an empty name falls back like None
         lane = os.environ.get("LUKHAS_LANE", "experimental")
     if not isinstance(lane, str):
         raise TypeError(f"lane must be a str or None, got {type(lane).__name__}")
@@ -389,8 +392,27 @@ class DriftMonitor:
         m._window = values[-m._cfg.window:] if values else []
         return m
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return monitor_reduce(self)
+
     def __repr__(self) -> str:
         return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={len(self._window)})"
+
+
+def monitor_reduce(m: Any) -> Tuple[Any, ...]:
+    """``__reduce__`` of every tier's DriftMonitor: its snapshot and metrics switch."""
+    state = m.snapshot()
+    state["metrics"] = m.metrics
+    return (restore_monitor, (type(m), state))
+
+
+def restore_monitor(cls: Any, state: Any) -> Any:
+    """Unpickle a DriftMonitor (``from_snapshot``; metrics stay off if they were
+    off, and follow the default where prometheus_client is missing)."""
+    metrics = state.get("metrics") if isinstance(state, Mapping) else None
+    if metrics and not _metrics.PROMETHEUS_AVAILABLE:
+        metrics = None
+    return cls.from_snapshot(state, metrics=bool(metrics) if metrics is not None else None)
 
 
 def ema_gauge(lane: str) -> Any:

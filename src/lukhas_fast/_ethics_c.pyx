@@ -282,6 +282,9 @@ cdef class CompiledRule:
     def __call__(self, plan, context=None):
         return self._call(plan, context)
 
+    def __reduce__(self):
+        return (compile_rule, (self.source,))
+
     def __repr__(self):
         return f"CompiledRule({self.source!r}, nodes={self.n})"
 

@@ -152,6 +152,21 @@ class EthicsRule:
             return False
         return self._compiled_fn(plan, context)
 
+    # pickling: a rule compiled by its tier's compiler is stored without the
+    # compiled function (a closure on the Python tier) and recompiled on load
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        if getattr(state.get("_compiled_fn"), "source", None) == self.rule_dsl:
+            state["_compiled_fn"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.__dict__.get("_compiled_fn") is None:
+            compiler = type(self)._compiler
+            if compiler is not None:
+                self._compiled_fn = compiler(self.rule_dsl)
+
     @property
     def reason_code(self) -> ReasonCode:
         """The rule's :class:`ReasonCode` (UNKNOWN if none)."""
@@ -252,6 +267,10 @@ class RuleSet:
         self._metrics.ruleset.labels(hash=self.ruleset_hash).inc()
         logger.info("RuleSet initialized with %d rules, hash=%s", len(self.rules), self.ruleset_hash[:8])
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # the prepared tables and metric handles are rebuilt, not pickled
+        return (_restore_ruleset, (type(self), self.rules, self._metrics.enabled))
+
     def _prepare(self) -> None:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
         Rebuilt if someone edits ``rules`` in place."""
@@ -346,6 +365,11 @@ class RuleSet:
             facts_hash,
             [r.name for r in triggered],
         )
+
+
+def _restore_ruleset(cls: type, rules: List[EthicsRule], metrics: bool) -> "RuleSet":
+    """Unpickle a :class:`RuleSet` (metrics follow the default where prometheus_client is missing)."""
+    return cls(rules, metrics=bool(metrics) if (not metrics or _metrics.PROMETHEUS_AVAILABLE) else None)
 
 
 class EthicsEngine:

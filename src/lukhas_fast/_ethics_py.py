@@ -93,6 +93,7 @@ def compile_rule(rule_str: str) -> Callable[..., bool]:
             raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
 
     evaluate.__doc__ = f"Compiled rule: {rule_str}"
+    evaluate.source = rule_str  # type: ignore[attr-defined]  # (EthicsRule pickling recompiles from it)
     return evaluate
 
 
