@@ -268,18 +268,40 @@ def test_class_detector_patch_and_error(tags_impl, oracle, caplog):
     out = []
     for m in (tags_impl, oracle("tags")):
         e = m.SafetyTagEnricher(enable_caching=False)
-        with mock.patch.object(m.PIIDetector, "detect", side_effect=RuntimeError("boom")) as det:
+        # the classes the enricher instantiated (m.PIIDetector unless a test reloaded _tags_py)
+        pii_cls, gdpr_cls = type(e.detectors[0]), type(e.detectors[5])
+        assert pii_cls.__name__ == "PIIDetector" and gdpr_cls.__name__ == "GDPRDetector"
+        with mock.patch.object(pii_cls, "detect", side_effect=RuntimeError("boom")) as det:
             with caplog.at_level(logging.ERROR, logger="lukhas_fast.safety_tags"):
                 caplog.clear()
                 got = _names(e.enrich_plan(PLAN))
             assert det.call_count == 1
             assert any("boom" in r.getMessage() for r in caplog.records)
-        with mock.patch.object(m.GDPRDetector, "detect", return_value=None):
+        with mock.patch.object(gdpr_cls, "detect", return_value=None):
             no_gdpr = _names(e.enrich_plan({"action": "data_export_gdpr"}))
         out.append((got, no_gdpr, _names(e.enrich_plan(PLAN))))
     assert out[0] == out[1]
     got, no_gdpr, after = out[0]
     assert "pii" not in got and "pii" in after and "financial" in got and no_gdpr == []
+
+
+def test_class_patch_with_a_plain_function(tags_impl, oracle):
+    """Replacing ``detect`` on the class with a function (not a Mock) is seen too."""
+    out = []
+    for m in (tags_impl, oracle("tags")):
+        e = m.SafetyTagEnricher(enable_caching=False)
+        cls = type(e.detectors[1])
+        calls = []
+
+        def detect(self, plan, context):
+            calls.append(self.tag_name)
+            return None
+
+        with mock.patch.object(cls, "detect", detect):
+            got = _names(e.enrich_plan(PLAN))
+        out.append((got, calls, _names(e.enrich_plan(PLAN))))
+    assert out[0] == out[1] and out[0][1] == ["financial"] and "financial" not in out[0][0]
+    assert "financial" in out[0][2]
 
 
 def test_detector_patch_through_a_hook_subclass(tags_impl):
@@ -290,7 +312,7 @@ def test_detector_patch_through_a_hook_subclass(tags_impl):
             return super().preprocess_text(text)
 
     e = Sub(enable_caching=False)
-    with mock.patch.object(tags_impl.PIIDetector, "detect", return_value=None) as det:
+    with mock.patch.object(type(e.detectors[0]), "detect", return_value=None) as det:
         assert "pii" not in _names(e.enrich_plan(PLAN))
     assert det.called and "pii" in _names(e.enrich_plan(PLAN))
 

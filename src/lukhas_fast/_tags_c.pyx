@@ -1333,22 +1333,21 @@ cdef object _tagged(object plan, list tags, double ms, dict ctx):
     return tp
 
 
-#: each built-in detector class's own ``detect`` function, in detector order
-cdef tuple _BUILTIN_DETECT = tuple([cls.__dict__["detect"] for cls in _py.BUILTIN_DETECTORS])
-
-
 cdef bint _detectors_intact(tuple builtin) except -1:
     """Whether every built-in detector still runs its own ``detect``: not
     replaced on the instance (``enricher.detectors[i].detect = f``) nor on the
     class (``mock.patch.object(PIIDetector, "detect", ...)``).  The fused scan
     stands in for the detectors only then; otherwise they are called, as in
-    the SDK.  One attribute lookup per detector, once per enrichment."""
+    the SDK.  One attribute lookup per detector, once per enrichment.  (The
+    originals are read from the Python tier each time, so a reload of it is
+    followed.)"""
     cdef Py_ssize_t i
-    if len(builtin) != len(_BUILTIN_DETECT):
+    cdef tuple orig = _py.BUILTIN_DETECT
+    if len(builtin) != len(orig):
         return False
     for i in range(len(builtin)):
         m = getattr(builtin[i], "detect", None)
-        if not PyMethod_Check(m) or <object>PyMethod_GET_FUNCTION(m) is not _BUILTIN_DETECT[i]:
+        if not PyMethod_Check(m) or <object>PyMethod_GET_FUNCTION(m) is not orig[i]:
             return False
     return True
 

@@ -609,6 +609,10 @@ def _sort_pairs(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
 
 BUILTIN_DETECTORS = (PIIDetector, FinancialDetector, ModelSwitchDetector, ExternalCallDetector,
                      PrivilegeEscalationDetector, GDPRDetector)
+#: each built-in detector class's own ``detect``, in detector order (taken when this
+#: module runs, before anything can patch them): the C tier's fused scan stands in
+#: for the detectors only while these are what ``detector.detect`` resolves to
+BUILTIN_DETECT = tuple(cls.__dict__["detect"] for cls in BUILTIN_DETECTORS)
 
 
 class SafetyTagEnricher:
