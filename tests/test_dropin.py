@@ -163,6 +163,37 @@ def test_real_packages_are_never_hidden(real_core):
     assert sys.modules["core.metrics"].count() == 42
 
 
+def test_a_finder_that_reenters_the_import_system(real_core):
+    """A finder consulted for a parent that itself calls importlib.util.find_spec
+    (as some plugin loaders do) does not recurse through the hook."""
+    import importlib.abc
+    import importlib.util
+
+    class Reentrant(importlib.abc.MetaPathFinder):
+        calls = 0
+        active = False
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "labs" and not Reentrant.active:  # guards itself, as such finders do
+                Reentrant.calls += 1
+                Reentrant.active = True
+                try:
+                    assert importlib.util.find_spec(name) is None  # the hook does not answer re-entrantly
+                finally:
+                    Reentrant.active = False
+            return None
+
+    hook = Reentrant()
+    sys.meta_path.append(hook)
+    try:
+        lukhas_fast.install()
+        from labs.core.ethics.safety_tags import SafetyTagEnricher
+    finally:
+        sys.meta_path.remove(hook)
+        lukhas_fast.uninstall()
+    assert SafetyTagEnricher is lukhas_fast.SafetyTagEnricher and Reentrant.calls >= 1
+
+
 def test_real_package_imported_before_install(real_core):
     import core.metrics
 

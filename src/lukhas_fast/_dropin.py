@@ -71,6 +71,7 @@ class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.served: List[str] = []  # sys.modules names this finder created, in order
         self._specs: Dict[str, Any] = {}  # alias -> the target module's own __spec__
         self._lock = threading.Lock()
+        self._busy = threading.local()  # parent names being looked up on this thread
 
     # -- finder -----------------------------------------------------------------
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
@@ -78,13 +79,22 @@ class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname in self.aliases:
             return importlib.machinery.ModuleSpec(fullname, self, origin=f"alias of {self.aliases[fullname]}")
         if fullname in self.parents:
-            # a real package of that name wins: ask the other finders first
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    return spec
+            # a real package of that name wins: ask the other finders first (a
+            # finder that calls back into the import system for the same name
+            # reaches this hook again: it then answers None, no recursion)
+            busy = self._busy.__dict__.setdefault("names", set())
+            if fullname in busy:
+                return None
+            busy.add(fullname)
+            try:
+                for finder in list(sys.meta_path):
+                    if finder is self or not hasattr(finder, "find_spec"):
+                        continue
+                    spec = finder.find_spec(fullname, path, target)
+                    if spec is not None:
+                        return spec
+            finally:
+                busy.discard(fullname)
             spec = importlib.machinery.ModuleSpec(fullname, self, origin="lukhas_fast drop-in stand-in",
                                                   is_package=True)
             spec.submodule_search_locations = []
