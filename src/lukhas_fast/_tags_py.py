@@ -148,6 +148,33 @@ SSN_RE = re.compile(r"\b\d{3}-?\d{2}-?\d{4}\b")
 PHONE_RE = re.compile(r"\b\d{3}-?\d{3}-?\d{4}\b")
 CARD_RE = re.compile(r"\b\d{4}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b")
 
+# EMAIL_RE.search in linear time.  The regex itself restarts at every \b of a
+# long local part and rescans the domain from each start (120 KB took 7 s).
+# A match has exactly one '@' (neither class holds it), so it exists iff some
+# '@' has (1) a \b inside the maximal run of local characters just before it
+# and (2) a domain match right after it.  (1): each run is found once (the
+# lookbehind only lets a run be tried from its first character) and searched
+# for a \b once; (2): one anchored match whose backtracking stays inside that
+# '@''s domain run and the TLD runs after its dots -- disjoint for different
+# '@'s.  The differential tests compare it with EMAIL_RE.search.
+_EMAIL_LOCAL_RUN = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+(?=@)")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
+_WORD_EDGE = re.compile(r"\b")
+
+
+def email_search(value: str, domain: Any = _EMAIL_DOMAIN) -> bool:
+    """``bool(EMAIL_RE.search(value))`` in time linear in ``len(value)``
+    (``domain``: the pattern after the '@'; the advanced block passes its own)."""
+    if "@" not in value:
+        return False
+    for m in _EMAIL_LOCAL_RUN.finditer(value):
+        start, at = m.span()
+        # endpos=at: a \b found at `at` itself (the slice's end) is no local-part start
+        edge = _WORD_EDGE.search(value, start, at)
+        if edge is not None and edge.start() < at and domain.match(value, at + 1) is not None:
+            return True
+    return False
+
 FINANCIAL_FIELDS = frozenset(["account_number", "routing_number", "bank_account", "credit_card", "debit_card",
                               "payment_method", "transaction_id", "amount", "balance", "salary", "income", "payment",
                               "billing", "invoice", "tax_id", "ein", "financial_data"])
@@ -241,7 +268,7 @@ class PIIDetector(SafetyTagDetector):
                     types.append(f"field:{key}")
             for value in params.values():
                 if isinstance(value, str):
-                    if EMAIL_RE.search(value):
+                    if email_search(value):
                         conf = max(conf, 0.95)
                         types.append("email")
                     if SSN_RE.search(value):
@@ -441,8 +468,17 @@ class GDPRDetector(SafetyTagDetector):
 # --- normalisation --------------------------------------------------------------------------------
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u180e"))
-_AT_RE = re.compile(r"\(at\)|\[at\]|\{at\}|<at>|\s+at\s+", re.IGNORECASE)
-_DOT_RE = re.compile(r"\(dot\)|\[dot\]|\{dot\}|<dot>|\s+dot\s+", re.IGNORECASE)
+# The reference's `\s+at\s+` tried every position of a whitespace run and
+# rescanned the rest of the run from each: quadratic (60 KB of spaces took
+# 19 s).  Here the whitespace alternative is `\s(?<!\s\s)\s*at\s+`, i.e.
+# `(?<!\s)\s+at\s+`: it starts only where a run starts (written so that the
+# engine still skips ahead to the next whitespace character).  The same
+# substitutions result: a match starting inside a run would also start at the
+# run's first character (the greedy `\s+` reaches the same end), and no match
+# ends inside a run (the trailing `\s+` takes all of it).  Each run is then
+# scanned a bounded number of times.  The C tier does the same in csrc/tags.c.
+_AT_RE = re.compile(r"\(at\)|\[at\]|\{at\}|<at>|\s(?<!\s\s)\s*at\s+", re.IGNORECASE)
+_DOT_RE = re.compile(r"\(dot\)|\[dot\]|\{dot\}|<dot>|\s(?<!\s\s)\s*dot\s+", re.IGNORECASE)
 _HOMOGLYPHS = str.maketrans({"\u0430": "a", "\u043e": "o", "\u0435": "e", "\u0440": "p", "\u0441": "c", "\u0445": "x",
                              "\u0443": "y", "\u03bf": "o", "\u03b1": "a", "\u217c": "l", "\u2160": "I"})
 
@@ -486,10 +522,12 @@ _ADV_FOLD = str.maketrans({
     "\u039c": "M", "\u039d": "N", "\u039a": "K", "\u0395": "E", "\u03a4": "T", "\u03a1": "P", "\u03a7": "X",
     "\u2170": "i", "\u2171": "ii", "\u2160": "I", "\u2161": "II", "\u217c": "l",
 })
-# bracketed (at)/(dot) with optional spaces, or a bare at/dot between spaces -- never inside a word
-_ADV_DOT_RE = re.compile(r"\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+", re.IGNORECASE)
-_ADV_AT_RE = re.compile(r"\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+", re.IGNORECASE)
-_ADV_AT_SP = re.compile(r"\s*@\s*")
+# bracketed (at)/(dot) with optional spaces, or a bare at/dot between spaces -- never inside a word.
+# `(?:(?!\s)|(?<!\s))`: no match starts inside a whitespace run (after its first
+# character); same results as without it (see _AT_RE), linear time.
+_ADV_DOT_RE = re.compile(r"(?:(?!\s)|(?<!\s))(?:\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+)", re.IGNORECASE)
+_ADV_AT_RE = re.compile(r"(?:(?!\s)|(?<!\s))(?:\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+)", re.IGNORECASE)
+_ADV_AT_SP = re.compile(r"(?:(?!\s)|(?<!\s))\s*@\s*")
 _ADV_DOT_SP = re.compile(r"(?<=\w)\s*\.\s*(?=\w)")
 ADV_EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 ADV_PHONE_ES_RE = re.compile(r"\+34\s*[67]\d{2}\s*\d{2}\s*\d{2}\s*\d{2}")
@@ -498,6 +536,26 @@ ADV_MODEL_RE = re.compile(r"(?i)\b(gpt[-\s]?4(?:o|v)?|vision endpoint|external i
                           r"tool[-\s]?call|tool[-\s]?use|rerank|embedding api)\b")
 ADV_API_URL_RE = re.compile(r"https?://[^\s]*api[^\s]*", re.IGNORECASE)
 ADV_SHORT_RE = re.compile(r"https?://(bit\.ly|t\.co|tinyurl\.com|goo\.gl)/[^\s]+", re.IGNORECASE)
+_ADV_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+_ADV_HTTP = re.compile(r"https?://", re.IGNORECASE)
+_ADV_API = re.compile(r"api", re.IGNORECASE)
+_SPACE = re.compile(r"\s")
+
+
+def _adv_api_url(text: str) -> bool:
+    """``bool(ADV_API_URL_RE.search(text))`` in linear time: the regex rescans a
+    whitespace-free run from every ``http://`` in it; here each run is searched
+    for ``api`` once, from its first ``http(s)://`` (later ones see a suffix)."""
+    pos = 0
+    while True:
+        m = _ADV_HTTP.search(text, pos)
+        if m is None:
+            return False
+        sp = _SPACE.search(text, m.end())
+        end = len(text) if sp is None else sp.start()
+        if _ADV_API.search(text, m.end(), end) is not None:
+            return True
+        pos = end
 
 
 def preprocess_text(text: Any) -> Any:
@@ -546,7 +604,7 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
     pii_t, model_t, ext_t = [], [], []
     for src in _advanced_sources(plan):
         text = preprocess_text(src)
-        if ADV_EMAIL_RE.search(text):
+        if email_search(text, _ADV_EMAIL_DOMAIN):
             pii = max(pii, 0.70)
             pii_t.append("advanced:email")
         if ADV_PHONE_ES_RE.search(text) or ADV_PHONE_PT_RE.search(text):
@@ -556,7 +614,7 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
         if hits:
             model = max(model, 0.75 if hits >= 2 else 0.55)
             model_t.append(f"advanced:model_hints:{hits}")
-        if ADV_API_URL_RE.search(text):
+        if _adv_api_url(text):
             ext = max(ext, 0.65)
             ext_t.append("advanced:api_url")
         if ADV_SHORT_RE.search(text):
