@@ -20,12 +20,15 @@ computed differently:
 
 import builtins
 import logging
+from hashlib import blake2b as _blake2b
 import re
 import sys
 import unicodedata
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_READ
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
@@ -269,6 +272,7 @@ cdef object _Tag = SafetyTag
 cdef object _isinstance = builtins.isinstance
 cdef tuple _NUMBER = (int, float)
 DEF _KEY_STACK = 512
+DEF _KEY_INLINE = 1024  # longer key encodings are replaced by a digest (see _cache_key)
 DEF _MAX_DEPTH = 1000
 
 
@@ -616,7 +620,12 @@ cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
 
 
 cdef bytes _cache_key(dict plan, dict context, bint norm):
-    """The cache key of (plan, context); with `norm`, of the plan's normalised form."""
+    """The cache key of (plan, context); with `norm`, of the plan's normalised form.
+
+    Encodings up to _KEY_INLINE bytes are the key itself; a longer one is
+    replaced by b"#" + its 256-bit BLAKE2b digest (the encodings start with
+    'P', so the two kinds never meet), so that an entry never holds a copy
+    of a large plan (the key of a 1 MB plan with one emoji was 4 MB)."""
     cdef char stack[_KEY_STACK]
     cdef _Buf b
     b.p = stack
@@ -626,7 +635,9 @@ cdef bytes _cache_key(dict plan, dict context, bint norm):
     try:
         _enc_top(&b, b"P"[0], plan, norm)
         _enc_top(&b, b"C"[0], context, False)
-        return PyBytes_FromStringAndSize(b.p, b.n)
+        if b.n <= _KEY_INLINE:
+            return PyBytes_FromStringAndSize(b.p, b.n)
+        return b"#" + _blake2b(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), digest_size=32).digest()
     finally:
         if b.p != stack:
             free(b.p)
@@ -680,6 +691,25 @@ cdef object _thaw(object rec):
     return copy_tag((<list>rec)[0])
 
 
+cdef Py_ssize_t _text_cost(object s):
+    if type(s) is str:
+        return 64 + PyUnicode_GET_LENGTH(s) * (1 if PyUnicode_IS_ASCII(s) else 4)
+    return 64
+
+
+cdef Py_ssize_t _frozen_cost(bytes key, list recs):
+    """``_py.entry_cost`` of the entry (key, frozen records): the same estimate."""
+    cdef Py_ssize_t n = 128 + len(key)
+    for rec in recs:
+        if type(rec) is tuple:
+            n += 256
+            for x in <tuple>(<tuple>rec)[5]:
+                n += _text_cost(x)
+        else:
+            n += _py.entry_cost(b"", [(<list>rec)[0]]) - 128
+    return n
+
+
 cdef list _thaw_all(list recs):
     cdef Py_ssize_t i, n = len(recs)
     out = [None] * n
@@ -711,6 +741,7 @@ cdef class _Node:
     cdef object value
     cdef PyObject *prev
     cdef PyObject *next
+    cdef Py_ssize_t cost  # estimated bytes (0 for an item assigned directly)
 
 
 @cython.final
@@ -721,9 +752,11 @@ cdef class _TagCache:
 
     cdef dict _map
     cdef _Node _head  # sentinel of the circular recency list (next = oldest)
+    cdef readonly Py_ssize_t nbytes  # estimated bytes of the entries (see _py.entry_cost)
 
     def __cinit__(self):
         self._map = {}
+        self.nbytes = 0
         self._head = _Node()
         self._head.prev = self._head.next = <PyObject *>self._head
 
@@ -748,25 +781,35 @@ cdef class _TagCache:
             self._append(n)
         return n.value
 
-    cdef int put(self, object key, object value, Py_ssize_t maxsize) except -1:
-        """Store ``value`` as the most recent entry; drop the oldest beyond ``maxsize``."""
+    cdef int put(self, object key, object value, Py_ssize_t maxsize, Py_ssize_t cost=0,
+                 Py_ssize_t maxbytes=PY_SSIZE_T_MAX) except -1:
+        """Store ``value`` (``cost`` bytes) as the most recent entry; drop the
+        oldest until at most ``maxsize`` entries and ``maxbytes`` bytes remain
+        (an entry costing more than ``maxbytes`` on its own is not stored)."""
         cdef _Node fresh = _Node()  # allocated (may run a GC) before anything changes
         cdef list evicted = []
         cdef PyObject *p = PyDict_GetItemWithError(self._map, key)
         if p != NULL:
             n = <_Node>p
             evicted.append(n.value)
+            self.nbytes += cost - n.cost
             n.value = value
+            n.cost = cost
             self._unlink(n)
             self._append(n)
         else:
+            if cost > maxbytes:
+                return 0
             fresh.key = key
             fresh.value = value
+            fresh.cost = cost
             self._map[key] = fresh
             self._append(fresh)
-        while len(self._map) > maxsize:
+            self.nbytes += cost
+        while len(self._map) > maxsize or (self.nbytes > maxbytes and len(self._map) > 0):
             n = <_Node>self._head.next
             self._unlink(n)
+            self.nbytes -= n.cost
             evicted.append(n)
             del self._map[n.key]
         return 0  # `evicted` (and with it the old values) is released here, after the fact
@@ -796,6 +839,7 @@ cdef class _TagCache:
     def __delitem__(self, key):
         n = <_Node>self._map[key]
         self._unlink(n)
+        self.nbytes -= n.cost
         del self._map[key]
 
     def move_to_end(self, key, last=True):
@@ -816,6 +860,7 @@ cdef class _TagCache:
             raise KeyError("popitem(): cache is empty")
         n = <_Node>(self._head.prev if last else self._head.next)
         self._unlink(n)
+        self.nbytes -= n.cost
         del self._map[n.key]
         return n.key, n.value
 
@@ -823,6 +868,7 @@ cdef class _TagCache:
         """Drop every entry."""
         old = self._map
         self._map = {}
+        self.nbytes = 0
         self._head.prev = self._head.next = <PyObject *>self._head
         del old  # entries released once the cache is already empty
 
@@ -1382,9 +1428,10 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
     _copy_tag = staticmethod(copy_tag)
     _cache_type = _TagCache
 
-    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE, metrics=None):
+    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE,
+                 cache_bytes=_py.CACHE_BYTES, metrics=None):
         _py.SafetyTagEnricher.__init__(self, enable_caching, advanced=advanced, cache_size=cache_size,
-                                       metrics=metrics)
+                                       cache_bytes=cache_bytes, metrics=metrics)
         # a subclass overriding a hook gets the generic (hook-calling) path
         cls = type(self)
         self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
@@ -1440,7 +1487,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
             if cache is not None and key is not None:
                 frozen = [_freeze(t) for t in tags]
                 if type(cache) is _TagCache:
-                    (<_TagCache>cache).put(key, frozen, self.cache_size)
+                    (<_TagCache>cache).put(key, frozen, self.cache_size, _frozen_cost(key, frozen),
+                                           self.cache_bytes)
                 else:
                     cache[key] = frozen
                     while len(cache) > self.cache_size:

@@ -42,6 +42,7 @@ __all__ = [
     "create_safety_tag_enricher",
     "preprocess_text",
     "canonical_domain",
+    "email_search",
     "METRICS_AVAILABLE",
     "ADVANCED_TAGS_ENABLED",
     "backend_details",
@@ -53,6 +54,8 @@ logger = logging.getLogger("lukhas_fast.safety_tags")
 ADVANCED_TAGS_ENABLED = os.environ.get("LUKHAS_ADVANCED_TAGS") == "1" or os.environ.get("LUKHAS_EXPERIMENTAL") == "1"
 METRICS_AVAILABLE = _metrics.PROMETHEUS_AVAILABLE
 CACHE_SIZE = 1000
+#: Default byte budget of the result cache (``cache_bytes``): 64 MiB of estimated entry cost.
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 def backend_details() -> Dict[str, Any]:
@@ -666,11 +669,96 @@ BUILTIN_DETECTORS = (PIIDetector, FinancialDetector, ModelSwitchDetector, Extern
                      PrivilegeEscalationDetector, GDPRDetector)
 
 
+# --- the result cache ------------------------------------------------------------------------------------
+
+def _text_cost(s: Any) -> int:
+    if isinstance(s, str):
+        return 64 + len(s) * (1 if s.isascii() else 4)
+    return 64
+
+
+def entry_cost(key: Any, tags: List[Any]) -> int:
+    """Estimated bytes a cache entry holds: 128 + the key's length + per tag
+    256 + per detected type 64 + its length x character width (4 for non-ASCII
+    text; a custom tag object counts 1024).  The same estimate on both tiers
+    (their keys differ in length: 16 hex digits here, at most 1 KiB of bytes there)."""
+    n = 128 + (len(key) if isinstance(key, (str, bytes)) else 64)
+    for t in tags:
+        if type(t) is SafetyTag:
+            md = t.metadata
+            types = md.get("detected_types") if isinstance(md, dict) else None
+            n += 256
+            if isinstance(types, list):
+                for x in types:
+                    n += _text_cost(x)
+        else:
+            n += 1024
+    return n
+
+
+class TagCache(OrderedDict):
+    """The enricher's result cache: an ``OrderedDict`` (LRU order, oldest first)
+    that also keeps the estimated bytes of the entries the enricher stored
+    (``nbytes``; items assigned directly count 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._costs: Dict[Any, int] = {}
+        self.nbytes = 0
+
+    def put(self, key: Any, value: Any, cost: int, maxsize: int, maxbytes: int) -> None:
+        """Store ``value`` as the most recent entry, then drop the oldest until
+        at most ``maxsize`` entries and ``maxbytes`` bytes remain (an entry
+        costing more than ``maxbytes`` on its own is not stored)."""
+        if key in self:
+            del self[key]
+        if cost > maxbytes:
+            return
+        self[key] = value
+        self._costs[key] = cost
+        self.nbytes += cost
+        while len(self) > maxsize or self.nbytes > maxbytes:
+            self.popitem(last=False)
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self.nbytes -= self._costs.pop(key, 0)
+
+    def popitem(self, last: bool = True) -> Tuple[Any, Any]:
+        """Remove and return the most recent (``last=False``: the oldest) ``(key, value)``."""
+        key, value = super().popitem(last)
+        self.nbytes -= self._costs.pop(key, 0)
+        return key, value
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``)."""
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        super().clear()
+        self._costs.clear()
+        self.nbytes = 0
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
 class SafetyTagEnricher:
-    """SafetyTagEnricher(enable_caching=True, *, advanced=None, cache_size=1000, metrics=None)
+    """SafetyTagEnricher(enable_caching=True, *, advanced=None, cache_size=1000, cache_bytes=64 MiB, metrics=None)
 
     Tags action plans: each detector sees a normalised copy of the plan;
-    results are cached (LRU, ``cache_size`` entries) by the normalised plan
+    results are cached (LRU, at most ``cache_size`` entries and ``cache_bytes``
+    bytes of estimated entry cost, see :func:`entry_cost`) by the normalised plan
     and context.  Thread-safe (a reentrant lock); every result has its own
     ``tags`` list and tag objects.  ``advanced`` (default: the
     ``LUKHAS_ADVANCED_TAGS``/``LUKHAS_EXPERIMENTAL`` flag) turns on the
@@ -678,12 +766,14 @@ class SafetyTagEnricher:
     """
 
     def __init__(self, enable_caching: bool = True, *, advanced: Optional[bool] = None,
-                 cache_size: int = CACHE_SIZE, metrics: Optional[bool] = None) -> None:
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
+                 cache_size: int = CACHE_SIZE, cache_bytes: int = CACHE_BYTES,
+                 metrics: Optional[bool] = None) -> None:
+        _check_positive("cache_size", cache_size)
+        _check_positive("cache_bytes", cache_bytes)
         self.enable_caching = bool(enable_caching)
         self.advanced = ADVANCED_TAGS_ENABLED if advanced is None else bool(advanced)
         self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
         self.tag_cache: Optional["OrderedDict[Any, List[Any]]"] = self._cache_type() if self.enable_caching else None
         self.cache_hits = 0
         self.cache_misses = 0
@@ -696,7 +786,7 @@ class SafetyTagEnricher:
                     "enabled" if self.enable_caching else "disabled")
 
     _copy_tag = staticmethod(copy_tag)
-    _cache_type = OrderedDict  # the C tier's LRU has the same methods
+    _cache_type = TagCache  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------
     def preprocess_text(self, text: Any) -> Any:
@@ -757,7 +847,7 @@ class SafetyTagEnricher:
     def _record(self, tags: List[Any], context: Dict[Any, Any], ms: float) -> None:
         if not self._metrics:
             return
-        lane = context.get("lane", "unknown")
+        lane = _metrics.lane_label(context.get("lane", "unknown"))  # bounded: unknown lanes -> "other"
         for t in tags:
             try:
                 cat = getattr(t.category, "value", t.category)
@@ -806,9 +896,13 @@ class SafetyTagEnricher:
             tags = self._detect(normalized, context)
             if cache is not None and key is not None:
                 cp = self._copy_tag
-                cache[key] = [cp(t) for t in tags]
-                while len(cache) > self.cache_size:
-                    cache.popitem(last=False)
+                rec = [cp(t) for t in tags]
+                if isinstance(cache, TagCache):
+                    cache.put(key, rec, entry_cost(key, rec), self.cache_size, self.cache_bytes)
+                else:  # a mapping the caller put there: the entry bound only
+                    cache[key] = rec
+                    while len(cache) > self.cache_size:
+                        cache.popitem(last=False)
             ms = (time.perf_counter() - start) * 1000.0
             self._record(tags, context, ms)
             logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)
