@@ -2,6 +2,7 @@
 #include "drift.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -12,14 +13,22 @@
 
 /* --- serial -------------------------------------------------------------- */
 
+/* Element loads through memcpy: a view may be misaligned (a field of a packed
+ * structured array, a byte-offset slice), and a typed load from a misaligned
+ * address is undefined behaviour.  Compilers turn each memcpy into one plain
+ * (unaligned-tolerant) load instruction. */
 static inline double load_as_double(const char *p, lk_dtype dt) {
     switch (dt) {
-    case LK_F64: return *(const double *)p;
-    case LK_F32: return (double)*(const float *)p;
-    case LK_I64: return (double)*(const int64_t *)p;
-    default: return (double)*(const int32_t *)p;
+    case LK_F64: { double v; memcpy(&v, p, sizeof v); return v; }
+    case LK_F32: { float v; memcpy(&v, p, sizeof v); return (double)v; }
+    case LK_I64: { int64_t v; memcpy(&v, p, sizeof v); return (double)v; }
+    default: { int32_t v; memcpy(&v, p, sizeof v); return (double)v; }
     }
 }
+
+/* The typed contiguous kernels below index `const double *` / `const float *`
+ * arrays: only for views whose addresses are aligned to the element type. */
+static inline int lk_aligned(const char *p, size_t align) { return ((uintptr_t)p & (align - 1)) == 0; }
 
 /* Left to right, one accumulator each: bit-identical to the Python oracle
  * (the project compiles with -ffp-contract=off, so no fused multiply-add). */
@@ -234,7 +243,8 @@ const char *lk_drift_isa_name(lk_isa isa) {
 void lk_dot3(const lk_vec *a, const lk_vec *b, size_t n, double out[3]) {
     lk_isa isa = lk_drift_isa();
     if (a->dtype == b->dtype && a->stride == b->stride) {
-        if (a->dtype == LK_F64 && a->stride == (ptrdiff_t)sizeof(double)) {
+        if (a->dtype == LK_F64 && a->stride == (ptrdiff_t)sizeof(double) && lk_aligned(a->ptr, _Alignof(double)) &&
+            lk_aligned(b->ptr, _Alignof(double))) {
 #if LK_X86
             if (isa == LK_ISA_SKYLAKE) { dot3_f64_skylake((const double *)a->ptr, (const double *)b->ptr, n, out); return; }
             if (isa == LK_ISA_HASWELL) { dot3_f64_haswell((const double *)a->ptr, (const double *)b->ptr, n, out); return; }
@@ -242,7 +252,8 @@ void lk_dot3(const lk_vec *a, const lk_vec *b, size_t n, double out[3]) {
             dot3_f64_serial((const double *)a->ptr, (const double *)b->ptr, n, out);
             return;
         }
-        if (a->dtype == LK_F32 && a->stride == (ptrdiff_t)sizeof(float)) {
+        if (a->dtype == LK_F32 && a->stride == (ptrdiff_t)sizeof(float) && lk_aligned(a->ptr, _Alignof(float)) &&
+            lk_aligned(b->ptr, _Alignof(float))) {
 #if LK_X86
             if (isa == LK_ISA_SKYLAKE) { dot3_f32_skylake((const float *)a->ptr, (const float *)b->ptr, n, out); return; }
             if (isa == LK_ISA_HASWELL) { dot3_f32_haswell((const float *)a->ptr, (const float *)b->ptr, n, out); return; }
@@ -251,7 +262,7 @@ void lk_dot3(const lk_vec *a, const lk_vec *b, size_t n, double out[3]) {
             return;
         }
     }
-    dot3_generic(a, b, n, out);
+    dot3_generic(a, b, n, out); /* strided, integer, mixed or misaligned views */
 }
 
 int lk_cosine_from_sums(const double s[3], double *cos_out) {

@@ -5,7 +5,8 @@
  * AVX2+FMA "haswell", AVX-512F "skylake"), chosen once at run time from a
  * cached CPU mask; strided and integer inputs use the serial loop.  The
  * serial loop sums left to right exactly like the pure-Python oracle; the
- * SIMD variants reorder the sums (differences are rounding only).
+ * SIMD variants reorder the sums (differences are rounding only).  Views may
+ * be misaligned: those take the serial loop, which loads through memcpy.
  */
 #ifndef LUKHAS_DRIFT_H
 #define LUKHAS_DRIFT_H

@@ -33,6 +33,26 @@ void lk_spsc_destroy(lk_spsc *r) {
     r->data = NULL;
 }
 
+lk_spsc *lk_spsc_new(uint64_t capacity, size_t record_size) {
+    /* aligned_alloc wants a size that is a multiple of the alignment */
+    size_t size = (sizeof(lk_spsc) + LK_SPSC_CACHELINE - 1) & ~(size_t)(LK_SPSC_CACHELINE - 1);
+    lk_spsc *r = (lk_spsc *)aligned_alloc(_Alignof(lk_spsc), size);
+    if (r == NULL)
+        return NULL;
+    if (lk_spsc_init(r, capacity, record_size) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void lk_spsc_free(lk_spsc *r) {
+    if (r == NULL)
+        return;
+    lk_spsc_destroy(r);
+    free(r);
+}
+
 /* Copy n records between the ring slot of counter `pos` and a flat buffer,
  * splitting at the wrap point: at most two memcpy calls. */
 static inline void copy_in(lk_spsc *r, uint64_t pos, const unsigned char *src, uint64_t n) {

@@ -41,9 +41,17 @@ typedef struct lk_spsc {
 } lk_spsc;
 
 /* Capacity is rounded up to a power of two (>= 1).  Returns 0 on success,
- * -1 on allocation failure or overflow. */
+ * -1 on allocation failure or overflow.  `r` must have the struct's real
+ * alignment (LK_SPSC_CACHELINE): a static or automatic lk_spsc has it, one
+ * embedded in a heap object (e.g. a Python object, 16-byte aligned) need
+ * not -- use lk_spsc_new there. */
 int lk_spsc_init(lk_spsc *r, uint64_t capacity, size_t record_size);
 void lk_spsc_destroy(lk_spsc *r);
+
+/* A ring in its own allocation with the struct's alignment (aligned_alloc),
+ * initialised as by lk_spsc_init; NULL on failure.  Free with lk_spsc_free. */
+lk_spsc *lk_spsc_new(uint64_t capacity, size_t record_size);
+void lk_spsc_free(lk_spsc *r);
 
 /* Producer: copy up to n records from src; returns how many were taken.
  * Records that did not fit are added to `dropped`.  Never blocks, never

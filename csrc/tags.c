@@ -338,3 +338,79 @@ int lk_maybe_obfuscated(const char *s, size_t n)
     }
     return out;
 }
+
+/* --- the (at)/(dot) rewrite ------------------------------------------------------
+ * The regex's whitespace alternative `\s+w\s+` restarts at every character
+ * of a whitespace run and rescans the rest of the run each time: quadratic
+ * on long runs.  Only a run's first character can start a match (from
+ * inside the run the greedy `\s+` reaches the same end and sees the same
+ * continuation), so each run is scanned once: either it is followed by the
+ * word and more whitespace (one match, through the end of that next run) or
+ * it is copied as is.  Bracketed forms start with a non-space character, so
+ * the alternatives never compete for a position. */
+
+int lk_uni_space(uint32_t c)
+{
+    if (c < 128)
+        return (c >= 9 && c <= 13) || (c >= 28 && c <= 32);
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+static inline uint32_t lk_lower32(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32u : c; }
+
+/* (?i) on the ASCII letters of "at"/"dot" matches only their two ASCII cases */
+#define LK_DEFINE_OBF(NAME, T)                                                                          \
+    static size_t NAME(const T *s, size_t n, T *out, const char *w, size_t m, T repl)                   \
+    {                                                                                                   \
+        size_t i = 0, o = 0, j, k, t;                                                                   \
+        while (i < n) {                                                                                 \
+            uint32_t c = s[i], close;                                                                   \
+            close = c == '(' ? ')' : c == '[' ? ']' : c == '{' ? '}' : c == '<' ? '>' : 0;              \
+            if (close && i + m + 1 < n && s[i + m + 1] == close) {                                      \
+                for (t = 0; t < m && lk_lower32(s[i + 1 + t]) == (unsigned char)w[t]; t++)             \
+                    ;                                                                                   \
+                if (t == m) {                                                                           \
+                    out[o++] = repl;                                                                    \
+                    i += m + 2;                                                                         \
+                    continue;                                                                           \
+                }                                                                                       \
+            }                                                                                           \
+            if (!lk_uni_space(c)) {                                                                     \
+                out[o++] = s[i++];                                                                      \
+                continue;                                                                               \
+            }                                                                                           \
+            for (j = i + 1; j < n && lk_uni_space(s[j]); j++)                                           \
+                ;                                                                                       \
+            if (j + m < n && lk_uni_space(s[j + m])) {                                                  \
+                for (t = 0; t < m && lk_lower32(s[j + t]) == (unsigned char)w[t]; t++)                 \
+                    ;                                                                                   \
+                if (t == m) {                                                                           \
+                    for (k = j + m + 1; k < n && lk_uni_space(s[k]); k++)                               \
+                        ;                                                                               \
+                    out[o++] = repl;                                                                    \
+                    i = k;                                                                              \
+                    continue;                                                                           \
+                }                                                                                       \
+            }                                                                                           \
+            while (i < j) /* no match starts in this run: copy it, go on after it */                   \
+                out[o++] = s[i++];                                                                      \
+        }                                                                                               \
+        return o;                                                                                       \
+    }
+
+LK_DEFINE_OBF(lk_obf_u8, uint8_t)
+LK_DEFINE_OBF(lk_obf_u16, uint16_t)
+LK_DEFINE_OBF(lk_obf_u32, uint32_t)
+
+size_t lk_obf_rewrite(const void *src, int kind, size_t n, void *dst, int which)
+{
+    const char *w = which ? "dot" : "at";
+    size_t m = which ? 3 : 2;
+    char repl = which ? '.' : '@';
+    if (kind == 1)
+        return lk_obf_u8((const uint8_t *)src, n, (uint8_t *)dst, w, m, (uint8_t)repl);
+    if (kind == 2)
+        return lk_obf_u16((const uint16_t *)src, n, (uint16_t *)dst, w, m, (uint16_t)repl);
+    return lk_obf_u32((const uint32_t *)src, n, (uint32_t *)dst, w, m, (uint32_t)repl);
+}

@@ -101,8 +101,20 @@ int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value
 /* Bit 1: the (at) rewrite may apply to this ASCII text; bit 2: the (dot) one. */
 int lk_maybe_obfuscated(const char *s, size_t n);
 
-/* Exposed for tests: the email pattern's outcome on one ASCII string. */
+/* Exposed for tests: the email pattern's outcome on one ASCII string.
+ * Linear time (also on stand-in text, see LK_UWORD). */
 int lk_has_email(const char *s, size_t n);
+
+/* The reference normaliser's (at)/(dot) rewrite in one linear pass:
+ * re.sub(r"(?i)\(w\)|\[w\]|\{w\}|<w>|\s+w\s+", repl, text) for the word
+ * w = "at" (which 0) or "dot" (which 1), repl '@' or '.'.  `src` holds n
+ * code units of `kind` bytes (1, 2 or 4: a CPython str's storage); `dst`
+ * receives the result in the same kind (at most n units).  Returns the
+ * result's length: n exactly when nothing matched (every match shrinks). */
+size_t lk_obf_rewrite(const void *src, int kind, size_t n, void *dst, int which);
+
+/* re's \s on str patterns (str.isspace()) for any code point. */
+int lk_uni_space(uint32_t c);
 
 #ifdef __cplusplus
 }

@@ -436,3 +436,84 @@ def test_an_enricher_in_a_cycle_through_its_cache_is_collected(tags_impl):
     del e
     gc.collect()
     assert ref() is None
+
+
+# --- linear-time rewrites of the reference's patterns (issue 13) --------------------------
+# The reference's patterns, verbatim: on short strings (where their quadratic
+# backtracking costs nothing) the linear rewrites must give exactly their results.
+_REF_AT = re.compile(r"\(at\)|\[at\]|\{at\}|<at>|\s+at\s+", re.IGNORECASE)
+_REF_DOT = re.compile(r"\(dot\)|\[dot\]|\{dot\}|<dot>|\s+dot\s+", re.IGNORECASE)
+_REF_ADV_DOT = re.compile(r"\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+", re.IGNORECASE)
+_REF_ADV_AT = re.compile(r"\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+", re.IGNORECASE)
+_REF_ADV_AT_SP = re.compile(r"\s*@\s*")
+_REF_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
+_REF_ADV_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+_REF_ADV_API = re.compile(r"https?://[^\s]*api[^\s]*", re.IGNORECASE)
+
+_HOSTILE_ATOMS = ["a", "A", "t", "T", "d", "o", "O", "at", "AT", "dot", "DoT", " ", "  ", "\t", "\n", "\u2003",
+                  "\u3000", "\x85", "(", ")", "[", "]", "{", "}", "<", ">", "@", ".", "-", "_", "|", "%", "+", "1",
+                  "\u00e9", "\u0130", "\u0661", "\u00b2", "x", "b", "cc", "http://", "HTTPS://", "api", "Api", "a@b.cc",
+                  "(at)", "[dot]", " at ", " dot "]
+hostile_text = st.lists(st.sampled_from(_HOSTILE_ATOMS), max_size=12).map("".join)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(hostile_text)
+def test_linear_rewrites_equal_the_reference_patterns(oracle, s):
+    """The oracle's linear normalisers and searches give the reference regexes' results."""
+    py = oracle("tags")
+    assert py._AT_RE.sub("@", s) == _REF_AT.sub("@", s)
+    assert py._DOT_RE.sub(".", s) == _REF_DOT.sub(".", s)
+    assert py._ADV_DOT_RE.sub(".", s) == _REF_ADV_DOT.sub(".", s)
+    assert py._ADV_AT_RE.sub("@", s) == _REF_ADV_AT.sub("@", s)
+    assert py._ADV_AT_SP.sub("@", s) == _REF_ADV_AT_SP.sub("@", s)
+    assert py.email_search(s) == bool(_REF_EMAIL.search(s))
+    assert py.email_search(s, py._ADV_EMAIL_DOMAIN) == bool(_REF_ADV_EMAIL.search(s))
+    assert py._adv_api_url(s) == bool(_REF_ADV_API.search(s))
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(hostile_text)
+def test_normaliser_on_hostile_text_matches_oracle(tags_impl, oracle, s):
+    """Every tier's (at)/(dot) normaliser (the C tier's one-pass rewrite, on ASCII
+    and on 1-, 2- and 4-byte strings) gives the oracle's text."""
+    ref = oracle("tags").SafetyTagEnricher(enable_caching=False).preprocess_text
+    e = tags_impl.SafetyTagEnricher(enable_caching=False)
+    for t in (s, s + "\U0001f600", "  " + s + " at\u3000" + s):
+        assert e.preprocess_text(t) == ref(t)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(hostile_text, st.booleans())
+def test_long_non_ascii_values_match_oracle(tags_impl, oracle, s, advanced):
+    """Values too long for the C scanner's stand-in buffer (over 4096 characters,
+    non-ASCII) take the Cython path, whose email check is the C matcher on a
+    transcoded copy: the oracle's tags.  The padding after a space changes no match."""
+    pad = " \u0130" + " " * 4200
+    _same(tags_impl, oracle, {"action": "x", "params": {"v": s + pad, "w": pad + s}}, advanced=advanced)
+
+
+_WORST = {
+    "at_run": " " * 3000 + "x at y",
+    "dot_run": "\t " * 1500 + "x DOT y",
+    "uni_run": "\u3000" * 3000 + "a\u2003at\u3000b",
+    "bracket_run": "(at" * 1000 + "(at)",
+    "email_dots": "a." * 1500 + "@" + "b" * 3000 + "\u0130",
+    "email_ats": "a@" * 3000 + "b.cc",
+    "email_tlds": "x@" + ".bb1" * 1000 + " y@z.io",
+    "http_run": "http://" * 800 + "api",
+    "adv_space_at": "a" + " " * 3000 + "@" + " " * 3000 + "b.cc",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_WORST))
+@pytest.mark.parametrize("advanced", [False, True])
+def test_worst_case_values_match_oracle(tags_impl, oracle, name, advanced):
+    """The hand-built worst cases of issue 13 (shortened) get the oracle's tags
+    and normalised text on every tier, as ASCII and as non-ASCII text."""
+    v = _WORST[name]
+    for text in (v, v + "\u00e9"):
+        plan = {"action": "x", "description": text, "params": {"v": text, "content": text, "script": text}}
+        _same(tags_impl, oracle, plan, advanced=advanced)
+        ref = oracle("tags").SafetyTagEnricher(enable_caching=False).preprocess_text(text)
+        assert tags_impl.SafetyTagEnricher(enable_caching=False).preprocess_text(text) == ref

@@ -418,4 +418,4 @@ def restore_monitor(cls: Any, state: Any) -> Any:
 def ema_gauge(lane: str) -> Any:
     """The labelled child of ``lukhas_drift_ema`` for a lane (looked up once per monitor)."""
     g = _metrics.gauge("lukhas_drift_ema", "EMA of intent/action drift", ["lane"])
-    return g.labels(lane=lane)
+    return g.labels(lane=_metrics.lane_label(lane))  # lanes outside the known set: "other"

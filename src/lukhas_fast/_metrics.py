@@ -124,3 +124,26 @@ def histogram(name: str, doc: str, labels: Sequence[str] = (), buckets: Optional
     """Get or create a Histogram in the default registry (no-op without prometheus_client)."""
     kw = {} if buckets is None else {"buckets": list(buckets)}
     return _get_or_create("Histogram", name, doc, labels, **kw)
+
+
+# --- label policy ---------------------------------------------------------------------
+#: Lane label values reported as themselves (the drift lanes, and ``unknown``:
+#: the safety-tag metrics' value for a context without a lane).  Any other
+#: lane -- client input -- is reported as ``other``, so the number of series
+#: stays bounded.  Extend this set (before the metrics are recorded) to report
+#: a further lane under its own name.
+KNOWN_LANES = {"experimental", "candidate", "prod", "labs", "production", "unknown"}
+OTHER_LANE = "other"
+__all__ += ["KNOWN_LANES", "OTHER_LANE", "lane_label"]
+
+
+def lane_label(lane: Any) -> str:
+    """The ``lane`` label value for ``lane``: itself (lowercased) if it is a
+    known lane (:data:`KNOWN_LANES`), else ``"other"``."""
+    if type(lane) is str:
+        if lane in KNOWN_LANES:
+            return lane
+        low = lane.lower()
+        if low in KNOWN_LANES:
+            return low
+    return OTHER_LANE

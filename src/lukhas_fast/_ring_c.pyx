@@ -22,7 +22,7 @@ from libc.stdint cimport uint64_t, int64_t
 from libc.math cimport isfinite, floor
 from libc.stdlib cimport malloc, free
 
-from lukhas_fast._spsc cimport (lk_spsc, lk_spsc_init, lk_spsc_destroy, lk_spsc_push, lk_spsc_pop,
+from lukhas_fast._spsc cimport (lk_spsc, lk_spsc_new, lk_spsc_free, lk_spsc_push, lk_spsc_pop,
                                 lk_spsc_size, lk_spsc_pushed, lk_spsc_popped, lk_spsc_dropped,
                                 lk_spsc_enter, lk_spsc_leave)
 
@@ -49,6 +49,7 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *o)
     PyObject *PyList_New(Py_ssize_t n)   # new reference; slots NULL
     PyObject *Py_None
+    Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef inline PyObject **_slots(list items):
@@ -626,7 +627,7 @@ cdef class SpscRing:
     and refused with :class:`RuntimeError`.
     """
 
-    cdef lk_spsc _r
+    cdef lk_spsc *_r  # own allocation: the struct wants 64-byte alignment, this object has 16
     cdef bint _ready
     cdef Py_ssize_t _width
     cdef int _kind
@@ -646,13 +647,19 @@ cdef class SpscRing:
         self._kind = {"float64": K_F64, "float32": K_F32, "int64": K_I64}[dt.name]
         self._itemsize = dt.itemsize
         self._empty = np.empty
-        if lk_spsc_init(&self._r, <uint64_t>cap, self._itemsize * <size_t>w) != 0:
+        # as numpy refuses the Python tier's (cap, width) array: before any
+        # size_t product can wrap
+        if cap * w * dt.itemsize > PY_SSIZE_T_MAX:
+            raise ValueError(f"SpscRing of {cap} x {w} {dt.name} is too big: {cap * w * dt.itemsize} bytes")
+        self._r = lk_spsc_new(<uint64_t>cap, self._itemsize * <size_t>w)
+        if self._r == NULL:
             raise MemoryError(f"cannot allocate an SpscRing of {cap} x {w} {dt.name}")
         self._ready = True
 
     def __dealloc__(self):
-        if self._ready:
-            lk_spsc_destroy(&self._r)
+        if self._r != NULL:
+            lk_spsc_free(self._r)
+            self._r = NULL
 
     cdef inline int _check(self) except -1:
         if not self._ready:
@@ -679,34 +686,34 @@ cdef class SpscRing:
     def dropped(self):
         """Records refused because the ring was full."""
         self._check()
-        return lk_spsc_dropped(&self._r)
+        return lk_spsc_dropped(self._r)
 
     @property
     def pushed(self):
         """Records accepted so far."""
         self._check()
-        return lk_spsc_pushed(&self._r)
+        return lk_spsc_pushed(self._r)
 
     @property
     def popped(self):
         """Records delivered so far."""
         self._check()
-        return lk_spsc_popped(&self._r)
+        return lk_spsc_popped(self._r)
 
     def __len__(self):
         self._check()
-        return lk_spsc_size(&self._r)
+        return lk_spsc_size(self._r)
 
     cdef uint64_t _push_raw(self, const void *src, uint64_t n, bint release) except? 0xFFFFFFFFFFFFFFFF:
         cdef uint64_t k
-        if not lk_spsc_enter(&self._r, 0):
+        if not lk_spsc_enter(self._r, 0):
             raise RuntimeError("SpscRing: another producer is pushing concurrently (single producer only)")
         if release:
             with nogil:
-                k = lk_spsc_push(&self._r, src, n)
+                k = lk_spsc_push(self._r, src, n)
         else:
-            k = lk_spsc_push(&self._r, src, n)
-        lk_spsc_leave(&self._r, 0)
+            k = lk_spsc_push(self._r, src, n)
+        lk_spsc_leave(self._r, 0)
         return k
 
     @cython.binding(False)
@@ -782,21 +789,21 @@ cdef class SpscRing:
                 raise TypeError(f"max_rows must be None or an int, got {type(max_rows).__name__}")
             if max_rows < 0:
                 raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-        if not lk_spsc_enter(&self._r, 1):
+        if not lk_spsc_enter(self._r, 1):
             raise RuntimeError("SpscRing: another consumer is popping concurrently (single consumer only)")
         try:
-            avail = lk_spsc_size(&self._r)  # only grows until we pop: we are the consumer
-            if max_rows is not None and <uint64_t>max_rows < avail:
+            avail = lk_spsc_size(self._r)  # only grows until we pop: we are the consumer
+            if max_rows is not None and max_rows < avail:  # compared as Python ints: any size
                 avail = <uint64_t>max_rows
             shape = <object>(avail,) if self._width == 1 else <object>(avail, self._width)
             out = self._empty(shape, self._dtype)
             if avail:
                 PyObject_GetBuffer(out, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
                 with nogil:
-                    k = lk_spsc_pop(&self._r, view.buf, avail)
+                    k = lk_spsc_pop(self._r, view.buf, avail)
                 PyBuffer_Release(&view)
         finally:
-            lk_spsc_leave(&self._r, 1)
+            lk_spsc_leave(self._r, 1)
         return out
 
     @cython.binding(False)
@@ -809,20 +816,20 @@ cdef class SpscRing:
         cdef uint64_t k
         self._check()
         if self._width != 1:
-            if lk_spsc_size(&self._r) == 0:
+            if lk_spsc_size(self._r) == 0:
                 return None
             rows = self.pop_many(1)
             return rows[0] if len(rows) else None
-        if not lk_spsc_enter(&self._r, 1):
+        if not lk_spsc_enter(self._r, 1):
             raise RuntimeError("SpscRing: another consumer is popping concurrently (single consumer only)")
         if self._kind == K_F64:
-            k = lk_spsc_pop(&self._r, &d, 1)
+            k = lk_spsc_pop(self._r, &d, 1)
         elif self._kind == K_F32:
-            k = lk_spsc_pop(&self._r, &f, 1)
+            k = lk_spsc_pop(self._r, &f, 1)
             d = f
         else:
-            k = lk_spsc_pop(&self._r, &q, 1)
-        lk_spsc_leave(&self._r, 1)
+            k = lk_spsc_pop(self._r, &q, 1)
+        lk_spsc_leave(self._r, 1)
         if k == 0:
             return None
         if self._kind == K_I64:
@@ -835,5 +842,5 @@ cdef class SpscRing:
     def __repr__(self):
         if not self._ready:
             return "SpscRing(<uninitialised>)"
-        return (f"SpscRing(size={lk_spsc_size(&self._r)}, capacity={self._r.capacity}, "
+        return (f"SpscRing(size={lk_spsc_size(self._r)}, capacity={self._r.capacity}, "
                 f"width={self._width}, dtype={self._dtype.name!r})")

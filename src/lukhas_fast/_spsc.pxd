@@ -11,6 +11,8 @@ cdef extern from "spsc.h" nogil:
         unsigned char *data
     int lk_spsc_init(lk_spsc *r, uint64_t capacity, size_t record_size)
     void lk_spsc_destroy(lk_spsc *r)
+    lk_spsc *lk_spsc_new(uint64_t capacity, size_t record_size)
+    void lk_spsc_free(lk_spsc *r)
     uint64_t lk_spsc_push(lk_spsc *r, const void *src, uint64_t n)
     uint64_t lk_spsc_pop(lk_spsc *r, void *dst, uint64_t max)
     uint64_t lk_spsc_size(lk_spsc *r)

@@ -20,12 +20,15 @@ computed differently:
 
 import builtins
 import logging
+from hashlib import blake2b as _blake2b
 import re
 import sys
 import unicodedata
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_READ
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
@@ -46,6 +49,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     Py_ssize_t PY_SSIZE_T_MAX
     int PyObject_GenericSetDict(object, object, void *) except -1
+    str PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
 
 cdef extern from *:
     """
@@ -96,6 +100,7 @@ cdef extern from "tags.h":
     int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value, int want_accounts,
                 lk_scan_result *res, uint32_t *flags) nogil
     int lk_has_email(const char *s, size_t n) nogil
+    size_t lk_obf_rewrite(const void *src, int kind, size_t n, void *dst, int which) nogil
     int lk_maybe_obfuscated(const char *s, size_t n) nogil
 
 from lukhas_fast import _tags_py as _py
@@ -194,22 +199,46 @@ cdef inline bint _any_in(tuple terms, str s):
 
 
 cdef bint _has_email(str v):
-    """Same as ``EMAIL_RE.search(v)``, but only around each '@': a match has
-    exactly one '@' and no whitespace, so it lies inside the whitespace-
-    delimited token of its '@' (and \\b behaves the same at the token's ends,
-    where the neighbours are whitespace or the string's ends)."""
-    cdef Py_ssize_t n = len(v), at = v.find("@"), a, b
-    while at >= 0:
-        a = at
-        while a > 0 and not v[a - 1].isspace():
-            a -= 1
-        b = at + 1
-        while b < n and not v[b].isspace():
-            b += 1
-        if _EMAIL.search(v, a, b) is not None:
-            return True
-        at = v.find("@", b)
-    return False
+    """Same as ``EMAIL_RE.search(v)``, in linear time: the C matcher of the
+    fast path (csrc/tags.c), on the text with every non-ASCII character
+    replaced by a stand-in byte (\\w or not: all the pattern can tell apart,
+    as its classes are ASCII)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
+    cdef unsigned char *buf
+    cdef Py_UCS4 ch
+    cdef bint found
+    if PyUnicode_IS_ASCII(v):
+        return lk_has_email(<const char *>PyUnicode_DATA(v), n)
+    buf = <unsigned char *>malloc(n if n > 0 else 1)
+    if buf == NULL:
+        raise MemoryError()
+    i = 0
+    for ch in v:
+        buf[i] = <unsigned char>ch if ch < 128 else (LK_UWORD if ch.isalnum() else LK_UOTHER)
+        i += 1
+    with nogil:
+        found = lk_has_email(<const char *>buf, n)
+    free(buf)
+    return found
+
+
+cdef str _obf_sub(str s, int which):
+    """``_AT_RE.sub("@", s)`` (which 0) or ``_DOT_RE.sub(".", s)`` (which 1) in
+    one linear C pass; ``s`` itself when nothing matches."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s), m
+    cdef int kind = PyUnicode_KIND(s)
+    cdef const void *src = PyUnicode_DATA(s)
+    cdef void *buf = malloc(n * kind if n > 0 else 1)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            m = lk_obf_rewrite(src, kind, n, buf, which)
+        if m == n:
+            return s
+        return PyUnicode_FromKindAndData(kind, buf, m)
+    finally:
+        free(buf)
 
 
 cdef Py_ssize_t _digits(str s):
@@ -232,21 +261,19 @@ cdef frozenset _FIN_FIELDS = _py.FINANCIAL_FIELDS
 cdef frozenset _CURRENCY = _py.CURRENCY_KEYS
 cdef frozenset _MODEL_PARAMS = _py.MODEL_PARAMS
 cdef frozenset _URL_KEYS = _py.URL_KEYS
-cdef object _EMAIL = _py.EMAIL_RE
 cdef object _SSN = _py.SSN_RE
 cdef object _PHONE = _py.PHONE_RE
 cdef object _CARD = _py.CARD_RE
 cdef object _ACCOUNT = _py.ACCOUNT_RE
 cdef object _ROUTING = _py.ROUTING_RE
 cdef object _URL = _py.URL_RE
-cdef object _AT = _py._AT_RE
-cdef object _DOT = _py._DOT_RE
 cdef object _ZW = _py._ZERO_WIDTH
 cdef object _HG = _py._HOMOGLYPHS
 cdef object _Tag = SafetyTag
 cdef object _isinstance = builtins.isinstance
 cdef tuple _NUMBER = (int, float)
 DEF _KEY_STACK = 512
+DEF _KEY_INLINE = 1024  # longer key encodings are replaced by a digest (see _cache_key)
 DEF _MAX_DEPTH = 1000
 
 
@@ -288,15 +315,15 @@ cpdef object fast_normalize_text(object text):
     cdef PyObject *hit
     if PyUnicode_IS_ASCII(s):
         # NFKC, zero-width removal and homoglyph folding are identities on
-        # ASCII; the (at)/(dot) regexes run only if a cheap screen says so
+        # ASCII; the (at)/(dot) rewrites run only if a cheap screen says so
         m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
         if m == 0:
             return s
         if m & 1:
-            s = _AT.sub("@", s)
+            s = _obf_sub(s, 0)
             m = lk_maybe_obfuscated(<const char *>PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s))
         if m & 2:
-            s = _DOT.sub(".", s)
+            s = _obf_sub(s, 1)
         return s
     hit = PyDict_GetItemWithError(_NORM_MEMO, s)
     if hit != NULL:
@@ -314,16 +341,16 @@ cdef str _normalize_unicode(str s):
     if PyUnicode_IS_ASCII(s):  # e.g. fullwidth letters: the ASCII path, from here
         return fast_normalize_text(s)
     # zero-width removal and homoglyph folding only if the text holds such
-    # characters, the (at)/(dot) regexes only where a screen says they may hit
+    # characters, the (at)/(dot) rewrites only where a screen says they may hit
     m = _unicode_marks(s)
     if m & 4:
         s = s.translate(_ZW)
         m = _unicode_marks(s) | (m & 8)
     if m & 1:
-        s = _AT.sub("@", s)
+        s = _obf_sub(s, 0)
         m = (_unicode_marks(s) & ~8) | (m & 8)
     if m & 2:
-        s = _DOT.sub(".", s)
+        s = _obf_sub(s, 1)
     if m & 8:
         s = s.translate(_HG)
     return s
@@ -594,7 +621,12 @@ cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
 
 
 cdef bytes _cache_key(dict plan, dict context, bint norm):
-    """The cache key of (plan, context); with `norm`, of the plan's normalised form."""
+    """The cache key of (plan, context); with `norm`, of the plan's normalised form.
+
+    Encodings up to _KEY_INLINE bytes are the key itself; a longer one is
+    replaced by b"#" + its 256-bit BLAKE2b digest (the encodings start with
+    'P', so the two kinds never meet), so that an entry never holds a copy
+    of a large plan (the key of a 1 MB plan with one emoji was 4 MB)."""
     cdef char stack[_KEY_STACK]
     cdef _Buf b
     b.p = stack
@@ -604,7 +636,9 @@ cdef bytes _cache_key(dict plan, dict context, bint norm):
     try:
         _enc_top(&b, b"P"[0], plan, norm)
         _enc_top(&b, b"C"[0], context, False)
-        return PyBytes_FromStringAndSize(b.p, b.n)
+        if b.n <= _KEY_INLINE:
+            return PyBytes_FromStringAndSize(b.p, b.n)
+        return b"#" + _blake2b(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), digest_size=32).digest()
     finally:
         if b.p != stack:
             free(b.p)
@@ -658,6 +692,25 @@ cdef object _thaw(object rec):
     return copy_tag((<list>rec)[0])
 
 
+cdef Py_ssize_t _text_cost(object s):
+    if type(s) is str:
+        return 64 + PyUnicode_GET_LENGTH(s) * (1 if PyUnicode_IS_ASCII(s) else 4)
+    return 64
+
+
+cdef Py_ssize_t _frozen_cost(bytes key, list recs):
+    """``_py.entry_cost`` of the entry (key, frozen records): the same estimate."""
+    cdef Py_ssize_t n = 128 + len(key)
+    for rec in recs:
+        if type(rec) is tuple:
+            n += 256
+            for x in <tuple>(<tuple>rec)[5]:
+                n += _text_cost(x)
+        else:
+            n += _py.entry_cost(b"", [(<list>rec)[0]]) - 128
+    return n
+
+
 cdef list _thaw_all(list recs):
     cdef Py_ssize_t i, n = len(recs)
     out = [None] * n
@@ -689,6 +742,7 @@ cdef class _Node:
     cdef object value
     cdef PyObject *prev
     cdef PyObject *next
+    cdef Py_ssize_t cost  # estimated bytes (0 for an item assigned directly)
 
 
 @cython.final
@@ -699,9 +753,11 @@ cdef class _TagCache:
 
     cdef dict _map
     cdef _Node _head  # sentinel of the circular recency list (next = oldest)
+    cdef readonly Py_ssize_t nbytes  # estimated bytes of the entries (see _py.entry_cost)
 
     def __cinit__(self):
         self._map = {}
+        self.nbytes = 0
         self._head = _Node()
         self._head.prev = self._head.next = <PyObject *>self._head
 
@@ -726,25 +782,35 @@ cdef class _TagCache:
             self._append(n)
         return n.value
 
-    cdef int put(self, object key, object value, Py_ssize_t maxsize) except -1:
-        """Store ``value`` as the most recent entry; drop the oldest beyond ``maxsize``."""
+    cdef int put(self, object key, object value, Py_ssize_t maxsize, Py_ssize_t cost=0,
+                 Py_ssize_t maxbytes=PY_SSIZE_T_MAX) except -1:
+        """Store ``value`` (``cost`` bytes) as the most recent entry; drop the
+        oldest until at most ``maxsize`` entries and ``maxbytes`` bytes remain
+        (an entry costing more than ``maxbytes`` on its own is not stored)."""
         cdef _Node fresh = _Node()  # allocated (may run a GC) before anything changes
         cdef list evicted = []
         cdef PyObject *p = PyDict_GetItemWithError(self._map, key)
         if p != NULL:
             n = <_Node>p
             evicted.append(n.value)
+            self.nbytes += cost - n.cost
             n.value = value
+            n.cost = cost
             self._unlink(n)
             self._append(n)
         else:
+            if cost > maxbytes:
+                return 0
             fresh.key = key
             fresh.value = value
+            fresh.cost = cost
             self._map[key] = fresh
             self._append(fresh)
-        while len(self._map) > maxsize:
+            self.nbytes += cost
+        while len(self._map) > maxsize or (self.nbytes > maxbytes and len(self._map) > 0):
             n = <_Node>self._head.next
             self._unlink(n)
+            self.nbytes -= n.cost
             evicted.append(n)
             del self._map[n.key]
         return 0  # `evicted` (and with it the old values) is released here, after the fact
@@ -774,6 +840,7 @@ cdef class _TagCache:
     def __delitem__(self, key):
         n = <_Node>self._map[key]
         self._unlink(n)
+        self.nbytes -= n.cost
         del self._map[key]
 
     def move_to_end(self, key, last=True):
@@ -794,6 +861,7 @@ cdef class _TagCache:
             raise KeyError("popitem(): cache is empty")
         n = <_Node>(self._head.prev if last else self._head.next)
         self._unlink(n)
+        self.nbytes -= n.cost
         del self._map[n.key]
         return n.key, n.value
 
@@ -801,6 +869,7 @@ cdef class _TagCache:
         """Drop every entry."""
         old = self._map
         self._map = {}
+        self.nbytes = 0
         self._head.prev = self._head.next = <PyObject *>self._head
         del old  # entries released once the cache is already empty
 
@@ -1387,9 +1456,10 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
     _copy_tag = staticmethod(copy_tag)
     _cache_type = _TagCache
 
-    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE, metrics=None):
+    def __init__(self, enable_caching=True, *, advanced=None, cache_size=_py.CACHE_SIZE,
+                 cache_bytes=_py.CACHE_BYTES, metrics=None):
         _py.SafetyTagEnricher.__init__(self, enable_caching, advanced=advanced, cache_size=cache_size,
-                                       metrics=metrics)
+                                       cache_bytes=cache_bytes, metrics=metrics)
         # a subclass overriding a hook gets the generic (hook-calling) path
         cls = type(self)
         self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
@@ -1445,7 +1515,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
             if cache is not None and key is not None:
                 frozen = [_freeze(t) for t in tags]
                 if type(cache) is _TagCache:
-                    (<_TagCache>cache).put(key, frozen, self.cache_size)
+                    (<_TagCache>cache).put(key, frozen, self.cache_size, _frozen_cost(key, frozen),
+                                           self.cache_bytes)
                 else:
                     cache[key] = frozen
                     while len(cache) > self.cache_size:

@@ -42,6 +42,7 @@ __all__ = [
     "create_safety_tag_enricher",
     "preprocess_text",
     "canonical_domain",
+    "email_search",
     "METRICS_AVAILABLE",
     "ADVANCED_TAGS_ENABLED",
     "backend_details",
@@ -53,6 +54,8 @@ logger = logging.getLogger("lukhas_fast.safety_tags")
 ADVANCED_TAGS_ENABLED = os.environ.get("LUKHAS_ADVANCED_TAGS") == "1" or os.environ.get("LUKHAS_EXPERIMENTAL") == "1"
 METRICS_AVAILABLE = _metrics.PROMETHEUS_AVAILABLE
 CACHE_SIZE = 1000
+#: Default byte budget of the result cache (``cache_bytes``): 64 MiB of estimated entry cost.
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 def backend_details() -> Dict[str, Any]:
@@ -148,6 +151,33 @@ SSN_RE = re.compile(r"\b\d{3}-?\d{2}-?\d{4}\b")
 PHONE_RE = re.compile(r"\b\d{3}-?\d{3}-?\d{4}\b")
 CARD_RE = re.compile(r"\b\d{4}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b")
 
+# EMAIL_RE.search in linear time.  The regex itself restarts at every \b of a
+# long local part and rescans the domain from each start (120 KB took 7 s).
+# A match has exactly one '@' (neither class holds it), so it exists iff some
+# '@' has (1) a \b inside the maximal run of local characters just before it
+# and (2) a domain match right after it.  (1): each run is found once (the
+# lookbehind only lets a run be tried from its first character) and searched
+# for a \b once; (2): one anchored match whose backtracking stays inside that
+# '@''s domain run and the TLD runs after its dots -- disjoint for different
+# '@'s.  The differential tests compare it with EMAIL_RE.search.
+_EMAIL_LOCAL_RUN = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+(?=@)")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
+_WORD_EDGE = re.compile(r"\b")
+
+
+def email_search(value: str, domain: Any = _EMAIL_DOMAIN) -> bool:
+    """``bool(EMAIL_RE.search(value))`` in time linear in ``len(value)``
+    (``domain``: the pattern after the '@'; the advanced block passes its own)."""
+    if "@" not in value:
+        return False
+    for m in _EMAIL_LOCAL_RUN.finditer(value):
+        start, at = m.span()
+        # endpos=at: a \b found at `at` itself (the slice's end) is no local-part start
+        edge = _WORD_EDGE.search(value, start, at)
+        if edge is not None and edge.start() < at and domain.match(value, at + 1) is not None:
+            return True
+    return False
+
 FINANCIAL_FIELDS = frozenset(["account_number", "routing_number", "bank_account", "credit_card", "debit_card",
                               "payment_method", "transaction_id", "amount", "balance", "salary", "income", "payment",
                               "billing", "invoice", "tax_id", "ein", "financial_data"])
@@ -241,7 +271,7 @@ class PIIDetector(SafetyTagDetector):
                     types.append(f"field:{key}")
             for value in params.values():
                 if isinstance(value, str):
-                    if EMAIL_RE.search(value):
+                    if email_search(value):
                         conf = max(conf, 0.95)
                         types.append("email")
                     if SSN_RE.search(value):
@@ -444,8 +474,17 @@ class GDPRDetector(SafetyTagDetector):
 # --- normalisation --------------------------------------------------------------------------------
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u180e"))
-_AT_RE = re.compile(r"\(at\)|\[at\]|\{at\}|<at>|\s+at\s+", re.IGNORECASE)
-_DOT_RE = re.compile(r"\(dot\)|\[dot\]|\{dot\}|<dot>|\s+dot\s+", re.IGNORECASE)
+# The reference's `\s+at\s+` tried every position of a whitespace run and
+# rescanned the rest of the run from each: quadratic (60 KB of spaces took
+# 19 s).  Here the whitespace alternative is `\s(?<!\s\s)\s*at\s+`, i.e.
+# `(?<!\s)\s+at\s+`: it starts only where a run starts (written so that the
+# engine still skips ahead to the next whitespace character).  The same
+# substitutions result: a match starting inside a run would also start at the
+# run's first character (the greedy `\s+` reaches the same end), and no match
+# ends inside a run (the trailing `\s+` takes all of it).  Each run is then
+# scanned a bounded number of times.  The C tier does the same in csrc/tags.c.
+_AT_RE = re.compile(r"\(at\)|\[at\]|\{at\}|<at>|\s(?<!\s\s)\s*at\s+", re.IGNORECASE)
+_DOT_RE = re.compile(r"\(dot\)|\[dot\]|\{dot\}|<dot>|\s(?<!\s\s)\s*dot\s+", re.IGNORECASE)
 _HOMOGLYPHS = str.maketrans({"\u0430": "a", "\u043e": "o", "\u0435": "e", "\u0440": "p", "\u0441": "c", "\u0445": "x",
                              "\u0443": "y", "\u03bf": "o", "\u03b1": "a", "\u217c": "l", "\u2160": "I"})
 
@@ -489,10 +528,12 @@ _ADV_FOLD = str.maketrans({
     "\u039c": "M", "\u039d": "N", "\u039a": "K", "\u0395": "E", "\u03a4": "T", "\u03a1": "P", "\u03a7": "X",
     "\u2170": "i", "\u2171": "ii", "\u2160": "I", "\u2161": "II", "\u217c": "l",
 })
-# bracketed (at)/(dot) with optional spaces, or a bare at/dot between spaces -- never inside a word
-_ADV_DOT_RE = re.compile(r"\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+", re.IGNORECASE)
-_ADV_AT_RE = re.compile(r"\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+", re.IGNORECASE)
-_ADV_AT_SP = re.compile(r"\s*@\s*")
+# bracketed (at)/(dot) with optional spaces, or a bare at/dot between spaces -- never inside a word.
+# `(?:(?!\s)|(?<!\s))`: no match starts inside a whitespace run (after its first
+# character); same results as without it (see _AT_RE), linear time.
+_ADV_DOT_RE = re.compile(r"(?:(?!\s)|(?<!\s))(?:\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+)", re.IGNORECASE)
+_ADV_AT_RE = re.compile(r"(?:(?!\s)|(?<!\s))(?:\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+)", re.IGNORECASE)
+_ADV_AT_SP = re.compile(r"(?:(?!\s)|(?<!\s))\s*@\s*")
 _ADV_DOT_SP = re.compile(r"(?<=\w)\s*\.\s*(?=\w)")
 ADV_EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 ADV_PHONE_ES_RE = re.compile(r"\+34\s*[67]\d{2}\s*\d{2}\s*\d{2}\s*\d{2}")
@@ -501,6 +542,26 @@ ADV_MODEL_RE = re.compile(r"(?i)\b(gpt[-\s]?4(?:o|v)?|vision endpoint|external i
                           r"tool[-\s]?call|tool[-\s]?use|rerank|embedding api)\b")
 ADV_API_URL_RE = re.compile(r"https?://[^\s]*api[^\s]*", re.IGNORECASE)
 ADV_SHORT_RE = re.compile(r"https?://(bit\.ly|t\.co|tinyurl\.com|goo\.gl)/[^\s]+", re.IGNORECASE)
+_ADV_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+_ADV_HTTP = re.compile(r"https?://", re.IGNORECASE)
+_ADV_API = re.compile(r"api", re.IGNORECASE)
+_SPACE = re.compile(r"\s")
+
+
+def _adv_api_url(text: str) -> bool:
+    """``bool(ADV_API_URL_RE.search(text))`` in linear time: the regex rescans a
+    whitespace-free run from every ``http://`` in it; here each run is searched
+    for ``api`` once, from its first ``http(s)://`` (later ones see a suffix)."""
+    pos = 0
+    while True:
+        m = _ADV_HTTP.search(text, pos)
+        if m is None:
+            return False
+        sp = _SPACE.search(text, m.end())
+        end = len(text) if sp is None else sp.start()
+        if _ADV_API.search(text, m.end(), end) is not None:
+            return True
+        pos = end
 
 
 def preprocess_text(text: Any) -> Any:
@@ -549,7 +610,7 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
     pii_t, model_t, ext_t = [], [], []
     for src in _advanced_sources(plan):
         text = preprocess_text(src)
-        if ADV_EMAIL_RE.search(text):
+        if email_search(text, _ADV_EMAIL_DOMAIN):
             pii = max(pii, 0.70)
             pii_t.append("advanced:email")
         if ADV_PHONE_ES_RE.search(text) or ADV_PHONE_PT_RE.search(text):
@@ -559,7 +620,7 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
         if hits:
             model = max(model, 0.75 if hits >= 2 else 0.55)
             model_t.append(f"advanced:model_hints:{hits}")
-        if ADV_API_URL_RE.search(text):
+        if _adv_api_url(text):
             ext = max(ext, 0.65)
             ext_t.append("advanced:api_url")
         if ADV_SHORT_RE.search(text):
@@ -615,11 +676,96 @@ BUILTIN_DETECTORS = (PIIDetector, FinancialDetector, ModelSwitchDetector, Extern
 BUILTIN_DETECT = tuple(cls.__dict__["detect"] for cls in BUILTIN_DETECTORS)
 
 
+# --- the result cache ------------------------------------------------------------------------------------
+
+def _text_cost(s: Any) -> int:
+    if isinstance(s, str):
+        return 64 + len(s) * (1 if s.isascii() else 4)
+    return 64
+
+
+def entry_cost(key: Any, tags: List[Any]) -> int:
+    """Estimated bytes a cache entry holds: 128 + the key's length + per tag
+    256 + per detected type 64 + its length x character width (4 for non-ASCII
+    text; a custom tag object counts 1024).  The same estimate on both tiers
+    (their keys differ in length: 16 hex digits here, at most 1 KiB of bytes there)."""
+    n = 128 + (len(key) if isinstance(key, (str, bytes)) else 64)
+    for t in tags:
+        if type(t) is SafetyTag:
+            md = t.metadata
+            types = md.get("detected_types") if isinstance(md, dict) else None
+            n += 256
+            if isinstance(types, list):
+                for x in types:
+                    n += _text_cost(x)
+        else:
+            n += 1024
+    return n
+
+
+class TagCache(OrderedDict):
+    """The enricher's result cache: an ``OrderedDict`` (LRU order, oldest first)
+    that also keeps the estimated bytes of the entries the enricher stored
+    (``nbytes``; items assigned directly count 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._costs: Dict[Any, int] = {}
+        self.nbytes = 0
+
+    def put(self, key: Any, value: Any, cost: int, maxsize: int, maxbytes: int) -> None:
+        """Store ``value`` as the most recent entry, then drop the oldest until
+        at most ``maxsize`` entries and ``maxbytes`` bytes remain (an entry
+        costing more than ``maxbytes`` on its own is not stored)."""
+        if key in self:
+            del self[key]
+        if cost > maxbytes:
+            return
+        self[key] = value
+        self._costs[key] = cost
+        self.nbytes += cost
+        while len(self) > maxsize or self.nbytes > maxbytes:
+            self.popitem(last=False)
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self.nbytes -= self._costs.pop(key, 0)
+
+    def popitem(self, last: bool = True) -> Tuple[Any, Any]:
+        """Remove and return the most recent (``last=False``: the oldest) ``(key, value)``."""
+        key, value = super().popitem(last)
+        self.nbytes -= self._costs.pop(key, 0)
+        return key, value
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``)."""
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        super().clear()
+        self._costs.clear()
+        self.nbytes = 0
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
 class SafetyTagEnricher:
-    """SafetyTagEnricher(enable_caching=True, *, advanced=None, cache_size=1000, metrics=None)
+    """SafetyTagEnricher(enable_caching=True, *, advanced=None, cache_size=1000, cache_bytes=64 MiB, metrics=None)
 
     Tags action plans: each detector sees a normalised copy of the plan;
-    results are cached (LRU, ``cache_size`` entries) by the normalised plan
+    results are cached (LRU, at most ``cache_size`` entries and ``cache_bytes``
+    bytes of estimated entry cost, see :func:`entry_cost`) by the normalised plan
     and context.  Thread-safe (a reentrant lock); every result has its own
     ``tags`` list and tag objects.  ``advanced`` (default: the
     ``LUKHAS_ADVANCED_TAGS``/``LUKHAS_EXPERIMENTAL`` flag) turns on the
@@ -627,12 +773,14 @@ class SafetyTagEnricher:
     """
 
     def __init__(self, enable_caching: bool = True, *, advanced: Optional[bool] = None,
-                 cache_size: int = CACHE_SIZE, metrics: Optional[bool] = None) -> None:
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
+                 cache_size: int = CACHE_SIZE, cache_bytes: int = CACHE_BYTES,
+                 metrics: Optional[bool] = None) -> None:
+        _check_positive("cache_size", cache_size)
+        _check_positive("cache_bytes", cache_bytes)
         self.enable_caching = bool(enable_caching)
         self.advanced = ADVANCED_TAGS_ENABLED if advanced is None else bool(advanced)
         self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
         self.tag_cache: Optional["OrderedDict[Any, List[Any]]"] = self._cache_type() if self.enable_caching else None
         self.cache_hits = 0
         self.cache_misses = 0
@@ -645,7 +793,7 @@ class SafetyTagEnricher:
                     "enabled" if self.enable_caching else "disabled")
 
     _copy_tag = staticmethod(copy_tag)
-    _cache_type = OrderedDict  # the C tier's LRU has the same methods
+    _cache_type = TagCache  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------
     def preprocess_text(self, text: Any) -> Any:
@@ -706,7 +854,7 @@ class SafetyTagEnricher:
     def _record(self, tags: List[Any], context: Dict[Any, Any], ms: float) -> None:
         if not self._metrics:
             return
-        lane = context.get("lane", "unknown")
+        lane = _metrics.lane_label(context.get("lane", "unknown"))  # bounded: unknown lanes -> "other"
         for t in tags:
             try:
                 cat = getattr(t.category, "value", t.category)
@@ -755,9 +903,13 @@ class SafetyTagEnricher:
             tags = self._detect(normalized, context)
             if cache is not None and key is not None:
                 cp = self._copy_tag
-                cache[key] = [cp(t) for t in tags]
-                while len(cache) > self.cache_size:
-                    cache.popitem(last=False)
+                rec = [cp(t) for t in tags]
+                if isinstance(cache, TagCache):
+                    cache.put(key, rec, entry_cost(key, rec), self.cache_size, self.cache_bytes)
+                else:  # a mapping the caller put there: the entry bound only
+                    cache[key] = rec
+                    while len(cache) > self.cache_size:
+                        cache.popitem(last=False)
             ms = (time.perf_counter() - start) * 1000.0
             self._record(tags, context, ms)
             logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)

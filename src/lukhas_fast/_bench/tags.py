@@ -181,3 +181,63 @@ def _reference_hit():
 
 case("SafetyTagEnricher.enrich_plan, cache hit (per plan)", "tags", _hit, ops=100,
      peers={"ref-hit": _reference_hit})
+
+
+# --- hostile input (issue 13): the worst cases beside an ordinary plan -----------------------
+
+def worst_case_plan(size: int = 1 << 20) -> Dict[str, Any]:
+    """A plan of about ``size`` characters made of the hand-built worst cases of
+    issue 13: a whitespace run before ``x at y`` (and before ``x dot y``), the
+    email pattern's long local part / long domain with a non-ASCII character
+    (the C tier's non-ASCII path), many ``@`` and many ``http://``."""
+    q = max(size // 6, 16)
+    return {"action": "x", "params": {
+        "at": " " * q + "x at y",
+        "dot": "\t" * q + "x dot y",
+        "email": "a." * (q // 6) + "@" + "b" * (q // 3) + "\u0130",
+        "ats": "a@" * (q // 2),
+        "urls": "http://" * (q // 7),
+        "mixed": "\u3000" * (q // 2) + " at " + "a." * (q // 4),
+    }}
+
+
+def _ordinary_plan() -> Dict[str, Any]:
+    return corpus(1)[0]
+
+
+def _oracle_tags():
+    from lukhas_fast._backend import tier_modules
+
+    return tier_modules("tags")["python"]
+
+
+def _single(plan_fn, advanced=False):
+    """One plan per call, cache off; the tier must give the oracle's tags first."""
+
+    def tier(m):
+        plan = plan_fn()
+        ref = _oracle_tags().SafetyTagEnricher(enable_caching=False, advanced=advanced, metrics=False)
+        e = m.SafetyTagEnricher(enable_caching=False, advanced=advanced, metrics=False)
+        a = [(t.name, t.confidence, t.metadata) for t in e.enrich_plan(plan).tags]
+        b = [(t.name, t.confidence, t.metadata) for t in ref.enrich_plan(plan).tags]
+        assert a == b, f"{m.__name__}: tags differ from the oracle on a worst-case plan"
+        enrich = e.enrich_plan
+
+        def run():
+            enrich(plan)
+
+        return run
+
+    return tier
+
+
+case("SafetyTagEnricher.enrich_plan, cache off, one ordinary plan (per plan)", "tags", _single(_ordinary_plan),
+     ops=1)
+case("SafetyTagEnricher.enrich_plan, cache off, worst-case plan 60 KB (per plan)", "tags",
+     _single(lambda: worst_case_plan(60_000)), ops=1)
+case("SafetyTagEnricher.enrich_plan, cache off, worst-case plan 1 MiB (per plan)", "tags",
+     _single(lambda: worst_case_plan(1 << 20)), ops=1, tiers=("c",))
+case("SafetyTagEnricher.enrich_plan, cache off, advanced, worst-case plan 60 KB (per plan)", "tags",
+     _single(lambda: {"action": "x", "description": worst_case_plan(60_000)["params"]["at"],
+                      "params": dict(worst_case_plan(60_000)["params"], content="a" + " " * 20000 + "@ b.cc")},
+             advanced=True), ops=1)
