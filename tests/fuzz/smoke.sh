@@ -7,7 +7,9 @@
 # Uses the active Python.  atheris is installed into it when missing (set
 # LUKHAS_FUZZ_NO_INSTALL=1 to forbid that); when it cannot be had (no wheel
 # for this Python) the fuzzing step is skipped with a message and only the
-# corpus runs.  LUKHAS_FUZZ_TARGETS="a b" limits the targets.  On a
+# corpus runs.  LUKHAS_FUZZ_TARGETS="a b" limits the targets.
+# LUKHAS_FUZZ_NATIVE=OUT (made by tests/fuzz/build_native.sh OUT) fuzzes the
+# clang-instrumented build there, so the C code guides the search too.  On a
 # difference the failing input is printed (hex) and left in the work folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,13 +33,17 @@ if ! "$py" -c "import atheris" 2>/dev/null; then
     exit 0
 fi
 
+native=()
+if [ -n "${LUKHAS_FUZZ_NATIVE:-}" ]; then
+    native=(env "LD_PRELOAD=$LUKHAS_FUZZ_NATIVE/libfuzzer.so" "PYTHONPATH=$LUKHAS_FUZZ_NATIVE/site")
+fi
 work="$(mktemp -d)"
 status=0
 for t in $targets; do
     echo "== fuzz: $t for ${secs}s"
     mkdir -p "$work/$t/corpus"
     # first folder: new inputs go there; the committed seeds are read only
-    if ! "$py" "$here/fuzz_$t.py" -max_total_time="$secs" -print_final_stats=1 \
+    if ! "${native[@]}" "$py" "$here/fuzz_$t.py" -max_total_time="$secs" -print_final_stats=1 \
             -artifact_prefix="$work/$t/" "$work/$t/corpus" "$here/corpus/$t" \
             >"$work/$t/log" 2>&1; then
         status=1

@@ -9,6 +9,7 @@
 #   LUKHAS_SAN_VENV        venv to create (default: a fresh temporary one)
 #   LUKHAS_SAN_PYTEST      pytest arguments (default: "-q -x"; e.g. '-q -x -m "not slow"')
 #   LUKHAS_SAN_SKIP_TSAN=1 skip the TSan test (when the caller runs it itself)
+#   LUKHAS_SAN_SKIP_BUILD=1 reuse the sanitizer venv LUKHAS_SAN_VENV as built before
 #
 # CPython itself is not built with ASan, so libasan is preloaded (LD_PRELOAD)
 # and leak detection is off (the interpreter leaks by design at exit).
@@ -29,24 +30,30 @@ if [ ! -e "$libasan" ]; then
 fi
 
 venv="${LUKHAS_SAN_VENV:-$(mktemp -d)/venv-sanitize}"
-python3 -m venv "$venv"
-# shellcheck disable=SC1091
-. "$venv/bin/activate"
-python -m pip install -q --upgrade pip
-
-echo "== sanitize: build (LUKHAS_SANITIZE=ON) into $venv"
-# A build dir of its own: the CMake cache of the ordinary build must neither
-# leak into this one nor keep LUKHAS_SANITIZE=ON for the next ordinary build.
-python -m pip install -q \
-    -C cmake.define.LUKHAS_SANITIZE=ON \
-    -C "build-dir=build/sanitize-{wheel_tag}" \
-    ".[test]"
+if [ "${LUKHAS_SAN_SKIP_BUILD:-0}" = 1 ]; then
+    # shellcheck disable=SC1091
+    . "$venv/bin/activate"   # re-run the checks on an existing sanitizer venv
+else
+    python3 -m venv "$venv"
+    # shellcheck disable=SC1091
+    . "$venv/bin/activate"
+    python -m pip install -q --upgrade pip
+    echo "== sanitize: build (LUKHAS_SANITIZE=ON) into $venv"
+    # A build dir of its own: the CMake cache of the ordinary build must neither
+    # leak into this one nor keep LUKHAS_SANITIZE=ON for the next ordinary build.
+    python -m pip install -q \
+        -C cmake.define.LUKHAS_SANITIZE=ON \
+        -C "build-dir=build/sanitize-{wheel_tag}" \
+        ".[test]"
+    echo "sanitize: venv and build took $((SECONDS - start)) s"
+fi
 
 echo "== sanitize: every extension links ASan and UBSan"
 python - <<'PY'
-import glob, os, subprocess, sys
-import lukhas_fast
-sos = sorted(glob.glob(os.path.join(os.path.dirname(lukhas_fast.__file__), "_*_c*.so")))
+import glob, importlib.util, os, subprocess, sys
+# find, not import: loading an ASan extension without the preload aborts
+pkg = importlib.util.find_spec("lukhas_fast").submodule_search_locations[0]
+sos = sorted(glob.glob(os.path.join(pkg, "_*_c*.so")))
 if not sos:
     sys.exit("sanitize: no C extension installed")
 bad = []
@@ -61,14 +68,38 @@ print(f"{len(sos)} extensions instrumented")
 PY
 
 echo "== sanitize: test suite under ASan+UBSan"
+# Reports go to files: pytest captures the test's stderr, and a report that
+# halts the process would otherwise vanish with the capture.
+logs="$(mktemp -d)"
 # shellcheck disable=SC2086
 eval "set -- ${LUKHAS_SAN_PYTEST:--q -x}"
-LD_PRELOAD="$libasan" \
-PYTHONMALLOC=malloc \
-ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:${ASAN_OPTIONS:-}" \
-UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:${UBSAN_OPTIONS:-}" \
-    python -m pytest -p no:cacheprovider "$@"
-echo "sanitize: suite took $((SECONDS - start)) s since start"
+san() {
+    LD_PRELOAD="$libasan" \
+    PYTHONMALLOC=malloc \
+    ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:log_path=$logs/asan:${ASAN_OPTIONS:-}" \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$logs/ubsan:${UBSAN_OPTIONS:-}" \
+        "$@"
+}
+t0=$SECONDS
+rc=0
+san python -m pytest -p no:cacheprovider "$@" || rc=$?
+echo "sanitize: suite took $((SECONDS - t0)) s (exit $rc)"
+if [ "$rc" = 0 ]; then
+    echo "== sanitize: fuzz seed corpora under ASan+UBSan"
+    for target in "$root"/tests/fuzz/fuzz_*.py; do
+        san python "$target" --corpus-only || { rc=$?; break; }
+    done
+fi
+if compgen -G "$logs/*" >/dev/null; then
+    echo "sanitize: reports (distinct SUMMARY lines first, then each report):"
+    grep -h "SUMMARY:" "$logs"/* | sort | uniq -c | sort -rn
+    for f in "$logs"/*; do
+        echo "--- $f"
+        head -n 60 "$f"
+    done
+    exit 1
+fi
+[ "$rc" = 0 ] || exit "$rc"
 
 if [ "${LUKHAS_SAN_SKIP_TSAN:-0}" != 1 ]; then
     echo "== sanitize: TSan, SPSC core"
