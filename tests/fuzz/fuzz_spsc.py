@@ -112,6 +112,12 @@ def one_input(data: bytes) -> None:
         if isinstance(width, int) and width > 2**40:
             # issue 13 table: SpscRing(4, 2**61+1): width x itemsize wraps on the C tier (h13)
             return harness.known("spsc-width-overflow", (capacity, width, dtype, a, b))
+        if (a[0] == b[0] == "raise" and isinstance(capacity, int) and isinstance(width, int)
+                and capacity * width >= 2**60):
+            # same row (item 4, "validates width * itemsize like the Python tier"), found by
+            # this fuzzer: capacity x width x itemsize > SIZE_MAX is MemoryError on C,
+            # numpy's ValueError on Python, e.g. SpscRing(2**31, 2**31, "int64") (h13)
+            return harness.known("spsc-size-overflow-error-type", (capacity, width, dtype, a, b))
         raise AssertionError(("constructor", capacity, width, dtype, a, b))
     if a[0] == "raise":
         return
