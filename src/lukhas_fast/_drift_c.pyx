@@ -277,7 +277,10 @@ def _cosine(a, b):
     return _cos(a, b, "a", "b")
 
 
-cosine_similarity = _cosine
+def cosine_similarity(a, b):
+    """Cosine similarity of two vectors: the same function as :func:`_cosine`
+    (its own definition, so ``help()`` shows the public name)."""
+    return _cos(a, b, "a", "b")
 
 
 cdef class _Mat:

@@ -9,7 +9,7 @@ the cheapest way to read Python floats without the C extension.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 from numba import njit, prange
@@ -166,8 +166,8 @@ class NumbaKernels(_py.PyKernels):
     """Kernel table of the numba tier."""
 
     name = "numba"
-    cosine = staticmethod(cosine_nb)
-    cosine_rows = staticmethod(cosine_rows_nb)
+    cosine: "Callable[..., float]" = staticmethod(cosine_nb)
+    cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_nb)
 
 
 class DriftMonitor(_py.DriftMonitor):
@@ -180,7 +180,10 @@ def _cosine(a: Any, b: Any) -> float:
     return cosine_nb(a, b)
 
 
-cosine_similarity = _cosine
+def cosine_similarity(a: Any, b: Any) -> float:
+    """Cosine similarity of two vectors: the same function as :func:`_cosine`
+    (its own definition, so ``help()`` shows the public name)."""
+    return cosine_nb(a, b)
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -220,8 +220,8 @@ class PyKernels:
     """Kernel table of the pure-Python tier (the numba tier swaps these)."""
 
     name = "python"
-    cosine = staticmethod(cosine_py)
-    cosine_rows = staticmethod(cosine_rows_py)
+    cosine: "Callable[..., float]" = staticmethod(cosine_py)
+    cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_py)
 
 
 def _cosine(a: Any, b: Any) -> float:
@@ -234,7 +234,10 @@ def _cosine(a: Any, b: Any) -> float:
     return PyKernels.cosine(a, b)
 
 
-cosine_similarity = _cosine
+def cosine_similarity(a: Any, b: Any) -> float:
+    """Cosine similarity of two vectors: the same function as :func:`_cosine`
+    (its own definition, so ``help()`` shows the public name)."""
+    return PyKernels.cosine(a, b)
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:

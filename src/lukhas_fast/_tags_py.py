@@ -23,7 +23,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from lukhas_fast import _metrics
 
@@ -638,7 +638,7 @@ class SafetyTagEnricher:
         logger.info("SafetyTagEnricher initialized with %d detectors, caching=%s", len(self.detectors),
                     "enabled" if self.enable_caching else "disabled")
 
-    _copy_tag = staticmethod(copy_tag)
+    _copy_tag: "Callable[[Any], Any]" = staticmethod(copy_tag)
     _cache_type = OrderedDict  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------

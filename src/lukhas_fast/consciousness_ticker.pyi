@@ -3,6 +3,8 @@ from typing import Any, Optional
 from lukhas_fast.clock import Ticker
 from lukhas_fast.ring import Ring
 
+__all__ = ["ConsciousnessTicker"]
+
 class ConsciousnessTicker:
     ticker: Ticker
     buffer: Ring
