@@ -145,6 +145,8 @@ def _public_callables():
     for modname in PUBLIC_MODULES:
         mod = __import__(modname, fromlist=["_"])
         for name in getattr(mod, "__all__", ()):
+            if name.startswith("_"):  # private aliases (drift's _cosine) keep the public name
+                continue
             obj = getattr(mod, name)
             if callable(obj) and hasattr(obj, "__name__"):
                 yield modname, name, obj

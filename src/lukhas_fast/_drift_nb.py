@@ -175,15 +175,13 @@ class DriftMonitor(_py.DriftMonitor):
     _kernels = NumbaKernels
 
 
-def _cosine(a: Any, b: Any) -> float:
+def cosine_similarity(a: Any, b: Any) -> float:
     """Cosine similarity with the reference's rules (numba kernel for ndarrays)."""
     return cosine_nb(a, b)
 
 
-def cosine_similarity(a: Any, b: Any) -> float:
-    """Cosine similarity of two vectors: the same function as :func:`_cosine`
-    (its own definition, so ``help()`` shows the public name)."""
-    return cosine_nb(a, b)
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:

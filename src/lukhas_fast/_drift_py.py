@@ -224,7 +224,7 @@ class PyKernels:
     cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_py)
 
 
-def _cosine(a: Any, b: Any) -> float:
+def cosine_similarity(a: Any, b: Any) -> float:
     """Cosine similarity with the reference's rules.
 
     0.0 when either input is empty, the lengths differ or a norm is zero;
@@ -234,10 +234,8 @@ def _cosine(a: Any, b: Any) -> float:
     return PyKernels.cosine(a, b)
 
 
-def cosine_similarity(a: Any, b: Any) -> float:
-    """Cosine similarity of two vectors: the same function as :func:`_cosine`
-    (its own definition, so ``help()`` shows the public name)."""
-    return PyKernels.cosine(a, b)
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:
