@@ -7,6 +7,7 @@ to every route with aiohttp, prints the answers, and shuts down gracefully.
 """
 
 import argparse
+from typing import Optional, Sequence
 import asyncio
 import socket
 
@@ -19,13 +20,14 @@ from aiohttp import ClientSession, web  # noqa: E402
 from lukhas_fast.service import ServiceConfig, create_app  # noqa: E402
 
 
-def _free_port():
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-async def run(seconds):
+async def run(seconds: float) -> bool:
     port = _free_port()
     runner = web.AppRunner(create_app(ServiceConfig(port=port, fps=30)))
     await runner.setup()
@@ -52,13 +54,13 @@ async def run(seconds):
             async with http.get(base + "/metrics") as r:
                 m = await r.json()
                 print("ticker ticks:", m["ticker"]["tick_count"], "ring:", m["ring"]["current_size"])
-                ok &= m["ticker"]["tick_count"] > 0
+                ok &= bool(m["ticker"]["tick_count"] > 0)
     finally:
         await runner.cleanup()
     return ok
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args(argv)

@@ -265,7 +265,7 @@ cdef double _cos(object a, object b, str an, str bn) except? -2.0:
     return _finish(s, an, bn)
 
 
-def _cosine(a, b):
+def cosine_similarity(a, b):
     """Cosine similarity with the reference's rules.
 
     0.0 when either input is empty, the lengths differ or a norm is zero;
@@ -277,7 +277,8 @@ def _cosine(a, b):
     return _cos(a, b, "a", "b")
 
 
-cosine_similarity = _cosine
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 cdef class _Mat:

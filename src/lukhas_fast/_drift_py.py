@@ -14,7 +14,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -223,11 +223,11 @@ class PyKernels:
     """Kernel table of the pure-Python tier (the numba tier swaps these)."""
 
     name = "python"
-    cosine = staticmethod(cosine_py)
-    cosine_rows = staticmethod(cosine_rows_py)
+    cosine: "Callable[..., float]" = staticmethod(cosine_py)
+    cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_py)
 
 
-def _cosine(a: Any, b: Any) -> float:
+def cosine_similarity(a: Any, b: Any) -> float:
     """Cosine similarity with the reference's rules.
 
     0.0 when either input is empty, the lengths differ or a norm is zero;
@@ -237,7 +237,8 @@ def _cosine(a: Any, b: Any) -> float:
     return PyKernels.cosine(a, b)
 
 
-cosine_similarity = _cosine
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:

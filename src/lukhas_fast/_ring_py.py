@@ -485,12 +485,35 @@ class SpscRing:
         self._plock = threading.Lock()  # detects (not serialises) misuse by two producers
         self._clock = threading.Lock()
 
-    capacity = property(lambda self: self._cap, doc="Capacity in records (a power of two).")
-    width = property(lambda self: self._width, doc="Values per record.")
-    dtype = property(lambda self: self._dtype, doc="numpy dtype of the values.")
-    dropped = property(lambda self: self._dropped, doc="Records refused because the ring was full.")
-    pushed = property(lambda self: self._head, doc="Records accepted so far.")
-    popped = property(lambda self: self._tail, doc="Records delivered so far.")
+    @property
+    def capacity(self) -> int:
+        """Capacity in records (a power of two)."""
+        return self._cap
+
+    @property
+    def width(self) -> int:
+        """Values per record."""
+        return self._width
+
+    @property
+    def dtype(self) -> Any:
+        """numpy dtype of the values."""
+        return self._dtype
+
+    @property
+    def dropped(self) -> int:
+        """Records refused because the ring was full."""
+        return self._dropped
+
+    @property
+    def pushed(self) -> int:
+        """Records accepted so far."""
+        return self._head
+
+    @property
+    def popped(self) -> int:
+        """Records delivered so far."""
+        return self._tail
 
     def __len__(self) -> int:
         return self._head - self._tail

@@ -48,7 +48,6 @@ cdef extern from "Python.h":
     int PyUnicode_Compare(object, object) except? -1
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     Py_ssize_t PY_SSIZE_T_MAX
-    int PyObject_GenericSetDict(object, object, void *) except -1
     str PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
 
 cdef extern from *:
@@ -1396,9 +1395,14 @@ cdef object _hit(object self, object plan, list cached, double start):
 
 cdef object _tagged(object plan, list tags, double ms, dict ctx):
     """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
+    # plain attribute stores (PyObject_SetAttr): supported on every CPython;
+    # PyObject_GenericSetDict on a fresh object loses the dict on 3.13, whose
+    # instances keep their attributes as inline values
     tp = lk_object_new(_TaggedPlan)
-    PyObject_GenericSetDict(tp, {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms,
-                                 "enrichment_context": ctx}, NULL)
+    tp.original_plan = plan
+    tp.tags = tags
+    tp.enrichment_time_ms = ms
+    tp.enrichment_context = ctx
     return tp
 
 

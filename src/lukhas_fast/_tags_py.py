@@ -23,7 +23,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from lukhas_fast import _metrics
 
@@ -639,14 +639,15 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
 
 # --- metrics -------------------------------------------------------------------------------------------
 
-SAFETY_TAGS_ENRICHMENT = _metrics.counter("safety_tags_enrichment_total", "Plan enrichments", ["tag_count_range"])
-SAFETY_TAGS_DETECTION = _metrics.counter("safety_tags_detection_total", "Safety tags detected", ["category", "tag"])
-SAFETY_TAGS_EVALUATION_TIME = _metrics.histogram("safety_tags_evaluation_ms", "Enrichment time (ms)", (),
-                                                 buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
-SAFETY_TAGS_CONFIDENCE = _metrics.histogram("safety_tags_confidence_bucket", "Safety tag confidence", ["tag", "lane"],
-                                            buckets=tuple(i / 10 for i in range(11)))
-GUARDIAN_ACTIONS_EXEMPLARS = _metrics.counter("guardian_actions_count", "Guardian actions (not recorded by this module)",
-                                              ["action", "lane"])
+# the SDK's module-level metrics: they exist at import, register on first use
+SAFETY_TAGS_ENRICHMENT = _metrics.lazy_counter("safety_tags_enrichment_total", "Plan enrichments", ["tag_count_range"])
+SAFETY_TAGS_DETECTION = _metrics.lazy_counter("safety_tags_detection_total", "Safety tags detected", ["category", "tag"])
+SAFETY_TAGS_EVALUATION_TIME = _metrics.lazy_histogram("safety_tags_evaluation_ms", "Enrichment time (ms)", (),
+                                                      buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
+SAFETY_TAGS_CONFIDENCE = _metrics.lazy_histogram("safety_tags_confidence_bucket", "Safety tag confidence",
+                                                 ["tag", "lane"], buckets=tuple(i / 10 for i in range(11)))
+GUARDIAN_ACTIONS_EXEMPLARS = _metrics.lazy_counter("guardian_actions_count",
+                                                   "Guardian actions (not recorded by this module)", ["action", "lane"])
 
 
 def _tag_count_range(n: int) -> str:
@@ -792,7 +793,7 @@ class SafetyTagEnricher:
         logger.info("SafetyTagEnricher initialized with %d detectors, caching=%s", len(self.detectors),
                     "enabled" if self.enable_caching else "disabled")
 
-    _copy_tag = staticmethod(copy_tag)
+    _copy_tag: "Callable[[Any], Any]" = staticmethod(copy_tag)
     _cache_type = TagCache  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------

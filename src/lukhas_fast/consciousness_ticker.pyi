@@ -8,6 +8,7 @@ PROM: bool
 TICK: Any
 TICKS_DROPPED: Any
 SUB_EXC: Any
+__all__ = ["ConsciousnessTicker"]
 
 class ConsciousnessTicker:
     ticker: Ticker

@@ -7,7 +7,6 @@ every plan (an AssertionError otherwise).
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any, Dict, List, Mapping
 
@@ -53,7 +52,6 @@ _cache: Dict[str, Any] = {}
 def _setup(m):
     key = m.__name__
     if key not in _cache:
-        logging.getLogger("lukhas_fast.ethics").setLevel(logging.WARNING)
         rs = m.load_ethics_rules(None, metrics=False)
         plans = corpus()
         _check_against_oracle(m, rs, plans)
