@@ -514,11 +514,14 @@ def _module_lane() -> str:
 
 
 def consciousness_metrics() -> Tuple[Any, Any, Any]:
-    """The three reference metrics (no-ops without prometheus_client)."""
+    """The three reference metrics as :class:`~lukhas_fast._metrics.LazyMetric`
+    handles: they exist now (the SDK's module-level objects, patchable) and
+    register in the current registry only when a tick first records (never with
+    ``LUKHAS_FAST_METRICS=0``); no-ops without prometheus_client."""
     return (
-        _metrics.histogram("lukhas_tick_duration_seconds", "Consciousness tick handler duration", ["lane"]),
-        _metrics.counter("lukhas_ticks_dropped_total", "Frames decimated from the consciousness buffer", ["lane"]),
-        _metrics.counter("lukhas_subscriber_exceptions_total", "Consciousness tick handler exceptions", ["lane"]),
+        _metrics.lazy_histogram("lukhas_tick_duration_seconds", "Consciousness tick handler duration", ["lane"]),
+        _metrics.lazy_counter("lukhas_ticks_dropped_total", "Frames decimated from the consciousness buffer", ["lane"]),
+        _metrics.lazy_counter("lukhas_subscriber_exceptions_total", "Consciousness tick handler exceptions", ["lane"]),
     )
 
 
