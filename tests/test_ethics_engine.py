@@ -160,12 +160,12 @@ def test_engine_history_and_stats(ethics_impl):
         m.EthicsEngine([])
 
 
-def test_missing_resource_estimates_fail_closed(ethics_impl):
-    """Deviation consequence: param_*_lte treats a missing value as over the limit, so the
-    bundled block_excessive_resources blocks plans that do not declare their estimates."""
+def test_missing_resource_estimates_pass(ethics_impl):
+    """param_*_lte lets a missing value pass (as in the reference), so the bundled
+    block_excessive_resources does not block plans that declare no estimates."""
     rs = ethics_impl.load_ethics_rules()
     r = rs.evaluate({"action": "read_file"})
-    assert r.action is ethics_impl.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_excessive_resources"]
+    assert r.action is ethics_impl.EthicsAction.ALLOW and r.triggered_rule_ids == []
     r = rs.evaluate({"action": "read_file", "params": {"estimated_memory_mb": 2048, "estimated_time_seconds": 10}})
     assert r.action is ethics_impl.EthicsAction.ALLOW  # defect 16 kept: the bundled rule reads MB as bytes
 
