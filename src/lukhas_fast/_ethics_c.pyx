@@ -36,8 +36,26 @@ error behaviour.  Plans are not expected to change while they are evaluated.
 cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memset, memcpy
+from libc.stdio cimport snprintf
+from cpython.mem cimport PyMem_Free
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    void *PyUnicode_DATA(object)
+    long long PyLong_AsLongLongAndOverflow(object, int *) except? -1
+    char *PyOS_double_to_string(double, char, int, int, int *) except NULL
+    int Py_DTSF_ADD_DOT_0
+    int Py_ReprEnter(object) except -1
+    void Py_ReprLeave(object)
+    bint PyDict_Next(object, Py_ssize_t *, PyObject **, PyObject **)
+    PyObject *PyList_GET_ITEM(object, Py_ssize_t)
+    PyObject *PyTuple_GET_ITEM(object, Py_ssize_t)
+    Py_ssize_t PyList_GET_SIZE(object)
+    object PyBytes_FromStringAndSize(const char *, Py_ssize_t)
 
 import math as _math
 import re as _re
@@ -193,60 +211,49 @@ cdef inline bint _plain_conf(object c):
 
 
 cdef class _TagView:
-    """The entries of one tags value as the shared ``_entries`` reads them:
-    names (exact str), categories (exact str) and, per name, the best
-    confidence (None: an entry without one, which satisfies any minimum).
-    ``ok`` is False when some entry is outside what the view answers exactly
-    (then the tag predicates call the shared Python predicates)."""
+    """The entries of one tags value as the shared ``_entries`` reads them, in
+    parallel lists: names (exact str), categories (exact str or None) and
+    confidences (None: no confidence, which satisfies any minimum).  Plans
+    carry a handful of tags, so a linear scan beats hashing.  ``ok`` is False
+    when some entry is outside what the view answers exactly (then the tag
+    predicates call the shared Python predicates)."""
     cdef bint ok
-    cdef bint none
-    cdef set names
-    cdef set cats
-    cdef dict conf
+    cdef list names
+    cdef list cats
+    cdef list confs
 
-    cdef int add(self, object name, object cat, object conf, bint has_conf) except -1:
-        if type(name) is not str:
+    cdef int add(self, object name, object cat, object conf) except -1:
+        if type(name) is not str or (cat is not None and type(cat) is not str) or \
+                (conf is not None and not _plain_conf(conf)):
             self.ok = False
             return 0
-        if cat is not None:
-            if type(cat) is not str:
-                self.ok = False
-                return 0
-            self.cats.add(cat)
-        self.names.add(name)
-        if not has_conf or conf is None:
-            self.conf[name] = None
-            return 0
-        if not _plain_conf(conf):
-            self.ok = False
-            return 0
-        if name in self.conf:
-            old = self.conf[name]
-            if old is not None and conf > old:
-                self.conf[name] = conf
-        else:
-            self.conf[name] = conf
+        self.names.append(name)
+        self.cats.append(cat)
+        self.confs.append(conf)
         return 0
+
+    cdef inline bint has(self, object name):
+        for n in self.names:
+            if n == name:  # exact str == exact str
+                return True
+        return False
 
 
 cdef _TagView _new_view():
     cdef _TagView v = _TagView.__new__(_TagView)
     v.ok = True
-    v.names = set()
-    v.cats = set()
-    v.conf = {}
+    v.names = []
+    v.cats = []
+    v.confs = []
     return v
 
 
 cdef _TagView _build_view(object tags):
     cdef _TagView v = _new_view()
-    if tags is None:
-        v.none = True
-        return v
     t = type(tags)
     if t is str:
         for p in (<str>tags).split(","):
-            v.add(p.strip(), None, None, False)
+            v.add(p.strip(), None, None)
         return v
     if t is dict:
         for k, val in (<dict>tags).items():
@@ -257,12 +264,12 @@ cdef _TagView _build_view(object tags):
                 if not _plain_conf(c):
                     v.ok = False
                     break
-                v.add(k, (<dict>val).get("category"), c, True)
+                v.add(k, (<dict>val).get("category"), c)
             elif isinstance(val, dict):
                 v.ok = False  # a dict subclass: its .get is the shared predicate's business
                 break
             else:
-                v.add(k, None, None, False)
+                v.add(k, None, None)
         return v
     if t is list or t is tuple or t is set or t is frozenset:
         for el in tags:
@@ -270,11 +277,11 @@ cdef _TagView _build_view(object tags):
                 break
             te = type(el)
             if te is str:
-                v.add(el, None, None, False)
+                v.add(el, None, None)
             elif te is dict:
                 if "name" in el:
                     cat = (<dict>el).get("category")
-                    v.add((<dict>el)["name"], getattr(cat, "value", cat), (<dict>el).get("confidence"), True)
+                    v.add((<dict>el)["name"], getattr(cat, "value", cat), (<dict>el).get("confidence"))
             elif isinstance(el, (str, dict)):
                 v.ok = False
             else:
@@ -283,7 +290,7 @@ cdef _TagView _build_view(object tags):
                     v.ok = False  # a bare non-str element: compared with == by the predicates
                 else:
                     cat = getattr(el, "category", None)
-                    v.add(name, getattr(cat, "value", cat), getattr(el, "confidence", None), True)
+                    v.add(name, getattr(cat, "value", cat), getattr(el, "confidence", None))
         return v
     if t is int or t is float or t is bool:
         return v  # no entries
@@ -296,18 +303,210 @@ cdef _TagView _build_view(object tags):
 
 # --- per-evaluation state ---------------------------------------------------------------
 
+# --- repr as UTF-8, written straight into a buffer -----------------------------------------
+# ``repr()`` of the JSON-like values plans are made of (exact str, int, float,
+# bool, None, dict, list, tuple), byte for byte what Python writes, without
+# building the intermediate str objects; anything else is ``repr()``-ed by
+# Python.  Containers go through Py_ReprEnter/Py_ReprLeave as in CPython, so
+# self-references print ``{...}``/``[...]`` at the same places.
+
+cdef struct _Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint ascii
+
+
+cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
+    cdef Py_ssize_t cap
+    cdef char *q
+    if b.n + k > b.cap:
+        cap = b.cap * 2 if b.cap else 256
+        while cap < b.n + k:
+            cap *= 2
+        q = <char *>realloc(b.p, cap)
+        if q == NULL:
+            raise MemoryError()
+        b.p = q
+        b.cap = cap
+    memcpy(b.p + b.n, s, k)
+    b.n += k
+    return 0
+
+
+cdef int _put_pyrepr(_Buf *b, object o) except -1:
+    cdef Py_ssize_t k
+    r = repr(o)
+    cdef const char *u = PyUnicode_AsUTF8AndSize(r, &k)
+    if not PyUnicode_IS_ASCII(r):
+        b.ascii = False
+    return _put(b, u, k)
+
+
+cdef int _put_repr(_Buf *b, object o) except -1:
+    cdef Py_ssize_t k, i, n
+    cdef const unsigned char *d
+    cdef bint sq, dq, special
+    cdef unsigned char c
+    cdef int overflow
+    cdef long long iv
+    cdef char num[32]
+    cdef char *fs
+    cdef PyObject *key
+    cdef PyObject *val
+    t = type(o)
+    if t is str:
+        if PyUnicode_IS_ASCII(o):
+            d = <const unsigned char *>PyUnicode_DATA(o)
+            k = PyUnicode_GET_LENGTH(o)
+            sq = dq = special = False
+            for i in range(k):
+                c = d[i]
+                if c < 0x20 or c == 0x7f or c == 92:  # control characters, backslash: escaped
+                    special = True
+                    break
+                if c == 39:
+                    sq = True
+                elif c == 34:
+                    dq = True
+            if not special and not (sq and dq):
+                _put(b, '"' if sq else "'", 1)
+                _put(b, <const char *>d, k)
+                return _put(b, '"' if sq else "'", 1)
+        return _put_pyrepr(b, o)
+    if o is None:
+        return _put(b, "None", 4)
+    if o is True:
+        return _put(b, "True", 4)
+    if o is False:
+        return _put(b, "False", 5)
+    if t is int:
+        iv = PyLong_AsLongLongAndOverflow(o, &overflow)
+        if overflow:
+            return _put_pyrepr(b, o)
+        k = snprintf(num, 32, "%lld", iv)
+        return _put(b, num, k)
+    if t is float:
+        fs = PyOS_double_to_string(<double>o, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            _put(b, fs, len(<bytes>fs))
+        finally:
+            PyMem_Free(fs)
+        return 0
+    if t is dict:
+        if len(<dict>o) == 0:
+            return _put(b, "{}", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "{...}", 5)
+        try:
+            _put(b, "{", 1)
+            i = 0
+            n = 0
+            while PyDict_Next(o, &i, &key, &val):
+                ko = <object>key  # strong references while the values' repr runs
+                vo = <object>val
+                if n:
+                    _put(b, ", ", 2)
+                n += 1
+                _put_repr(b, ko)
+                _put(b, ": ", 2)
+                _put_repr(b, vo)
+            _put(b, "}", 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    if t is list:
+        if PyList_GET_SIZE(o) == 0:
+            return _put(b, "[]", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "[...]", 5)
+        try:
+            _put(b, "[", 1)
+            i = 0
+            while i < PyList_GET_SIZE(o):  # re-read: a value's repr may change the list
+                if i:
+                    _put(b, ", ", 2)
+                _put_repr(b, <object>PyList_GET_ITEM(o, i))
+                i += 1
+            _put(b, "]", 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    if t is tuple:
+        n = len(<tuple>o)
+        if n == 0:
+            return _put(b, "()", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "(...)", 5)
+        try:
+            _put(b, "(", 1)
+            for i in range(n):
+                if i:
+                    _put(b, ", ", 2)
+                _put_repr(b, <object>PyTuple_GET_ITEM(o, i))
+            _put(b, ",)" if n == 1 else ")", 2 if n == 1 else 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    return _put_pyrepr(b, o)
+
+
+cdef object _lowered_ascii_repr(object o):
+    """``str(o).lower()`` of an exact dict or list as ASCII bytes, or None when
+    the text is not ASCII (the caller then lowers it with Python)."""
+    cdef _Buf b
+    cdef Py_ssize_t i
+    cdef char c
+    b.p = NULL
+    b.n = b.cap = 0
+    b.ascii = True
+    try:
+        _put_repr(&b, o)
+        if not b.ascii:
+            return None
+        for i in range(b.n):
+            c = b.p[i]
+            if 65 <= c <= 90:
+                b.p[i] = c + 32
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
+
+
+# --- per-evaluation state ---------------------------------------------------------------
+
 cdef class _Frame:
     """State of one evaluation of a program on one plan: resolved paths, node
     results, lowered haystacks and tag views (keyed by identity; the objects
-    are held, so ids cannot be reused)."""
+    are held, so ids cannot be reused).  A program keeps one spare frame and
+    reuses it (cleared after each evaluation); a concurrent or reentrant
+    evaluation gets a fresh one."""
     cdef object plan
     cdef object ctx
     cdef list pvals
+    cdef list plower     # per path slot: its lowered text (contains), None until needed
+    cdef int npaths
     cdef unsigned char *memo
+    cdef int nmemo
     cdef dict texts
     cdef object view_obj
     cdef _TagView view
     cdef dict views
+
+    def __dealloc__(self):
+        free(self.memo)
+
+    cdef int clear(self) except -1:
+        cdef int i
+        self.plan = self.ctx = None
+        for i in range(self.npaths):
+            self.pvals[i] = _UNSET
+            self.plower[i] = None
+        self.texts = None
+        self.views = None
+        self.view_obj = None
+        self.view = None
+        return 0
 
     cdef inline object path(self, int slot, tuple parts, bint in_ctx):
         v = self.pvals[slot]
@@ -317,13 +516,19 @@ cdef class _Frame:
         return v
 
     cdef object lowered(self, object hay):
+        """``str(hay).lower()`` once per object per evaluation: ASCII bytes
+        for dicts and lists that print as ASCII, a str otherwise."""
         cdef PyObject *hit
         if self.texts is None:
             self.texts = {}
         hit = PyDict_GetItem(self.texts, id(hay))
         if hit != NULL and (<tuple>hit)[0] is hay:
             return (<tuple>hit)[1]
-        text = str(hay).lower()
+        text = None
+        if type(hay) is dict or type(hay) is list:
+            text = _lowered_ascii_repr(hay)
+        if text is None:
+            text = str(hay).lower()
         self.texts[id(hay)] = (hay, text)
         return text
 
@@ -331,18 +536,21 @@ cdef class _Frame:
         cdef PyObject *hit
         if tags is self.view_obj and self.view is not None:
             return self.view
-        if self.views is None:
-            self.views = {}
-        hit = PyDict_GetItem(self.views, id(tags))
-        if hit != NULL and (<tuple>hit)[0] is tags:
-            v = <_TagView>(<tuple>hit)[1]
-        else:
+        if self.view is not None:  # a second tags object in this evaluation: keep both
+            if self.views is None:
+                self.views = {}
+            self.views[id(self.view_obj)] = (self.view_obj, self.view)
+        v = None
+        if self.views is not None:
+            hit = PyDict_GetItem(self.views, id(tags))
+            if hit != NULL and (<tuple>hit)[0] is tags:
+                v = <_TagView>(<tuple>hit)[1]
+        if v is None:
             try:
                 v = _build_view(tags)
             except Exception:  # e.g. a tag object whose attribute raises: the
                 v = _new_view()  # shared predicates raise (or not) as the oracle does
                 v.ok = False
-            self.views[id(tags)] = (tags, v)
         self.view_obj = tags
         self.view = v
         return v
@@ -358,22 +566,27 @@ cdef class _Pred:
     cdef int nargs
     cdef tuple lit       # per argument: True for a literal
     cdef tuple vals      # per argument: the literal, or the path's parts
-    cdef tuple slots     # per argument: the path slot (-1 for a literal)
-    cdef tuple inctx     # per argument: path starts at the context
+    cdef int *slot       # per argument: the path slot (-1 for a literal)
+    cdef unsigned char *inctx  # per argument: path starts at the context
     cdef object pre      # literal-derived data (see _make_pred)
     cdef bint has_pre
     cdef double num
     cdef object pre2
     cdef bint has_pre2
 
+    def __cinit__(self):
+        self.slot = NULL
+        self.inctx = NULL
+
+    def __dealloc__(self):
+        free(self.slot)
+        free(self.inctx)
+
     cdef inline object arg(self, int j, _Frame f):
-        cdef int s = self.slots[j]
+        cdef int s = self.slot[j]
         if s < 0:
             return self.vals[j]
         return f.path(s, <tuple>self.vals[j], self.inctx[j])
-
-    cdef inline bint lit_arg(self, int j):
-        return self.slots[j] < 0
 
     cdef object call(self, _Frame f):
         return self.fn(*[self.arg(j, f) for j in range(self.nargs)])
@@ -389,11 +602,27 @@ cdef class _Pred:
             if hay is None:
                 return 0
             needle = self.pre if self.has_pre else self.arg(1, f).lower()
-            if type(hay) is str:
-                text = (<str>hay).lower()
+            s0 = self.slot[0]
+            if s0 >= 0:  # a path: its lowered text once per evaluation, shared by every rule
+                text = f.plower[s0]
+                if text is None:
+                    text = (<str>hay).lower() if type(hay) is str else f.lowered(hay)
+                    f.plower[s0] = text
+            elif type(hay) is str:
+                return 1 if needle in (<str>hay).lower() else 0
             else:
                 text = f.lowered(hay)
-            return 1 if needle in text else 0
+            if type(text) is str:
+                return 1 if needle in <str>text else 0
+            if type(text) is bytes and type(needle) is not str:
+                return 1 if needle in str(hay).lower() else 0  # whatever that does, as the predicate
+            if type(text) is bytes:  # ASCII text: only an ASCII needle can occur in it
+                if self.has_pre:
+                    return 0 if self.pre2 is None else (1 if <bytes>self.pre2 in <bytes>text else 0)
+                if not (<str>needle).isascii():
+                    return 0
+                return 1 if (<str>needle).encode("ascii") in <bytes>text else 0
+            return 1 if needle in text else 0  # a str that lowers to a non-str: as the predicate
         if code == P_GT or code == P_LT:
             left = self.arg(0, f)
             if left is None:
@@ -479,7 +708,7 @@ cdef class _Pred:
             name = self.arg(1, f)
             if type(name) is not str:
                 return 1 if self.call(f) else 0
-            return 1 if name in v.names else 0
+            return 1 if v.has(name) else 0
         if code == P_HAS_CATEGORY:
             cat = self.arg(1, f)
             if type(cat) is not str:
@@ -487,34 +716,44 @@ cdef class _Pred:
             members = _CATEGORY_NAMES.get(cat)
             if members is None:
                 return 0
-            if cat in v.cats:
-                return 1
-            return 0 if (<frozenset>members).isdisjoint(v.names) else 1
+            for c in v.cats:
+                if c is not None and c == cat:
+                    return 1
+            for n in v.names:
+                if n in <frozenset>members:
+                    return 1
+            return 0
         if code == P_TAG_CONF:
             name = self.arg(1, f)
             m = self.arg(2, f) if self.nargs > 2 else 0.8
             if type(name) is not str or not _plain_conf(m):
                 return 1 if self.call(f) else 0
-            if name not in v.conf:
-                return 0
-            best = v.conf[name]
-            return 1 if (best is None or best >= m) else 0
+            for k in range(len(v.names)):
+                if v.names[k] == name:
+                    c = v.confs[k]
+                    if c is None or c >= m:
+                        return 1
+            return 0
         if code == P_HUMAN:
             if self.has_pre:  # every name a literal: the human-oversight ones, precomputed
-                return 0 if (<frozenset>self.pre).isdisjoint(v.names) else 1
+                for n in v.names:
+                    if n in <frozenset>self.pre:
+                        return 1
+                return 0
             for j in range(1, self.nargs):
                 n = self.arg(j, f)
                 if isinstance(n, str) and type(n) is not str:
                     return 1 if self.call(f) else 0
             for j in range(1, self.nargs):
                 n = self.arg(j, f)
-                if type(n) is str and n in _HUMAN_TAGS and n in v.names:
+                if type(n) is str and n in _HUMAN_TAGS and v.has(n):
                     return 1
             return 0
         if code == P_HIGH_RISK:
-            names = v.names
+            if len(v.names) < 2:
+                return 0
             for pair in _HIGH_RISK:
-                if (<tuple>pair)[0] in names and (<tuple>pair)[1] in names:
+                if v.has((<tuple>pair)[0]) and v.has((<tuple>pair)[1]):
                     return 1
             return 0
         return 1 if self.call(f) else 0
@@ -541,10 +780,18 @@ cdef _Pred _make_pred(str name, list args, dict path_slots):
             vals.append(a[2])
             slots.append(path_slots[key])
             inctx.append(a[1])
-    p.lit, p.vals, p.slots, p.inctx = tuple(lit), tuple(vals), tuple(slots), tuple(inctx)
+    p.lit, p.vals = tuple(lit), tuple(vals)
+    p.slot = <int *>malloc(max(p.nargs, 1) * sizeof(int))
+    p.inctx = <unsigned char *>malloc(max(p.nargs, 1))
+    if p.slot == NULL or p.inctx == NULL:
+        raise MemoryError()
+    for j in range(p.nargs):
+        p.slot[j] = slots[j]
+        p.inctx[j] = 1 if inctx[j] else 0
     code = p.code
     if code == P_CONTAINS and p.lit[1]:
         p.pre = p.vals[1].lower()  # the parser guarantees a str
+        p.pre2 = p.pre.encode("ascii") if p.pre.isascii() else None
         p.has_pre = True
     elif (code == P_GT or code == P_LT) and p.lit[1] and type(p.vals[1]) in (int, float):
         p.num = float(p.vals[1])  # the parser rejects literals that overflow
@@ -625,6 +872,7 @@ cdef class _Program:
     cdef list payload
     cdef int npaths
     cdef list roots
+    cdef _Frame spare
 
     def __cinit__(self):
         self.ops = self.first = self.count = self.kids = NULL
@@ -686,14 +934,28 @@ cdef class _Program:
         f.memo[i] = <unsigned char>(r + 1)
         return r
 
-    cdef _Frame frame(self, object plan, object ctx, unsigned char *memo):
-        cdef _Frame f = _Frame.__new__(_Frame)
+    cdef _Frame acquire(self, object plan, object ctx):
+        """The spare frame (or a new one) set up for one evaluation."""
+        cdef _Frame f = self.spare
+        if f is not None:
+            self.spare = None  # no Python code runs between the read and this: GIL-atomic
+        else:
+            f = _Frame.__new__(_Frame)
+            f.pvals = [_UNSET] * self.npaths
+            f.plower = [None] * self.npaths
+            f.npaths = self.npaths
+            f.memo = <unsigned char *>malloc(max(self.n, 1))
+            if f.memo == NULL:
+                raise MemoryError()
+        memset(f.memo, 0, self.n)
         f.plan = plan
         f.ctx = ctx
-        f.pvals = [_UNSET] * self.npaths
-        memset(memo, 0, self.n)
-        f.memo = memo
         return f
+
+    cdef int release(self, _Frame f) except -1:
+        f.clear()  # drop every reference into the plan before keeping the frame
+        self.spare = f
+        return 0
 
 
 cdef class CompiledRule:
@@ -703,26 +965,20 @@ cdef class CompiledRule:
     them into a BLOCK with reason ``evaluation_error``)."""
 
     cdef _Program prog
+    cdef int root
     cdef readonly object tree
     cdef readonly str source
 
     cdef object _call(self, object plan, object context):
-        cdef unsigned char stack_memo[256]
-        cdef unsigned char *memo = stack_memo
         cdef _Program p = self.prog
-        if p.n > 256:
-            memo = <unsigned char *>malloc(p.n)
-            if memo == NULL:
-                raise MemoryError()
+        cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
         try:
-            f = p.frame(plan, context if context else _EMPTY, memo)
             try:
-                return p.ev(p.roots[0], f) == 1
+                return p.ev(self.root, f) == 1
             except Exception as exc:
                 raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
         finally:
-            if memo != stack_memo:
-                free(memo)
+            p.release(f)
 
     def __call__(self, plan, context=None):
         return self._call(plan, context)
@@ -743,6 +999,7 @@ def compile_rule(rule_str):
     tree = dsl.parse_rule(rule_str)
     r.prog = _Program.__new__(_Program)
     r.prog.build([tree])
+    r.root = r.prog.roots[0]
     r.tree = tree
     r.source = rule_str
     return r
@@ -805,18 +1062,11 @@ cdef class RuleSetProgram:
                 k += 1
 
     def __call__(self, plan, context):
-        cdef unsigned char stack_memo[512]
-        cdef unsigned char *memo = stack_memo
         cdef _Program p = self.prog
         cdef Py_ssize_t i, n = len(self.rules)
-        cdef _Frame f
-        if p.n > 512:
-            memo = <unsigned char *>malloc(p.n)
-            if memo == NULL:
-                raise MemoryError()
+        cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
         out = []
         try:
-            f = p.frame(plan, context if context else _EMPTY, memo)
             for i in range(n):
                 rule = self.rules[i]
                 fn = self.fns[i]
@@ -833,8 +1083,7 @@ cdef class RuleSetProgram:
                 except Exception as exc:
                     out.append((i, exc))
         finally:
-            if memo != stack_memo:
-                free(memo)
+            p.release(f)
         return out
 
 
@@ -850,43 +1099,63 @@ def make_program(rules):
 
 # --- plan and facts hashes -----------------------------------------------------------------
 
-cdef str _items_repr(object d):
-    """``repr(sorted(d.items()))`` built directly: keys sorted alone, one join.
-    Only for exact dicts with str keys (where the two orders are the same);
-    anything else takes the engine's path.  Works on a copy, as
-    ``sorted(d.items())`` does, in case a value's ``__repr__`` edits ``d``."""
-    cdef PyObject *v
-    if type(d) is not dict:
-        return repr(eng._sorted_items(d))
-    d = (<dict>d).copy()
-    keys = list(<dict>d)
-    for k in keys:
-        if type(k) is not str:
-            return repr(eng._sorted_items(d))
-    if not keys:
-        return "[]"
-    keys.sort()
-    pieces = []
-    for k in keys:
-        v = PyDict_GetItem(d, k)
-        if v == NULL:  # cannot happen: d is our private copy and the keys are exact str
-            raise RuntimeError("plan changed while hashing")
-        pieces.append(f"({k!r}, {<object>v!r})")
-    return "[" + ", ".join(pieces) + "]"
+cdef int _put_items(_Buf *b, object d) except -1:
+    """Write ``repr(sorted(d.items()))`` as UTF-8.  Exact dicts with str keys
+    (where sorting the keys alone gives the same order) are written directly,
+    from a copy, as ``sorted(d.items())`` works on one in case a value's
+    ``__repr__`` edits ``d``; anything else takes the engine's path."""
+    cdef Py_ssize_t k
+    cdef const char *u
+    if type(d) is dict:
+        d = (<dict>d).copy()
+        keys = list(<dict>d)
+        for key in keys:
+            if type(key) is not str:
+                break
+        else:
+            keys.sort()
+            _put(b, "[", 1)
+            for i, key in enumerate(keys):
+                _put(b, ", (" if i else "(", 3 if i else 1)
+                _put_repr(b, key)
+                _put(b, ", ", 2)
+                _put_repr(b, (<dict>d)[key])
+                _put(b, ")", 1)
+            return _put(b, "]", 1)
+    text = repr(eng._sorted_items(d))
+    u = PyUnicode_AsUTF8AndSize(text, &k)
+    return _put(b, u, k)
 
 
 def plan_digest(plan):
     """``(UTF-8 repr of the sorted plan pairs, plan_hash)``; same hash as
     :func:`lukhas_fast._ethics_engine.plan_digest`."""
-    data = _items_repr(plan).encode("utf-8")
+    cdef _Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        _put_items(&b, plan)
+        data = PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
     return data, _sha256(data).hexdigest()[:16]
 
 
 def facts_digest(context, bytes plan_data):
     """The facts hash from the context and :func:`plan_digest`'s bytes; same
     hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
-    data = b"[('context', " + _items_repr(context).encode("utf-8") + b"), ('plan', " + plan_data + b")]"
-    return _sha256(data).hexdigest()[:16]
+    cdef _Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        _put(&b, "[('context', ", 13)
+        _put_items(&b, context)
+        _put(&b, "), ('plan', ", 12)
+        _put(&b, plan_data, len(plan_data))
+        _put(&b, ")]", 2)
+        return _sha256(PyBytes_FromStringAndSize(b.p, b.n)).hexdigest()[:16]
+    finally:
+        free(b.p)
 
 
 class EthicsRule(eng.EthicsRule):
