@@ -150,7 +150,7 @@ def tag_values(draw):
     """Every accepted tag shape, plus odd ones that must take the shared predicates."""
     names = draw(st.lists(st.sampled_from(NAMES), max_size=5))
     shape = draw(st.sampled_from(["names", "set", "tuple", "frozenset", "comma", "dict", "dict_bool", "objects",
-                                  "dicts", "tagged", "none", "int", "odd_list", "str_sub"]))
+                                  "dicts", "tagged", "tagged_odd", "none", "int", "odd_list", "str_sub"]))
     if shape == "names":
         return names
     if shape in ("set", "tuple", "frozenset"):
@@ -172,6 +172,11 @@ def tag_values(draw):
 
         return _tags_py.TaggedPlan({}, [_tags_py.SafetyTag(n, _tags_py.SafetyTagCategory.DATA_SENSITIVITY, "d",
                                                           draw(st.floats(0, 1))) for n in names], 0.0, {})
+    if shape == "tagged_odd":  # elements without .name: tag_names fails, so the reference reads no tags
+        from lukhas_fast import _tags_py
+
+        return _tags_py.TaggedPlan({}, names + [draw(st.sampled_from([_Tag("pii"), "pii", {"name": "pii"}, 5]))],
+                                   0.0, {})
     if shape == "none":
         return None
     if shape == "int":

@@ -38,10 +38,14 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset, memcpy
-from libc.stdio cimport snprintf
 from cpython.mem cimport PyMem_Free
 
+cdef extern from "string.h":
+    void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
+
 cdef extern from "Python.h":
+    char *PyBytes_AS_STRING(object)
+    Py_ssize_t PyBytes_GET_SIZE(object)
     bint PyUnicode_IS_ASCII(object)
     const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
     Py_ssize_t PyUnicode_GET_LENGTH(object)
@@ -79,6 +83,10 @@ __all__ = [
 DOMAIN_CACHE_SIZE = 4096
 #: URLs longer than this are not memoised (bounds the memo's memory).
 DOMAIN_CACHE_MAX_URL = 2048
+#: Per ``matches`` pattern: texts remembered with their result (cleared when full), and
+#: the longest text remembered.  At most 256 x 512 characters per pattern.
+cdef Py_ssize_t _MATCH_MEMO_SIZE = 256
+cdef Py_ssize_t _MATCH_MEMO_MAX_TEXT = 512
 
 
 def backend_details():
@@ -239,6 +247,40 @@ cdef class _TagView:
         return False
 
 
+# getattr(category, "value", category) of an Enum member is a Python-level
+# property call (the costliest part of reading a SafetyTag); members are
+# singletons with constant values, so their value is remembered by identity
+# (the member is held, so its id cannot be reused).  Bounded: cleared when full.
+cdef dict _enum_values = {}
+from lukhas_fast._tags_py import TaggedPlan as _TaggedPlan
+cdef object _Enum = __import__("enum").Enum
+
+
+cdef inline object _cat_value(object cat):
+    cdef PyObject *hit
+    if cat is None or type(cat) is str:
+        return cat
+    if isinstance(cat, _Enum):
+        hit = PyDict_GetItem(_enum_values, id(cat))
+        if hit != NULL and (<tuple>hit)[0] is cat:
+            return (<tuple>hit)[1]
+        value = getattr(cat, "value", cat)
+        if len(_enum_values) >= 1024:
+            _enum_values.clear()
+        _enum_values[id(cat)] = (cat, value)
+        return value
+    return getattr(cat, "value", cat)
+
+
+cdef inline bint _plain_tagged(object tags, list inner):
+    if type(tags) is not _TaggedPlan:
+        return False
+    for el in inner:
+        if isinstance(el, (str, dict)):
+            return False
+    return True
+
+
 cdef _TagView _new_view():
     cdef _TagView v = _TagView.__new__(_TagView)
     v.ok = True
@@ -281,7 +323,7 @@ cdef _TagView _build_view(object tags):
             elif te is dict:
                 if "name" in el:
                     cat = (<dict>el).get("category")
-                    v.add((<dict>el)["name"], getattr(cat, "value", cat), (<dict>el).get("confidence"))
+                    v.add((<dict>el)["name"], _cat_value(cat), (<dict>el).get("confidence"))
             elif isinstance(el, (str, dict)):
                 v.ok = False
             else:
@@ -290,12 +332,16 @@ cdef _TagView _build_view(object tags):
                     v.ok = False  # a bare non-str element: compared with == by the predicates
                 else:
                     cat = getattr(el, "category", None)
-                    v.add(name, getattr(cat, "value", cat), getattr(el, "confidence", None))
+                    v.add(name, _cat_value(cat), getattr(el, "confidence", None))
         return v
     if t is int or t is float or t is bool:
         return v  # no entries
     inner = getattr(tags, "tags", None)
-    if type(inner) is list and hasattr(tags, "tag_names"):  # a TaggedPlan
+    # a TaggedPlan.  Ours: its tag_names property ({t.name for t in tags}) only fails
+    # for elements without .name; str and dict elements are the ones the view would
+    # read anyway, so only then is the property evaluated; any other element without
+    # .name makes the view not ok (the shared predicate decides)
+    if type(inner) is list and (_plain_tagged(tags, inner) or hasattr(tags, "tag_names")):
         return _build_view(inner)
     v.ok = False
     return v
@@ -334,6 +380,23 @@ cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
     return 0
 
 
+cdef int _put_int(_Buf *b, long long v) except -1:
+    """Decimal digits of ``v`` (what int.__repr__ writes), without printf."""
+    cdef char num[24]
+    cdef int i = 24
+    cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
+    while True:
+        i -= 1
+        num[i] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        i -= 1
+        num[i] = 45  # '-'
+    return _put(b, num + i, 24 - i)
+
+
 cdef int _put_pyrepr(_Buf *b, object o) except -1:
     cdef Py_ssize_t k
     r = repr(o)
@@ -350,7 +413,6 @@ cdef int _put_repr(_Buf *b, object o) except -1:
     cdef unsigned char c
     cdef int overflow
     cdef long long iv
-    cdef char num[32]
     cdef char *fs
     cdef PyObject *key
     cdef PyObject *val
@@ -384,8 +446,7 @@ cdef int _put_repr(_Buf *b, object o) except -1:
         iv = PyLong_AsLongLongAndOverflow(o, &overflow)
         if overflow:
             return _put_pyrepr(b, o)
-        k = snprintf(num, 32, "%lld", iv)
-        return _put(b, num, k)
+        return _put_int(b, iv)
     if t is float:
         fs = PyOS_double_to_string(<double>o, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         try:
@@ -449,6 +510,13 @@ cdef int _put_repr(_Buf *b, object o) except -1:
             Py_ReprLeave(o)
         return 0
     return _put_pyrepr(b, o)
+
+
+cdef inline bint _bytes_find(bytes hay, bytes needle):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(needle)
+    if n == 0:
+        return True
+    return memmem(PyBytes_AS_STRING(hay), PyBytes_GET_SIZE(hay), PyBytes_AS_STRING(needle), n) != NULL
 
 
 cdef object _lowered_ascii_repr(object o):
@@ -618,10 +686,16 @@ cdef class _Pred:
                 return 1 if needle in str(hay).lower() else 0  # whatever that does, as the predicate
             if type(text) is bytes:  # ASCII text: only an ASCII needle can occur in it
                 if self.has_pre:
-                    return 0 if self.pre2 is None else (1 if <bytes>self.pre2 in <bytes>text else 0)
-                if not (<str>needle).isascii():
+                    nb = self.pre2
+                elif (<str>needle).isascii():
+                    nb = (<str>needle).encode("ascii")
+                else:
+                    nb = None
+                if nb is None:
                     return 0
-                return 1 if (<str>needle).encode("ascii") in <bytes>text else 0
+                # memmem, not ``in``: bytes.__contains__ first tries the needle as an int
+                # and raises/clears a TypeError each time
+                return 1 if _bytes_find(<bytes>text, <bytes>nb) else 0
             return 1 if needle in text else 0  # a str that lowers to a non-str: as the predicate
         if code == P_GT or code == P_LT:
             left = self.arg(0, f)
@@ -690,7 +764,18 @@ cdef class _Pred:
             text = self.arg(0, f)
             if text is None:
                 return 0
-            return 0 if self.pre.search(str(text)) is None else 1
+            text = str(text)
+            if type(text) is str and len(<str>text) <= _MATCH_MEMO_MAX_TEXT:
+                # search is a pure function of (pattern, text): a bounded per-pattern memo
+                hit = (<dict>self.pre2).get(text)
+                if hit is not None:
+                    return <int>hit
+                r = 0 if self.pre.search(text) is None else 1
+                if len(<dict>self.pre2) >= _MATCH_MEMO_SIZE:
+                    (<dict>self.pre2).clear()
+                (<dict>self.pre2)[text] = r
+                return r
+            return 0 if self.pre.search(text) is None else 1
         if code >= P_HAS_TAG:
             return self.run_tags(f)
         return 1 if self.call(f) else 0
@@ -701,6 +786,21 @@ cdef class _Pred:
         tags = self.arg(0, f)
         if tags is None:
             return 0  # every tag predicate: None tags -> False
+        if code == P_TAG_CONF and type(tags) is dict:
+            # the predicate reads a dict directly (no entries): so does this
+            name = self.arg(1, f)
+            m = self.arg(2, f) if self.nargs > 2 else 0.8
+            if type(name) is str and _plain_conf(m):
+                val = (<dict>tags).get(name, _UNSET)
+                if val is _UNSET:
+                    return 0
+                if type(val) is dict:
+                    c = (<dict>val).get("confidence", 1.0)
+                    if _plain_conf(c):
+                        return 1 if c >= m else 0
+                elif not isinstance(val, dict):
+                    return 1
+            return 1 if self.call(f) else 0
         v = f.tag_view(tags)
         if not v.ok:  # a shape the view does not answer exactly: the shared predicate
             return 1 if self.call(f) else 0
@@ -809,6 +909,7 @@ cdef _Pred _make_pred(str name, list args, dict path_slots):
             p.has_pre = True
     elif code == P_MATCHES and p.lit[1]:
         p.pre = _re.compile(p.vals[1])  # valid: checked by the parser
+        p.pre2 = {}  # text -> 0/1 (see _MATCH_MEMO_SIZE)
         p.has_pre = True
     elif code == P_HUMAN and all(p.lit[1:]):
         p.pre = frozenset(n for n in p.vals[1:] if isinstance(n, str) and n in _HUMAN_TAGS)
@@ -1065,13 +1166,18 @@ cdef class RuleSetProgram:
         cdef _Program p = self.prog
         cdef Py_ssize_t i, n = len(self.rules)
         cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
+        cdef bint plain
         out = []
+        cls0 = type(self.rules[0]) if n else None
+        plain0 = _plain_evaluate(cls0) if n else False
         try:
             for i in range(n):
                 rule = self.rules[i]
                 fn = self.fns[i]
                 try:
-                    if fn is not None and rule._compiled_fn is fn and _plain_evaluate(type(rule)):
+                    t = type(rule)
+                    plain = plain0 if t is cls0 else _plain_evaluate(t)
+                    if fn is not None and plain and rule._compiled_fn is fn:
                         try:
                             fired = p.ev(self.root[i], f) == 1
                         except Exception as exc:
