@@ -252,7 +252,7 @@ cdef class _TagView:
 # singletons with constant values, so their value is remembered by identity
 # (the member is held, so its id cannot be reused).  Bounded: cleared when full.
 cdef dict _enum_values = {}
-from lukhas_fast._tags_py import TaggedPlan as _TaggedPlan
+from lukhas_fast._tags_py import SafetyTag as _SafetyTag, TaggedPlan as _TaggedPlan
 cdef object _Enum = __import__("enum").Enum
 
 
@@ -260,14 +260,15 @@ cdef inline object _cat_value(object cat):
     cdef PyObject *hit
     if cat is None or type(cat) is str:
         return cat
+    key = <Py_ssize_t><PyObject *>cat
+    hit = PyDict_GetItem(_enum_values, key)
+    if hit != NULL and (<tuple>hit)[0] is cat:  # only Enum members are remembered
+        return (<tuple>hit)[1]
     if isinstance(cat, _Enum):
-        hit = PyDict_GetItem(_enum_values, id(cat))
-        if hit != NULL and (<tuple>hit)[0] is cat:
-            return (<tuple>hit)[1]
         value = getattr(cat, "value", cat)
         if len(_enum_values) >= 1024:
             _enum_values.clear()
-        _enum_values[id(cat)] = (cat, value)
+        _enum_values[key] = (cat, value)
         return value
     return getattr(cat, "value", cat)
 
@@ -326,6 +327,20 @@ cdef _TagView _build_view(object tags):
                     v.add((<dict>el)["name"], _cat_value(cat), (<dict>el).get("confidence"))
             elif isinstance(el, (str, dict)):
                 v.ok = False
+            elif te is _SafetyTag:
+                # our dataclass: plain instance attributes, read from its __dict__
+                d = el.__dict__
+                name = d.get("name", _UNSET)
+                cat = d.get("category", _UNSET)
+                conf = d.get("confidence", _UNSET)
+                if name is _UNSET or cat is _UNSET or conf is _UNSET:  # an attribute deleted: getattr
+                    name = getattr(el, "name", None)
+                    cat = getattr(el, "category", None)
+                    conf = getattr(el, "confidence", None)
+                if name is None:
+                    v.ok = False
+                else:
+                    v.add(name, _cat_value(cat), conf)
             else:
                 name = getattr(el, "name", None)
                 if name is None:

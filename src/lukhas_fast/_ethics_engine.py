@@ -257,11 +257,11 @@ class RuleSet:
     def _prepare(self) -> None:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
         Rebuilt if someone edits ``rules`` in place."""
-        self._snapshot = tuple(self.rules)
+        self._snapshot = list(self.rules)  # compared with ``rules`` per evaluation (no copy made then)
         cls = type(self.rules[0]) if self.rules else EthicsRule
         self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
         make = cls._make_program
-        rules = list(self._snapshot)
+        rules = list(self._snapshot)  # the program's own list
         self._program = make(rules) if make is not None else (lambda plan, context: _hits(rules, plan, context))
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
@@ -308,7 +308,7 @@ class RuleSet:
         reasons: List[str] = []
         m = self._metrics
         try:
-            if tuple(self.rules) != self._snapshot:
+            if self.rules != self._snapshot:
                 self._prepare()
             hits = self._program(plan, context)
             prepared = self._prepared
