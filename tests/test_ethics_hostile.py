@@ -333,3 +333,20 @@ def test_plan_hash_of_recursive_and_exotic_values(ethics_impl, oracle):
     for plan in plans:
         ra, rb = rs.evaluate(plan, {"ctx": plan.get("s")}), rs_ref.evaluate(plan, {"ctx": plan.get("s")})
         assert (ra.plan_hash, ra.facts_hash) == (rb.plan_hash, rb.facts_hash), plan
+
+
+def test_c_compiled_rule_and_program_pickle():
+    """C-tier compiled rules and rule-set programs pickle by their source (recompiled on load)."""
+    import pickle
+
+    from lukhas_fast._backend import tier_modules
+
+    c = tier_modules("ethics").get("c")
+    if c is None:
+        pytest.skip("C tier not installed")
+    rule = c.compile_rule('and(equals(action, "x"), has_tag(safety_tags, "pii"))')
+    back = pickle.loads(pickle.dumps(rule))
+    assert back.source == rule.source and back({"action": "x", "safety_tags": ["pii"]}) is True
+    prog = c.make_program(c.load_ethics_rules(None, metrics=False).rules)
+    plan = {"action": "external_call", "params": {"url": "https://evil.example"}}
+    assert pickle.loads(pickle.dumps(prog))(plan, {}) == prog(plan, {})

@@ -1177,6 +1177,9 @@ cdef class RuleSetProgram:
                 self.root[i] = self.prog.roots[k]
                 k += 1
 
+    def __reduce__(self):
+        return (make_program, (self.rules,))
+
     def __call__(self, plan, context):
         cdef _Program p = self.prog
         cdef Py_ssize_t i, n = len(self.rules)

@@ -6,6 +6,7 @@ modules subclass it); everything else here is tier-independent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -262,7 +263,7 @@ class RuleSet:
         self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
         make = cls._make_program
         rules = list(self._snapshot)  # the program's own list
-        self._program = make(rules) if make is not None else (lambda plan, context: _hits(rules, plan, context))
+        self._program = make(rules) if make is not None else functools.partial(_hits, rules)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
 
