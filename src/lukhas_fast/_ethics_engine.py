@@ -6,6 +6,7 @@ modules subclass it); everything else here is tier-independent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -120,8 +121,10 @@ class EthicsRule:
 
     #: compile function of the tier (set by the tier modules)
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
-    #: evaluate rules on one plan -> [(index, True | exception)] for the rules that fired or failed
-    _evaluate_many: ClassVar[Optional[Callable[..., List[Any]]]] = None
+    #: rules (in evaluation order) -> a callable ``(plan, context) -> [(index, True | exception)]``
+    #: for the rules that fired or failed: the whole rule set as one program (a tier may
+    #: share work between rules); None: each rule's ``evaluate`` in turn
+    _make_program: ClassVar[Optional[Callable[[List[Any]], Callable[[Any, Any], List[Any]]]]] = None
     #: plan -> (token, plan_hash) and (context, token) -> facts_hash; same strings as
     #: :func:`plan_digest` / :func:`facts_digest` (a tier may compute them faster)
     _plan_digest: ClassVar[Optional[Callable[[Dict[Any, Any]], Tuple[Any, str]]]] = None
@@ -274,9 +277,12 @@ class RuleSet:
     def _prepare(self) -> None:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
         Rebuilt if someone edits ``rules`` in place."""
-        self._snapshot = tuple(self.rules)
+        self._snapshot = list(self.rules)  # compared with ``rules`` per evaluation (no copy made then)
         cls = type(self.rules[0]) if self.rules else EthicsRule
         self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
+        make = cls._make_program
+        rules = list(self._snapshot)  # the program's own list
+        self._program = make(rules) if make is not None else functools.partial(_hits, rules)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
 
@@ -322,11 +328,9 @@ class RuleSet:
         reasons: List[str] = []
         m = self._metrics
         try:
-            rules = self.rules
-            if tuple(rules) != self._snapshot:
+            if self.rules != self._snapshot:
                 self._prepare()
-            batch = type(rules[0])._evaluate_many if rules else None
-            hits = batch(rules, plan, context) if batch is not None else _hits(rules, plan, context)
+            hits = self._program(plan, context)
             prepared = self._prepared
             for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
                 rule, rule_level, fired_reason, error_reason = prepared[i]

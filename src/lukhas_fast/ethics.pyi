@@ -14,6 +14,7 @@ class RuleLoadError(Exception): ...
 
 PREDICATES: Dict[str, Callable[..., Any]]
 DEFAULT_RULES_PATH: str
+MAX_RULE_DEPTH: int
 SAFETY_TAG_RULES_PATH: str
 
 def canonical_domain(url: Any) -> str: ...
