@@ -35,6 +35,7 @@ import collections
 import itertools
 import logging
 import os
+import platform
 import re
 import time
 import multiprocessing
@@ -201,10 +202,11 @@ class JsonLogFormatter(logging.Formatter):
 class BadRequest(Exception):
     """A rejected request: ``status`` (400 unless said) with ``{"error": message, "field": field}``."""
 
-    def __init__(self, message: str, field: Optional[str] = None, status: int = 400) -> None:
+    def __init__(self, message: str, field: Optional[str] = None, status: int = 400, close: bool = False) -> None:
         super().__init__(message)
         self.field = field
         self.status = status
+        self.close = close  # answer with "Connection: close" (the rest of the body is not read)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -308,11 +310,14 @@ class BodyReader:
             raise
         except BodyTimeout:
             raise BadRequest(f"request body not received within {self.config.body_timeout:g} s", "body",
-                             status=408) from None
+                             status=408, close=True) from None
         except Exception as exc:  # aiohttp: ContentEncodingError / RequestPayloadError (bad gzip...)
+            # the parser stopped on this body: mark it finished so that aiohttp does not try to
+            # drain it after the answer (which would raise the same error again), and close
+            content.feed_eof()
             if enc is not None:
-                raise BadRequest(f"request body is not valid {enc.strip().lower()} data", "body") from None
-            raise BadRequest(f"request body could not be read: {exc}", "body") from None
+                raise BadRequest(f"request body is not valid {enc.strip().lower()} data", "body", close=True) from None
+            raise BadRequest(f"request body could not be read: {exc}", "body", close=True) from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -884,7 +889,7 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
             resp = await handler(request)
         except BadRequest as exc:
             resp = _json({"error": str(exc), "field": exc.field, "request_id": rid}, status=exc.status)
-            if exc.status == 408:
+            if exc.close:
                 resp.force_close()
         except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
             field = "body" if exc.status == 413 else None
@@ -996,25 +1001,28 @@ class _HeaderTimeout(asyncio.Protocol):
         self._h.resume_writing()
 
 
-class _GuardedTCPSite(web.TCPSite):
-    """A ``TCPSite`` whose connections have the header-read timeout."""
+class _BoundSite(web.BaseSite):
+    """A site on an already bound (not yet serving) ``asyncio.Server``: the sockets are
+    bound before the application starts, so a busy port fails before anything runs."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, header_timeout: float) -> None:
-        super().__init__(runner, host, port)
-        self._header_timeout = header_timeout
+    def __init__(self, runner: web.BaseRunner, server: asyncio.AbstractServer, name: str) -> None:
+        super().__init__(runner)
+        self._bound = server
+        self._name_str = name
+
+    @property
+    def name(self) -> str:
+        return self._name_str
 
     async def start(self) -> None:
-        await web.BaseSite.start(self)
-        loop = asyncio.get_running_loop()
-        server = self._runner.server
-        assert server is not None
-        timeout = self._header_timeout
-        self._server = await loop.create_server(
-            lambda: _HeaderTimeout(server(), timeout, loop), self._host, self._port,
-            backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+        await super().start()
+        self._server = self._bound
+        await self._bound.start_serving()
 
 
 def _metrics_app() -> web.Application:
+    """The ``--metrics-port`` application: the Prometheus exposition on ``/metrics`` (and ``/``)."""
+
     async def exposition(request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -1026,26 +1034,59 @@ def _metrics_app() -> web.Application:
     return app
 
 
-async def start_sites(app: web.Application) -> List[web.BaseRunner]:
-    """Start ``app`` on its config's host/port (and the metrics port): the runners, to clean up
-    in order.  A bind failure raises ``OSError`` after releasing what was set up."""
-    config = app[SERVICE_KEY].config
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           keepalive_timeout=config.keepalive_timeout, shutdown_timeout=config.shutdown_grace)
-    await runner.setup()
-    runners: List[web.BaseRunner] = [runner]
+async def _bind(host: str, port: int, header_timeout: float,
+                runner: List[web.BaseRunner]) -> asyncio.AbstractServer:
+    """Listening sockets (not serving yet); each connection gets the header timeout.  The
+    runner (``runner[0]``) is looked up per connection, so it may be made after this."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: _HeaderTimeout(runner[0].server(), header_timeout, loop),  # type: ignore
+                                    host, port, start_serving=False, reuse_address=True, backlog=128)
+
+
+async def start_sites(app: Union[web.Application, Callable[[], web.Application]],
+                      config: Optional[ServiceConfig] = None) -> List[web.BaseRunner]:
+    """Bind the config's host/port (and the metrics port), then start the application on
+    them: the runners, to clean up in order (``runners[0].app`` is the application).
+
+    ``app`` is an application made by :func:`create_app`, or (with ``config``) a function
+    making one, called only once the sockets are bound.  A bind failure raises ``OSError``
+    before the application is made or started (nothing to clean up)."""
+    if config is None:
+        assert isinstance(app, web.Application), "start_sites(factory) needs config"
+        config = app[SERVICE_KEY].config
+    main_ref: List[web.BaseRunner] = []
+    metrics_ref: List[web.BaseRunner] = []
+    servers = [await _bind(config.host, config.port, config.header_timeout, main_ref)]
     try:
-        await _GuardedTCPSite(runner, config.host, config.port, config.header_timeout).start()
         if config.metrics_port is not None:
-            mrunner = web.AppRunner(_metrics_app(), access_log=None, shutdown_timeout=1.0)
-            await mrunner.setup()
-            runners.append(mrunner)
-            await _GuardedTCPSite(mrunner, config.host, config.metrics_port, config.header_timeout).start()
+            servers.append(await _bind(config.host, config.metrics_port, config.header_timeout, metrics_ref))
+        if not isinstance(app, web.Application):
+            app = app()
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    main_ref.append(web.AppRunner(app, handle_signals=False, access_log=None,
+                                  keepalive_timeout=config.keepalive_timeout, shutdown_timeout=config.shutdown_grace))
+    if config.metrics_port is not None:
+        metrics_ref.append(web.AppRunner(_metrics_app(), access_log=None, shutdown_timeout=1.0))
+    runners: List[web.BaseRunner] = []
+    try:
+        for ref, server in zip((main_ref, metrics_ref), servers):
+            await ref[0].setup()
+            runners.append(ref[0])
+            await _BoundSite(ref[0], server, f"http://{config.host}:{bound_ports_of(server)[0]}").start()
     except BaseException:
         for r in reversed(runners):
             await r.cleanup()
+        for server in servers:
+            server.close()
         raise
     return runners
+
+
+def bound_ports_of(server: asyncio.AbstractServer) -> List[int]:
+    return [sock.getsockname()[1] for sock in getattr(server, "sockets", None) or ()]
 
 
 def bound_ports(runner: web.BaseRunner) -> List[int]:
@@ -1067,26 +1108,31 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0,
     address cannot be bound.
     """
     config = (config or ServiceConfig()).validate()
-    app = create_app(config)
 
     async def _main() -> None:
-        runners = await start_sites(app)
+        runners = await start_sites(lambda: create_app(config), config)  # type: ignore[arg-type]
+        app = runners[0].app
         info = backend_info()
         tiers = ", ".join(f"{f}={e['tier']}" for f, e in info["families"].items())
         from lukhas_fast import __version__ as version
         import aiohttp
 
+        ports = bound_ports(runners[0])
         logger.info("lukhas_fast %s service listening on http://%s:%d (backends: %s; python %s, aiohttp %s)%s",
-                    version, config.host, bound_ports(runners[0])[0] if bound_ports(runners[0]) else config.port,
-                    tiers, ".".join(map(str, __import__("sys").version_info[:3])), aiohttp.__version__,
-                    f"; Prometheus on port {config.metrics_port}" if config.metrics_port is not None else "")
+                    version, config.host, ports[0] if ports else config.port, tiers, platform.python_version(),
+                    aiohttp.__version__, "" if len(runners) < 2 else
+                    f"; Prometheus exposition on http://{config.host}:{bound_ports(runners[1])[0]}/metrics")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal
 
+        def _stop(signame: str) -> None:
+            logger.info("%s received", signame)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, _stop, sig.name)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
                 pass
         try:
