@@ -389,7 +389,8 @@ async def test_large_bodies_are_enriched_in_worker_processes_with_the_same_answe
     svc = offload.app[SERVICE_KEY]
     assert svc.offloaded == 4 and svc.enricher.get_stats()["cache_misses"] == 0  # none ran on the loop
     m = await (await offload.get("/metrics")).json()
-    assert m["offloaded_enrichments"] == {"done": 4, "failed": 0, "workers": 2}
+    off = m["offloaded_enrichments"]
+    assert off["done"] == 4 and off["failed"] == 0 and 1 <= off["workers"] <= 2  # workers start on demand
 
 
 async def test_offloaded_enrichment_over_its_deadline_is_503_and_the_workers_restart(aiohttp_client):
