@@ -79,6 +79,7 @@ METRICS = _obj({
     "enricher": _OBJ,
     "engine": _OBJ,
     "backend": {"type": "object", "additionalProperties": _STR},
+    "offloaded_enrichments": _obj({"done": _INT, "failed": _INT, "workers": _INT}),
 })
 
 _ANALYSIS_COMMON = {"timestamp": _NUM, "type": _STR, "lane": {"enum": LANES}, "drift_ema": _NUM,

@@ -453,6 +453,12 @@ def _worker_init() -> None:
         pass
 
 
+def _worker_ready() -> bool:
+    """A no-op task: makes the pool start its workers."""
+    time.sleep(0.05)  # long enough that each of the warm-up tasks lands on its own worker
+    return True
+
+
 def _offloaded_enrich(plan: Dict[str, Any], context: Optional[Dict[str, Any]]) -> Any:
     """Runs in an offload worker process: :func:`_tag_rows` of the enrichment."""
     global _worker_enricher
@@ -651,7 +657,8 @@ class Service:
             "ring": s["ring"],
             "drift": await self.drift_store.snapshot(),
             "enricher": stats,
-            "offloaded_enrichments": {"done": self.offloaded, "failed": self.offload_failures},
+            "offloaded_enrichments": {"done": self.offloaded, "failed": self.offload_failures,
+                                      "workers": self.offload_workers_alive()},
             "engine": {k: v for k, v in self.engine.get_stats().items() if k != "recent_evaluations"},
             "backend": {f: e["tier"] for f, e in backend_info()["families"].items()},
         })
@@ -737,11 +744,7 @@ class Service:
         if size <= self.config.offload_bytes:
             return _tag_rows(self.enricher.enrich_plan(plan, context))
         async with self._offload_slots:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.config.offload_workers,
-                                                 mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_init)
-            pool = self._pool
+            pool = self._offload_pool()
             fut = asyncio.get_running_loop().run_in_executor(pool, _offloaded_enrich, plan, context)
             try:
                 result = await asyncio.wait_for(fut, self.config.enrich_timeout)
@@ -754,6 +757,25 @@ class Service:
                                  status=503) from None
             self.offloaded += 1
             return result
+
+    def _offload_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.config.offload_workers,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init)
+        return self._pool
+
+    def offload_workers_alive(self) -> int:
+        """How many offload worker processes are running now."""
+        procs = getattr(self._pool, "_processes", None) or {}
+        return sum(1 for p in list(procs.values()) if p.is_alive())
+
+    async def warm_up(self) -> None:
+        """Start the offload workers now (``serve`` does, before logging that it listens), so
+        the first large body does not wait for processes to start."""
+        pool = self._offload_pool()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(pool, _worker_ready) for _ in range(self.config.offload_workers)))
 
     async def safety(self, request: web.Request) -> web.Response:
         raw = await self.body.read(request)
@@ -963,7 +985,7 @@ class _HeaderTimeout(asyncio.Protocol):
     def _expire(self) -> None:
         self._timer = None
         t = self._transport
-        if t is not None and getattr(self._h, "_current_request", None) is None and not t.is_closing():
+        if t is not None and getattr(self._h, "_current_request", 0) is None and not t.is_closing():
             logger.debug("closing a connection: no request head within %g s", self._timeout)
             t.write(_TIMEOUT_408)
             t.close()
@@ -974,14 +996,17 @@ class _HeaderTimeout(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        # (``_request_count``: heads parsed so far; ``_current_request``: the request being
+        # handled.  Both are aiohttp internals, read defensively: without them the timer
+        # still covers the first request of each connection.)
         h = self._h
-        before = h._request_count
+        before = getattr(h, "_request_count", None)
         h.data_received(data)
-        if h._request_count != before:  # a head was parsed
+        if getattr(h, "_request_count", before) != before:  # a head was parsed
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        elif self._timer is None and h._current_request is None:
+        elif self._timer is None and before is not None and getattr(h, "_current_request", 0) is None:
             self._arm()  # the first bytes of the next request on a kept-alive connection
 
     def eof_received(self) -> Optional[bool]:
@@ -1110,31 +1135,43 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0,
     config = (config or ServiceConfig()).validate()
 
     async def _main() -> None:
-        runners = await start_sites(lambda: create_app(config), config)  # type: ignore[arg-type]
-        app = runners[0].app
-        info = backend_info()
-        tiers = ", ".join(f"{f}={e['tier']}" for f, e in info["families"].items())
-        from lukhas_fast import __version__ as version
+        import signal
+
         import aiohttp
 
-        ports = bound_ports(runners[0])
-        logger.info("lukhas_fast %s service listening on http://%s:%d (backends: %s; python %s, aiohttp %s)%s",
-                    version, config.host, ports[0] if ports else config.port, tiers, platform.python_version(),
-                    aiohttp.__version__, "" if len(runners) < 2 else
-                    f"; Prometheus exposition on http://{config.host}:{bound_ports(runners[1])[0]}/metrics")
+        from lukhas_fast import __version__ as version
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        import signal
 
         def _stop(signame: str) -> None:
             logger.info("%s received", signame)
             stop.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before anything starts: a signal during startup is graceful too
             try:
                 loop.add_signal_handler(sig, _stop, sig.name)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
                 pass
+        runners = await start_sites(lambda: create_app(config), config)  # type: ignore[arg-type]
+        app = runners[0].app
+        svc = app[SERVICE_KEY]
+        info = backend_info()
+        tiers = ", ".join(f"{f}={e['tier']}" for f, e in info["families"].items())
+        ports = bound_ports(runners[0])
+        logger.info("lukhas_fast %s service listening on http://%s:%d (backends: %s; python %s, aiohttp %s)%s",
+                    version, config.host, ports[0] if ports else config.port, tiers, platform.python_version(),
+                    aiohttp.__version__, "" if len(runners) < 2 else
+                    f"; Prometheus exposition on http://{config.host}:{bound_ports(runners[1])[0]}/metrics")
+
+        async def warm() -> None:
+            try:
+                await svc.warm_up()
+                logger.debug("%d offload workers started", config.offload_workers)
+            except Exception as exc:  # pragma: no cover - the pool restarts on demand anyway
+                logger.warning("offload workers did not start: %r", exc)
+
+        warming = loop.create_task(warm())
         try:
             if on_started is not None:
                 await on_started(runners)
@@ -1147,7 +1184,8 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0,
                 await stop.wait()
         finally:
             logger.info("shutting down (grace %g s)", config.shutdown_grace)
-            app[SERVICE_KEY].ready = False
+            warming.cancel()
+            svc.ready = False
             for r in runners:
                 await r.cleanup()  # stops accepting, lets in-flight requests finish, runs on_shutdown
             logger.info("stopped")
