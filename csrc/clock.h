@@ -15,7 +15,8 @@ extern "C" {
 int64_t lk_clock_now_ns(void);
 
 /* Sleep until the absolute CLOCK_MONOTONIC time `deadline_ns` (clock_nanosleep
- * with TIMER_ABSTIME, so a late wake-up never shifts later deadlines).
+ * with TIMER_ABSTIME on Linux/BSD, a nanosleep loop on the time left on other
+ * POSIX systems; either way a late wake-up never shifts later deadlines).
  * Returns 0 when the deadline has passed, or EINTR if a signal arrived
  * first (the caller checks for KeyboardInterrupt and sleeps again). */
 int lk_clock_sleep_until_ns(int64_t deadline_ns);

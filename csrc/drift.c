@@ -4,7 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+/* CPU detection and per-function target attributes are GCC/Clang builtins
+ * (any OS); other compilers or ISAs get the serial kernels only. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 #define LK_X86 1
 #else

@@ -7,6 +7,7 @@ crosses the lane's warn and block thresholds and the guardian reacts.
 """
 
 import argparse
+from typing import Dict, Optional, Sequence
 import random
 import time
 
@@ -17,7 +18,7 @@ lukhas_fast.install()
 from lukhas.core.drift import DriftMonitor  # noqa: E402
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--lane", default="production")
@@ -28,7 +29,7 @@ def main(argv=None):
     intent = [rng.gauss(0, 1) for _ in range(args.dim)]
     monitor = DriftMonitor(lane=args.lane)
     decisions = {"allow": 0, "warn": 0, "block": 0}
-    first = {}
+    first: Dict[str, int] = {}
     end = time.monotonic() + args.seconds
     step = 0
     while time.monotonic() < end and step < 5000:

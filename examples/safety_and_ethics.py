@@ -11,6 +11,7 @@ repeated until the time is spent and its throughput printed.
 """
 
 import argparse
+from typing import Any, Dict, Optional, Sequence, Set, Tuple
 import time
 
 import lukhas_fast
@@ -34,7 +35,7 @@ PLANS = [
 ]
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=0.0, help="after the verbose pass, repeat it this long")
     args = ap.parse_args(argv)
@@ -43,14 +44,15 @@ def main(argv=None):
     tag_rules = EthicsEngine(load_ethics_rules(SAFETY_TAG_RULES_PATH))
     order = {"allow": 0, "warn": 1, "block": 2}
 
-    def judge(plan):
+    def judge(plan: Dict[str, Any]) -> Tuple[Any, Any, Any, str]:
         tagged = enricher.enrich_plan(plan, {"user_id": "u1", "lane": "prod"})
         facts = dict(plan, safety_tags=tagged.tags)
         a = defaults.evaluate_plan(facts, {"user_id": "u1"})
         b = tag_rules.evaluate_plan(facts, {"user_id": "u1"})
-        return tagged, a, b, max(a.action.value, b.action.value, key=order.get)
+        final: str = max(a.action.value, b.action.value, key=order.__getitem__)
+        return tagged, a, b, final
 
-    seen = set()
+    seen: Set[str] = set()
     for plan in PLANS:
         tagged, a, b, final = judge(plan)
         seen.add(final)

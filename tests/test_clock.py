@@ -387,7 +387,9 @@ def test_consciousness_bad_cap(clock_impl, bad, exc):
 
 def test_consciousness_metrics(clock_impl, monkeypatch):
     prom = pytest.importorskip("prometheus_client")
-    monkeypatch.setenv("LUKHAS_LANE", "candidate")
+    import lukhas_fast.consciousness_ticker as ct_mod
+
+    monkeypatch.setattr(ct_mod, "LANE", "candidate")  # the SDK's module-level lane label
     ct = clock_impl.ConsciousnessTicker(fps=1e9, cap=10, metrics=True)
     ct.ticker.mode = "catchup"
     ct.ticker.subscribe(lambda i: ct.stop() if i == 49 else None)

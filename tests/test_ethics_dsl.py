@@ -165,13 +165,16 @@ def test_parse_seconds_errors(value, msg):
         (d.param_bytes_lte, 1.5, "2", True),
         (d.param_bytes_lte, 5, 10, True),
         (d.param_bytes_lte, 5, None, False),
-        (d.param_bytes_lte, None, "1KB", False),  # deviation: missing is not within the limit
+        (d.param_bytes_lte, None, "1KB", True),  # a missing value passes, as in the SDK
+        (d.param_bytes_lte, None, "junk", True),
+        (d.param_bytes_lte, "junk", "1KB", False),  # an unparsable value fails closed
         (d.param_bytes_lte, -5, "1KB", False),  # deviation: negative is invalid
         (d.param_bytes_lte, "inf", "1KB", False),  # deviation: was OverflowError
         (d.param_seconds_lte, -5, "1s", False),
         (d.param_seconds_lte, 1e-05, "1s", False),
         (d.param_seconds_lte, "5m", "300s", True),
-        (d.param_seconds_lte, None, "1s", False),  # deviation
+        (d.param_seconds_lte, None, "1s", True),  # a missing value passes, as in the SDK
+        (d.param_seconds_lte, "soon", "1s", False),  # an unparsable value fails closed
         (d.param_seconds_lte, "5μs", "1s", True),  # deviation: μs parses
     ],
 )

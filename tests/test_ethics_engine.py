@@ -160,14 +160,33 @@ def test_engine_history_and_stats(ethics_impl):
         m.EthicsEngine([])
 
 
-def test_missing_resource_estimates_fail_closed(ethics_impl):
-    """Deviation consequence: param_*_lte treats a missing value as over the limit, so the
-    bundled block_excessive_resources blocks plans that do not declare their estimates."""
-    rs = ethics_impl.load_ethics_rules()
-    r = rs.evaluate({"action": "read_file"})
-    assert r.action is ethics_impl.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_excessive_resources"]
+def test_default_rules_allow_an_ordinary_plan(ethics_impl):
+    """As in the SDK, param_*_lte passes a missing value: the bundled
+    block_excessive_resources does not block plans that declare no estimates."""
+    m = ethics_impl
+    rs = m.load_ethics_rules()
+    plan = {"action": "read_file", "params": {"path": "a.txt"}}
+    r = rs.evaluate(plan, {"user_id": "u1"})
+    assert r.action is m.EthicsAction.ALLOW and r.triggered_rule_ids == [], r.reasons
+    assert m.get_ethics_engine().is_plan_allowed(plan, {"user_id": "u1"})
+    assert rs.evaluate({"action": "read_file"}, {"user_id": "u1"}).action is m.EthicsAction.ALLOW
+    # a declared estimate is still checked, and an unparsable one fails closed
+    r = rs.evaluate({"action": "read_file", "params": {"estimated_time_seconds": 301}}, {"user_id": "u1"})
+    assert r.action is m.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_excessive_resources"]
+    r = rs.evaluate({"action": "read_file", "params": {"estimated_memory_mb": "lots"}}, {"user_id": "u1"})
+    assert r.action is m.EthicsAction.BLOCK and r.triggered_rule_ids == ["block_excessive_resources"]
     r = rs.evaluate({"action": "read_file", "params": {"estimated_memory_mb": 2048, "estimated_time_seconds": 10}})
-    assert r.action is ethics_impl.EthicsAction.ALLOW  # defect 16 kept: the bundled rule reads MB as bytes
+    assert r.action is m.EthicsAction.ALLOW  # defect 16 kept: the bundled rule reads MB as bytes
+
+
+@pytest.mark.parametrize("rule", ['param_bytes_lte(params.m, "1KB")', 'param_seconds_lte(params.t, "1s")',
+                                  'param_bytes_lte(params.m, params.limit)'])
+def test_param_limits_missing_value_in_rules(ethics_impl, oracle, rule):
+    """Compiled rules agree with the predicates (and the oracle) on missing values."""
+    for plan, want in [({"params": {}}, True), ({}, True), ({"params": {"m": "x", "t": "x"}}, False),
+                       ({"params": {"m": None, "t": None, "limit": "junk"}}, True)]:
+        got = ethics_impl.compile_rule(rule)(plan)
+        assert got is want and oracle("ethics").compile_rule(rule)(plan) is want, (rule, plan)
 
 
 def test_bundled_rules_end_to_end(ethics_impl):

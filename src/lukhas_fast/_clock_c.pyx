@@ -51,6 +51,7 @@ cdef class Ticker:
     """
 
     cdef double _fps
+    cdef object _fps_given          # fps as given (get_metrics()["fps_target"], as in the SDK)
     cdef public double period
     cdef public list subscribers
     cdef public object lane
@@ -71,6 +72,7 @@ cdef class Ticker:
 
     def __init__(self, fps=30):
         self._fps = check_fps(fps)
+        self._fps_given = fps
         self.period = 1.0 / self._fps
         self.subscribers = []
         self.lane = default_lane()
@@ -88,12 +90,14 @@ cdef class Ticker:
     # -- configuration ------------------------------------------------------------
     @property
     def fps(self):
-        """Target ticks per second (finite, > 0); setting it updates ``period``."""
-        return self._fps
+        """Target ticks per second (finite, > 0), the value as given (``50``
+        stays an int, as in the SDK); setting it updates ``period``."""
+        return self._fps_given
 
     @fps.setter
     def fps(self, value):
         self._fps = check_fps(value)
+        self._fps_given = value
         self.period = 1.0 / self._fps
 
     @property
@@ -285,8 +289,9 @@ cdef class Ticker:
                 k += 1
                 due = t0 + <int64_t>(<double>k * period_ns)
                 if now > due and not self._catchup:
-                    # realtime: skip the slots entirely past; the current slot runs now
-                    k = <int64_t>floor(<double>(now - t0) / period_ns)
+                    # realtime: re-anchor to the next slot still in the future
+                    # (the slots overrun get no tick; no tick runs off the grid)
+                    k = <int64_t>floor(<double>(now - t0) / period_ns) + 1
                     due = t0 + <int64_t>(<double>k * period_ns)
                 if now < due:
                     self._sleep_until(due)
@@ -326,6 +331,10 @@ cdef class Ticker:
     def run_async(self, seconds=0):
         """Tick on the running asyncio event loop without blocking it (a coroutine)."""
         return _shared.run_async(self, seconds)
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle 'Ticker' object (it owns a loop and its subscribers); "
+                        "build a new Ticker(fps) instead")
 
     def __repr__(self):
         return f"Ticker(fps={self._fps:.6g}, tick_count={self._tick}, running={bool(self.running)})"

@@ -3,10 +3,10 @@ and the pieces every tier shares: validation, the live metrics mapping, the
 deadline schedule, the asyncio and background-thread runners, ``summary``.
 
 Scheduling (both tiers): tick ``k`` is due at ``t0 + k * period`` on a
-monotonic clock.  After an overrun, ``"realtime"`` skips the slots that are
-entirely past and runs the current slot's tick at once (it stays on the same
-grid; at most one tick per slot), and ``"catchup"`` runs every late tick back
-to back until on schedule.  The p95 of the last 1000 per-tick times is
+monotonic clock.  After an overrun, ``"realtime"`` re-anchors to the next
+grid slot that is still in the future (the slots overrun get no tick; no tick
+runs off the grid), and ``"catchup"`` runs every late tick back to back until
+on schedule.  The p95 of the last 1000 per-tick times is
 computed only when it is read.
 """
 
@@ -109,8 +109,9 @@ def next_slot(t0: float, k: int, period: float, mode: str, now: float) -> Tuple[
     k += 1
     due = t0 + k * period
     if now > due and mode == "realtime":
-        # skip the slots that are entirely past; the slot we are in runs now
-        k = int((now - t0) // period)
+        # re-anchor to the next slot still in the future: the ticks of the
+        # slots overrun are skipped and no tick runs off the grid
+        k = int((now - t0) // period) + 1
         due = t0 + k * period
     return k, due
 
@@ -290,7 +291,7 @@ def summary(ticker: Any) -> str:
     n = m["ticks_processed"]
     avg = m["total_processing_time"] / n if n else 0.0
     return (
-        f"Ticker lane={ticker.lane} fps={m['fps_target']:.6g} mode={ticker.mode}: "
+        f"Ticker lane={ticker.lane} fps={float(m['fps_target']):.6g} mode={ticker.mode}: "
         f"{n} ticks processed, {m['ticks_dropped']} over budget, "
         f"{m['subscriber_exceptions']} subscriber exceptions; per tick avg {avg * 1e3:.3f} ms, "
         f"p95 {m['p95_processing_time'] * 1e3:.3f} ms, max {m['max_processing_time'] * 1e3:.3f} ms; "
@@ -328,6 +329,7 @@ class Ticker:
 
     def __init__(self, fps: float = 30) -> None:
         self._fps = check_fps(fps)
+        self._fps_given = fps
         self.period = 1.0 / self._fps
         self.subscribers: List[Callable[[int], Any]] = []
         self.tick_count = 0
@@ -346,12 +348,14 @@ class Ticker:
     # -- configuration ----------------------------------------------------------
     @property
     def fps(self) -> float:
-        """Target ticks per second (finite, > 0); setting it updates ``period``."""
-        return self._fps
+        """Target ticks per second (finite, > 0), the value as given (``50``
+        stays an int, as in the SDK); setting it updates ``period``."""
+        return self._fps_given
 
     @fps.setter
     def fps(self, value: float) -> None:
         self._fps = check_fps(value)
+        self._fps_given = value
         self.period = 1.0 / self._fps
 
     @property
@@ -490,6 +494,10 @@ class Ticker:
         """Tick on the running asyncio event loop without blocking it."""
         await run_async(self, seconds)
 
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle 'Ticker' object (it owns a loop and its subscribers); "
+                        "build a new Ticker(fps) instead")
+
     def __repr__(self) -> str:
         return f"Ticker(fps={self._fps:.6g}, tick_count={self.tick_count}, running={self.running})"
 
@@ -506,12 +514,25 @@ def _module_lane() -> str:
 
 
 def consciousness_metrics() -> Tuple[Any, Any, Any]:
-    """The three reference metrics (no-ops without prometheus_client)."""
+    """The three reference metrics as :class:`~lukhas_fast._metrics.LazyMetric`
+    handles: they exist now (the SDK's module-level objects, patchable) and
+    register in the current registry only when a tick first records (never with
+    ``LUKHAS_FAST_METRICS=0``); no-ops without prometheus_client."""
     return (
-        _metrics.histogram("lukhas_tick_duration_seconds", "Consciousness tick handler duration", ["lane"]),
-        _metrics.counter("lukhas_ticks_dropped_total", "Frames decimated from the consciousness buffer", ["lane"]),
-        _metrics.counter("lukhas_subscriber_exceptions_total", "Consciousness tick handler exceptions", ["lane"]),
+        _metrics.lazy_histogram("lukhas_tick_duration_seconds", "Consciousness tick handler duration", ["lane"]),
+        _metrics.lazy_counter("lukhas_ticks_dropped_total", "Frames decimated from the consciousness buffer", ["lane"]),
+        _metrics.lazy_counter("lukhas_subscriber_exceptions_total", "Consciousness tick handler exceptions", ["lane"]),
     )
+
+
+def _ticker_namespace() -> Dict[str, Any]:
+    """The globals of :mod:`lukhas_fast.consciousness_ticker` (``PROM``, ``TICK``,
+    ``TICKS_DROPPED``, ``SUB_EXC``, ``LANE``), which every ConsciousnessTicker
+    reads when it ticks, so patching them (or reloading the module) works as
+    with the SDK's module."""
+    import importlib
+
+    return importlib.import_module("lukhas_fast.consciousness_ticker").__dict__
 
 
 def make_consciousness_ticker(ticker_cls: Any, ring_cls: Any) -> Any:
@@ -527,6 +548,13 @@ def make_consciousness_ticker(ticker_cls: Any, ring_cls: Any) -> Any:
         ``lukhas_ticks_dropped_total``.  Handler time goes to
         ``lukhas_tick_duration_seconds``; a raising handler counts on
         ``lukhas_subscriber_exceptions_total`` and re-raises.
+
+        As in the SDK, the metrics and the lane label are the module globals
+        ``TICK``, ``TICKS_DROPPED``, ``SUB_EXC``, ``LANE`` of
+        :mod:`lukhas_fast.consciousness_ticker`, switched by its ``PROM``,
+        and are read when the ticker ticks (``mock.patch`` of them works).
+        ``metrics``: None follows ``PROM``; False turns this instance's
+        metrics off; True turns them on even if ``PROM`` is False.
         """
 
         def __init__(self, fps: float = 30, cap: int = 120, *, metrics: Optional[bool] = None) -> None:
@@ -534,22 +562,32 @@ def make_consciousness_ticker(ticker_cls: Any, ring_cls: Any) -> Any:
                 raise TypeError(f"cap must be an int, got {type(cap).__name__}")
             if cap < 2:
                 raise ValueError(f"cap must be >= 2, got {cap}")
+            if metrics is not None:
+                _metrics.resolve_metrics(metrics)  # True without prometheus_client: ImportError
+            self._ns = _ticker_namespace()
             self.ticker = ticker_cls(fps)
             self.buffer = ring_cls(capacity=cap)
             self.cap = cap
             self._limit = int(cap * 0.8)
             self._keep = cap // 2
-            self.lane = _module_lane()
-            self.metrics_enabled = _metrics.resolve_metrics(metrics)
-            if self.metrics_enabled:
-                hist, drops, excs = consciousness_metrics()
-                self._hist = hist.labels(lane=self.lane)
-                self._drops = drops.labels(lane=self.lane)
-                self._excs = excs.labels(lane=self.lane)
-            else:
-                self._hist = self._drops = self._excs = _metrics.NOOP
+            self.lane = self._ns.get("LANE", _module_lane())
+            self._metrics_opt = metrics
+            # the labelled TICK child, re-derived only when TICK or LANE is rebound
+            self._tick_src: Any = None
+            self._tick_lane: Any = None
+            self._tick_child: Any = None
             self.frames_dropped = 0
             self.ticker.subscribe(self._on_tick)
+
+        @property
+        def metrics_enabled(self) -> bool:
+            """Whether ticks record metrics now (``metrics`` argument, else the module's ``PROM``)."""
+            opt = self._metrics_opt
+            return bool(self._ns["PROM"]) if opt is None else opt
+
+        def _count(self, name: str) -> None:
+            ns = self._ns
+            ns[name].labels(lane=ns["LANE"]).inc()
 
         def _on_tick(self, tick: int) -> None:
             t = time.perf_counter()
@@ -560,23 +598,41 @@ def make_consciousness_ticker(ticker_cls: Any, ring_cls: Any) -> Any:
                     for frame in buf.pop_all()[-self._keep:]:
                         buf.push(frame)
                     self.frames_dropped += 1
-                    self._drops.inc()
+                    if self.metrics_enabled:
+                        self._count("TICKS_DROPPED")
             except Exception:
-                self._excs.inc()
+                if self.metrics_enabled:
+                    self._count("SUB_EXC")
                 raise
             finally:
-                self._hist.observe(time.perf_counter() - t)
+                # the per-tick path: a few dict reads, no Python call but observe()
+                opt = self._metrics_opt
+                if opt is not False:
+                    ns = self._ns
+                    if opt or ns["PROM"]:
+                        src = ns["TICK"]
+                        lane = ns["LANE"]
+                        if src is not self._tick_src or lane is not self._tick_lane:
+                            self._tick_child = src.labels(lane=lane)
+                            self._tick_src = src
+                            self._tick_lane = lane
+                        self._tick_child.observe(time.perf_counter() - t)
 
         def start(self, seconds: float = 0) -> None:
-            """Run the ticker (blocking; ``seconds <= 0``: until :meth:`stop`)."""
-            self.ticker.run(seconds)
+            """Run the ticker (blocking; ``seconds <= 0``: until :meth:`stop`):
+            ``self.ticker.run(seconds=seconds)``, as the SDK."""
+            self.ticker.run(seconds=seconds)
 
         def stop(self) -> None:
-            """Stop the ticker after the current tick."""
-            self.ticker.stop()
+            """``self.ticker.running = False``, as the SDK: the loop (Python or
+            compiled) ends after the current tick."""
+            self.ticker.running = False
+
+        def __reduce__(self) -> Any:
+            raise TypeError(f"cannot pickle {type(self).__name__!r} object (it owns a running ticker)")
 
         def __repr__(self) -> str:
-            return f"ConsciousnessTicker(fps={self.ticker.fps:.6g}, cap={self.cap}, frames={len(self.buffer)})"
+            return f"ConsciousnessTicker(fps={float(self.ticker.fps):.6g}, cap={self.cap}, frames={len(self.buffer)})"
 
     return ConsciousnessTicker
 

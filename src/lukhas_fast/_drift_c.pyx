@@ -26,7 +26,7 @@ import numpy as np
 
 from lukhas_fast import _drift_py as _py
 from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPORTED_DTYPES,
-                                   resolve_lane, parse_snapshot, check_finite_float, ema_gauge,
+                                   resolve_lane, parse_snapshot, check_finite_float, ema_gauge, monitor_reduce,
                                    check_cfg)
 from lukhas_fast import _metrics
 
@@ -265,7 +265,7 @@ cdef double _cos(object a, object b, str an, str bn) except? -2.0:
     return _finish(s, an, bn)
 
 
-def _cosine(a, b):
+def cosine_similarity(a, b):
     """Cosine similarity with the reference's rules.
 
     0.0 when either input is empty, the lengths differ or a norm is zero;
@@ -277,7 +277,8 @@ def _cosine(a, b):
     return _cos(a, b, "a", "b")
 
 
-cosine_similarity = _cosine
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 cdef class _Mat:
@@ -553,6 +554,9 @@ cdef class DriftMonitor:
         for v in values[-m._wcap:]:
             m._push(v)
         return m
+
+    def __reduce__(self):
+        return monitor_reduce(self)
 
     def __repr__(self):
         return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={self._wlen})"

@@ -9,7 +9,7 @@ the cheapest way to read Python floats without the C extension.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 from numba import njit, prange
@@ -166,8 +166,8 @@ class NumbaKernels(_py.PyKernels):
     """Kernel table of the numba tier."""
 
     name = "numba"
-    cosine = staticmethod(cosine_nb)
-    cosine_rows = staticmethod(cosine_rows_nb)
+    cosine: "Callable[..., float]" = staticmethod(cosine_nb)
+    cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_nb)
 
 
 class DriftMonitor(_py.DriftMonitor):
@@ -175,12 +175,13 @@ class DriftMonitor(_py.DriftMonitor):
     _kernels = NumbaKernels
 
 
-def _cosine(a: Any, b: Any) -> float:
+def cosine_similarity(a: Any, b: Any) -> float:
     """Cosine similarity with the reference's rules (numba kernel for ndarrays)."""
     return cosine_nb(a, b)
 
 
-cosine_similarity = _cosine
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,10 +66,13 @@ _warn_lock = threading.Lock()
 def resolve_lane(lane: Optional[str]) -> Tuple[str, DriftConfig]:
     """Lane name (argument, else env ``LUKHAS_LANE``, else ``experimental``; lowercased) and its config.
 
+    ``None`` and ``""`` both mean "not given" (the SDK's ``lane or env``).
+
     Unknown lanes use the experimental thresholds, keep their name, and warn
     once per name per process.
     """
-    if lane is None:
+    if lane is None or (type(lane) is str and lane == ""):
+        # the SDK's `lane or env`: an empty name falls back like None
         lane = os.environ.get("LUKHAS_LANE", "experimental")
     if not isinstance(lane, str):
         raise TypeError(f"lane must be a str or None, got {type(lane).__name__}")
@@ -220,11 +223,11 @@ class PyKernels:
     """Kernel table of the pure-Python tier (the numba tier swaps these)."""
 
     name = "python"
-    cosine = staticmethod(cosine_py)
-    cosine_rows = staticmethod(cosine_rows_py)
+    cosine: "Callable[..., float]" = staticmethod(cosine_py)
+    cosine_rows: "Callable[..., np.ndarray]" = staticmethod(cosine_rows_py)
 
 
-def _cosine(a: Any, b: Any) -> float:
+def cosine_similarity(a: Any, b: Any) -> float:
     """Cosine similarity with the reference's rules.
 
     0.0 when either input is empty, the lengths differ or a norm is zero;
@@ -234,7 +237,8 @@ def _cosine(a: Any, b: Any) -> float:
     return PyKernels.cosine(a, b)
 
 
-cosine_similarity = _cosine
+# the reference's private name for the same function
+_cosine = cosine_similarity
 
 
 def cosine_similarity_batch(A: Any, B: Any) -> np.ndarray:
@@ -389,8 +393,27 @@ class DriftMonitor:
         m._window = values[-m._cfg.window:] if values else []
         return m
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return monitor_reduce(self)
+
     def __repr__(self) -> str:
         return f"DriftMonitor(lane={self._lane!r}, ema={self._ema:.6g}, n={len(self._window)})"
+
+
+def monitor_reduce(m: Any) -> Tuple[Any, ...]:
+    """``__reduce__`` of every tier's DriftMonitor: its snapshot and metrics switch."""
+    state = m.snapshot()
+    state["metrics"] = m.metrics
+    return (restore_monitor, (type(m), state))
+
+
+def restore_monitor(cls: Any, state: Any) -> Any:
+    """Unpickle a DriftMonitor (``from_snapshot``; metrics stay off if they were
+    off, and follow the default where prometheus_client is missing)."""
+    metrics = state.get("metrics") if isinstance(state, Mapping) else None
+    if metrics and not _metrics.PROMETHEUS_AVAILABLE:
+        metrics = None
+    return cls.from_snapshot(state, metrics=bool(metrics) if metrics is not None else None)
 
 
 def ema_gauge(lane: str) -> Any:

@@ -2,21 +2,68 @@
 a small Cython evaluator.
 
 A rule's syntax tree (parsed by :mod:`lukhas_fast._ethics_dsl`, never
-``eval``/``exec``) becomes an array of nodes in prefix order; each node
-records where its subtree ends, so ``and``/``or`` short-circuit by jumping
-over the remaining children (no temporary lists).  Paths are pre-split;
-literal arguments are pre-processed (``contains`` needles lowered, numeric
-comparison operands converted to float); the hot predicates (``equals``,
-``contains``, ``greater_than``, ``less_than``, ``is_empty``, ``is_present``)
-run inline, the others call the shared Python predicate.  Results equal the
-pure-Python tier's, including the fail-closed error behaviour.
+``eval``/``exec``) becomes nodes of a :class:`_Program`.  Identical
+sub-expressions are one node (hash-consing) and every path is one slot, so
+when a whole rule set is compiled as one program (:func:`make_program`, used
+by ``RuleSet``) a predicate that several rules share -- ``equals(action,
+"external_call")``, ``contains(params, ...)`` on the same ``params`` -- is
+evaluated at most once per plan, and each path is resolved at most once.
+Nodes are evaluated lazily in the rules' own order with ``and``/``or``
+short-circuiting, so which rules fire, which fail, and their order are those
+of evaluating the rules one by one.
+
+Every predicate runs inline on pre-processed literals:
+
+* numeric and string predicates: needles lowered, numbers converted, unit
+  limits parsed at compile time; ``contains`` over a dict or list lowers its
+  ``str()`` once per plan, shared by every rule;
+* tag predicates: the tags of a plan are normalised once per evaluation into
+  a :class:`_TagView` (names, categories, best confidence per name) shared by
+  every tag predicate of every rule; ``requires_human_for_tags`` and
+  ``high_risk_tag_combination`` are set operations on it.  Tag shapes the
+  view does not cover exactly (names that are not str, odd confidences) take
+  the shared Python predicate, so results never differ;
+* domain predicates: a bounded LRU memo (:data:`DOMAIN_CACHE_SIZE` URLs of
+  at most :data:`DOMAIN_CACHE_MAX_URL` characters) from URL to its canonical
+  host and registrable domain, shared by ``domain_is``/``domain_etld1`` and by
+  every rule; a repeated URL costs one dict lookup;
+* ``matches``: the pattern is compiled once, at rule compile time.
+
+Results equal the pure-Python tier's (the oracle), including the fail-closed
+error behaviour.  Plans are not expected to change while they are evaluated.
 """
 
 cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memset, memcpy
+from cpython.mem cimport PyMem_Free
 
+cdef extern from "string.h":
+    void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
+
+cdef extern from "Python.h":
+    char *PyBytes_AS_STRING(object)
+    Py_ssize_t PyBytes_GET_SIZE(object)
+    bint PyUnicode_IS_ASCII(object)
+    const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    void *PyUnicode_DATA(object)
+    long long PyLong_AsLongLongAndOverflow(object, int *) except? -1
+    char *PyOS_double_to_string(double, char, int, int, int *) except NULL
+    int Py_DTSF_ADD_DOT_0
+    int Py_ReprEnter(object) except -1
+    void Py_ReprLeave(object)
+    bint PyDict_Next(object, Py_ssize_t *, PyObject **, PyObject **)
+    PyObject *PyList_GET_ITEM(object, Py_ssize_t)
+    PyObject *PyTuple_GET_ITEM(object, Py_ssize_t)
+    Py_ssize_t PyList_GET_SIZE(object)
+    object PyBytes_FromStringAndSize(const char *, Py_ssize_t)
+
+import math as _math
+import re as _re
+from collections import OrderedDict as _OrderedDict
 from hashlib import sha256 as _sha256
 
 from lukhas_fast import _ethics_dsl as dsl
@@ -32,10 +79,20 @@ __all__ = [
     "RuleSet", "EthicsEngine", "RuleLoadError", "load_ethics_rules", "get_ethics_engine", "backend_details",
 ]
 
+#: Entries of the URL -> (canonical host, registrable domain) memo (LRU).
+DOMAIN_CACHE_SIZE = 4096
+#: URLs longer than this are not memoised (bounds the memo's memory).
+DOMAIN_CACHE_MAX_URL = 2048
+#: Per ``matches`` pattern: texts remembered with their result (cleared when full), and
+#: the longest text remembered.  At most 256 x 512 characters per pattern.
+cdef Py_ssize_t _MATCH_MEMO_SIZE = 256
+cdef Py_ssize_t _MATCH_MEMO_MAX_TEXT = 512
+
 
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
-    return {"evaluator": "Cython flat-program evaluator (pre-split paths, inline hot predicates)"}
+    return {"evaluator": "Cython rule-set program (shared sub-expressions, per-plan tag view, "
+                         "URL memo, precompiled patterns)"}
 
 
 cdef enum:
@@ -54,16 +111,31 @@ cdef enum:
     P_IS_PRESENT = 6
     P_BYTES_LTE = 7
     P_SECONDS_LTE = 8
+    P_CONSENT = 9
+    P_DOMAIN_IS = 10
+    P_DOMAIN_ETLD1 = 11
+    P_MATCHES = 12
+    P_HAS_TAG = 13
+    P_HAS_CATEGORY = 14
+    P_TAG_CONF = 15
+    P_HUMAN = 16
+    P_HIGH_RISK = 17
 
-cdef enum:
-    A_LIT = 0
-    A_PLAN = 1
-    A_CTX = 2
-
-cdef dict _PRED_CODES = {"equals": P_EQUALS, "contains": P_CONTAINS, "greater_than": P_GT,
-                         "less_than": P_LT, "is_empty": P_IS_EMPTY, "is_present": P_IS_PRESENT,
-                         "param_bytes_lte": P_BYTES_LTE, "param_seconds_lte": P_SECONDS_LTE}
+cdef dict _PRED_CODES = {
+    "equals": P_EQUALS, "contains": P_CONTAINS, "greater_than": P_GT, "less_than": P_LT,
+    "is_empty": P_IS_EMPTY, "is_present": P_IS_PRESENT, "param_bytes_lte": P_BYTES_LTE,
+    "param_seconds_lte": P_SECONDS_LTE, "not_has_consent": P_CONSENT, "domain_is": P_DOMAIN_IS,
+    "domain_etld1": P_DOMAIN_ETLD1, "matches": P_MATCHES, "has_tag": P_HAS_TAG,
+    "has_category": P_HAS_CATEGORY, "tag_confidence": P_TAG_CONF, "requires_human_for_tags": P_HUMAN,
+    "high_risk_tag_combination": P_HIGH_RISK,
+}
+cdef dict _OPS = {"and": OP_AND, "or": OP_OR, "not": OP_NOT}
 cdef dict _EMPTY = {}
+cdef object _UNSET = object()
+cdef frozenset _NO_CONSENT = dsl._NO_CONSENT
+cdef frozenset _HUMAN_TAGS = dsl._HUMAN_TAGS
+cdef tuple _HIGH_RISK = dsl._HIGH_RISK
+cdef dict _CATEGORY_NAMES = dsl._CATEGORY_NAMES
 
 
 cdef inline object _resolve(tuple parts, object cur):
@@ -90,125 +162,916 @@ cdef inline bint _is_empty(object v) except -1:
     return False
 
 
-cdef class _Memo:
-    """Per-evaluation cache of ``str(haystack).lower()`` for non-str haystacks,
-    keyed by identity (the object is held, so its id cannot be reused).  It
-    lives for one call only: plans are not mutated while rules evaluate."""
-    cdef dict texts
+# --- domains: a bounded LRU memo shared by every rule ------------------------------------
+# URL (exact str) -> [canonical host, registrable domain or _UNSET].  All memo
+# operations are single C calls on exact-str keys under the GIL, so the memo
+# is thread-safe without a lock (no Python code runs between lookup and update).
 
-    def __cinit__(self):
-        self.texts = {}
+_domains = _OrderedDict()
+
+
+cdef list _domain_entry(str url):
+    hit = _domains.get(url)
+    if hit is not None:
+        _domains.move_to_end(url)
+        return <list>hit
+    entry = [canonical_domain(url), _UNSET]
+    if len(url) <= DOMAIN_CACHE_MAX_URL:
+        _domains[url] = entry
+        if len(_domains) > DOMAIN_CACHE_SIZE:
+            _domains.popitem(False)
+    return entry
+
+
+cdef inline list _domain_of(object s):
+    """The memo entry of ``s`` (an exact str) or a fresh one (anything else)."""
+    if type(s) is str:
+        return _domain_entry(<str>s)
+    return [canonical_domain(s), _UNSET]
+
+
+cdef inline object _registrable(list entry):
+    reg = entry[1]
+    if reg is _UNSET:
+        reg = dsl.registrable_domain(entry[0])
+        entry[1] = reg
+    return reg
+
+
+def clear_domain_cache():
+    """Empty the URL memo (tests, or after changing ``DOMAIN_CACHE_SIZE``)."""
+    _domains.clear()
+
+
+def domain_cache_info():
+    """``{"size": entries, "max_size": DOMAIN_CACHE_SIZE, "max_url": DOMAIN_CACHE_MAX_URL}``."""
+    return {"size": len(_domains), "max_size": DOMAIN_CACHE_SIZE, "max_url": DOMAIN_CACHE_MAX_URL}
+
+
+# --- tags: one normalised view per tags object per evaluation ------------------------------
+
+cdef inline bint _plain_conf(object c):
+    """A confidence whose comparisons are a total order (so 'some >= m' is 'max >= m')."""
+    t = type(c)
+    if t is float:
+        return c == c  # not NaN
+    return t is int or t is bool
+
+
+cdef class _TagView:
+    """The entries of one tags value as the shared ``_entries`` reads them, in
+    parallel lists: names (exact str), categories (exact str or None) and
+    confidences (None: no confidence, which satisfies any minimum).  Plans
+    carry a handful of tags, so a linear scan beats hashing.  ``ok`` is False
+    when some entry is outside what the view answers exactly (then the tag
+    predicates call the shared Python predicates)."""
+    cdef bint ok
+    cdef list names
+    cdef list cats
+    cdef list confs
+
+    cdef int add(self, object name, object cat, object conf) except -1:
+        if type(name) is not str or (cat is not None and type(cat) is not str) or \
+                (conf is not None and not _plain_conf(conf)):
+            self.ok = False
+            return 0
+        self.names.append(name)
+        self.cats.append(cat)
+        self.confs.append(conf)
+        return 0
+
+    cdef inline bint has(self, object name):
+        for n in self.names:
+            if n == name:  # exact str == exact str
+                return True
+        return False
+
+
+# getattr(category, "value", category) of an Enum member is a Python-level
+# property call (the costliest part of reading a SafetyTag); members are
+# singletons with constant values, so their value is remembered by identity
+# (the member is held, so its id cannot be reused).  Bounded: cleared when full.
+cdef dict _enum_values = {}
+from lukhas_fast._tags_py import SafetyTag as _SafetyTag, TaggedPlan as _TaggedPlan
+cdef object _Enum = __import__("enum").Enum
+
+
+cdef inline object _cat_value(object cat):
+    cdef PyObject *hit
+    if cat is None or type(cat) is str:
+        return cat
+    key = <Py_ssize_t><PyObject *>cat
+    hit = PyDict_GetItem(_enum_values, key)
+    if hit != NULL and (<tuple>hit)[0] is cat:  # only Enum members are remembered
+        return (<tuple>hit)[1]
+    if isinstance(cat, _Enum):
+        value = getattr(cat, "value", cat)
+        if len(_enum_values) >= 1024:
+            _enum_values.clear()
+        _enum_values[key] = (cat, value)
+        return value
+    return getattr(cat, "value", cat)
+
+
+cdef inline bint _plain_tagged(object tags, list inner):
+    if type(tags) is not _TaggedPlan:
+        return False
+    for el in inner:
+        if isinstance(el, (str, dict)):
+            return False
+    return True
+
+
+cdef _TagView _new_view():
+    cdef _TagView v = _TagView.__new__(_TagView)
+    v.ok = True
+    v.names = []
+    v.cats = []
+    v.confs = []
+    return v
+
+
+cdef _TagView _build_view(object tags):
+    cdef _TagView v = _new_view()
+    t = type(tags)
+    if t is str:
+        for p in (<str>tags).split(","):
+            v.add(p.strip(), None, None)
+        return v
+    if t is dict:
+        for k, val in (<dict>tags).items():
+            if type(val) is dict:
+                if not v.ok:
+                    break
+                c = (<dict>val).get("confidence", 1.0)
+                if not _plain_conf(c):
+                    v.ok = False
+                    break
+                v.add(k, (<dict>val).get("category"), c)
+            elif isinstance(val, dict):
+                v.ok = False  # a dict subclass: its .get is the shared predicate's business
+                break
+            else:
+                v.add(k, None, None)
+        return v
+    if t is list or t is tuple or t is set or t is frozenset:
+        for el in tags:
+            if not v.ok:
+                break
+            te = type(el)
+            if te is str:
+                v.add(el, None, None)
+            elif te is dict:
+                if "name" in el:
+                    cat = (<dict>el).get("category")
+                    v.add((<dict>el)["name"], _cat_value(cat), (<dict>el).get("confidence"))
+            elif isinstance(el, (str, dict)):
+                v.ok = False
+            elif te is _SafetyTag:
+                # our dataclass: plain instance attributes, read from its __dict__
+                d = el.__dict__
+                name = d.get("name", _UNSET)
+                cat = d.get("category", _UNSET)
+                conf = d.get("confidence", _UNSET)
+                if name is _UNSET or cat is _UNSET or conf is _UNSET:  # an attribute deleted: getattr
+                    name = getattr(el, "name", None)
+                    cat = getattr(el, "category", None)
+                    conf = getattr(el, "confidence", None)
+                if name is None:
+                    v.ok = False
+                else:
+                    v.add(name, _cat_value(cat), conf)
+            else:
+                name = getattr(el, "name", None)
+                if name is None:
+                    v.ok = False  # a bare non-str element: compared with == by the predicates
+                else:
+                    cat = getattr(el, "category", None)
+                    v.add(name, _cat_value(cat), getattr(el, "confidence", None))
+        return v
+    if t is int or t is float or t is bool:
+        return v  # no entries
+    inner = getattr(tags, "tags", None)
+    # a TaggedPlan.  Ours: its tag_names property ({t.name for t in tags}) only fails
+    # for elements without .name; str and dict elements are the ones the view would
+    # read anyway, so only then is the property evaluated; any other element without
+    # .name makes the view not ok (the shared predicate decides)
+    if type(inner) is list and (_plain_tagged(tags, inner) or hasattr(tags, "tag_names")):
+        return _build_view(inner)
+    v.ok = False
+    return v
+
+
+# --- per-evaluation state ---------------------------------------------------------------
+
+# --- repr as UTF-8, written straight into a buffer -----------------------------------------
+# ``repr()`` of the JSON-like values plans are made of (exact str, int, float,
+# bool, None, dict, list, tuple), byte for byte what Python writes, without
+# building the intermediate str objects; anything else is ``repr()``-ed by
+# Python.  Containers go through Py_ReprEnter/Py_ReprLeave as in CPython, so
+# self-references print ``{...}``/``[...]`` at the same places.
+
+cdef struct _Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint ascii
+
+
+cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
+    cdef Py_ssize_t cap
+    cdef char *q
+    if b.n + k > b.cap:
+        cap = b.cap * 2 if b.cap else 256
+        while cap < b.n + k:
+            cap *= 2
+        q = <char *>realloc(b.p, cap)
+        if q == NULL:
+            raise MemoryError()
+        b.p = q
+        b.cap = cap
+    memcpy(b.p + b.n, s, k)
+    b.n += k
+    return 0
+
+
+cdef int _put_int(_Buf *b, long long v) except -1:
+    """Decimal digits of ``v`` (what int.__repr__ writes), without printf."""
+    cdef char num[24]
+    cdef int i = 24
+    cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
+    while True:
+        i -= 1
+        num[i] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        i -= 1
+        num[i] = 45  # '-'
+    return _put(b, num + i, 24 - i)
+
+
+cdef int _put_pyrepr(_Buf *b, object o) except -1:
+    cdef Py_ssize_t k
+    r = repr(o)
+    cdef const char *u = PyUnicode_AsUTF8AndSize(r, &k)
+    if not PyUnicode_IS_ASCII(r):
+        b.ascii = False
+    return _put(b, u, k)
+
+
+cdef int _put_repr(_Buf *b, object o) except -1:
+    cdef Py_ssize_t k, i, n
+    cdef const unsigned char *d
+    cdef bint sq, dq, special
+    cdef unsigned char c
+    cdef int overflow
+    cdef long long iv
+    cdef char *fs
+    cdef PyObject *key
+    cdef PyObject *val
+    t = type(o)
+    if t is str:
+        if PyUnicode_IS_ASCII(o):
+            d = <const unsigned char *>PyUnicode_DATA(o)
+            k = PyUnicode_GET_LENGTH(o)
+            sq = dq = special = False
+            for i in range(k):
+                c = d[i]
+                if c < 0x20 or c == 0x7f or c == 92:  # control characters, backslash: escaped
+                    special = True
+                    break
+                if c == 39:
+                    sq = True
+                elif c == 34:
+                    dq = True
+            if not special and not (sq and dq):
+                _put(b, '"' if sq else "'", 1)
+                _put(b, <const char *>d, k)
+                return _put(b, '"' if sq else "'", 1)
+        return _put_pyrepr(b, o)
+    if o is None:
+        return _put(b, "None", 4)
+    if o is True:
+        return _put(b, "True", 4)
+    if o is False:
+        return _put(b, "False", 5)
+    if t is int:
+        iv = PyLong_AsLongLongAndOverflow(o, &overflow)
+        if overflow:
+            return _put_pyrepr(b, o)
+        return _put_int(b, iv)
+    if t is float:
+        fs = PyOS_double_to_string(<double>o, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            _put(b, fs, len(<bytes>fs))
+        finally:
+            PyMem_Free(fs)
+        return 0
+    if t is dict:
+        if len(<dict>o) == 0:
+            return _put(b, "{}", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "{...}", 5)
+        try:
+            _put(b, "{", 1)
+            i = 0
+            n = 0
+            while PyDict_Next(o, &i, &key, &val):
+                ko = <object>key  # strong references while the values' repr runs
+                vo = <object>val
+                if n:
+                    _put(b, ", ", 2)
+                n += 1
+                _put_repr(b, ko)
+                _put(b, ": ", 2)
+                _put_repr(b, vo)
+            _put(b, "}", 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    if t is list:
+        if PyList_GET_SIZE(o) == 0:
+            return _put(b, "[]", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "[...]", 5)
+        try:
+            _put(b, "[", 1)
+            i = 0
+            while i < PyList_GET_SIZE(o):  # re-read: a value's repr may change the list
+                if i:
+                    _put(b, ", ", 2)
+                _put_repr(b, <object>PyList_GET_ITEM(o, i))
+                i += 1
+            _put(b, "]", 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    if t is tuple:
+        n = len(<tuple>o)
+        if n == 0:
+            return _put(b, "()", 2)
+        if Py_ReprEnter(o):
+            return _put(b, "(...)", 5)
+        try:
+            _put(b, "(", 1)
+            for i in range(n):
+                if i:
+                    _put(b, ", ", 2)
+                _put_repr(b, <object>PyTuple_GET_ITEM(o, i))
+            _put(b, ",)" if n == 1 else ")", 2 if n == 1 else 1)
+        finally:
+            Py_ReprLeave(o)
+        return 0
+    return _put_pyrepr(b, o)
+
+
+cdef inline bint _bytes_find(bytes hay, bytes needle):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(needle)
+    if n == 0:
+        return True
+    return memmem(PyBytes_AS_STRING(hay), PyBytes_GET_SIZE(hay), PyBytes_AS_STRING(needle), n) != NULL
+
+
+cdef object _lowered_ascii_repr(object o):
+    """``str(o).lower()`` of an exact dict or list as ASCII bytes, or None when
+    the text is not ASCII (the caller then lowers it with Python)."""
+    cdef _Buf b
+    cdef Py_ssize_t i
+    cdef char c
+    b.p = NULL
+    b.n = b.cap = 0
+    b.ascii = True
+    try:
+        _put_repr(&b, o)
+        if not b.ascii:
+            return None
+        for i in range(b.n):
+            c = b.p[i]
+            if 65 <= c <= 90:
+                b.p[i] = c + 32
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
+
+
+# --- per-evaluation state ---------------------------------------------------------------
+
+cdef class _Frame:
+    """State of one evaluation of a program on one plan: resolved paths, node
+    results, lowered haystacks and tag views (keyed by identity; the objects
+    are held, so ids cannot be reused).  A program keeps one spare frame and
+    reuses it (cleared after each evaluation); a concurrent or reentrant
+    evaluation gets a fresh one."""
+    cdef object plan
+    cdef object ctx
+    cdef list pvals
+    cdef list plower     # per path slot: its lowered text (contains), None until needed
+    cdef int npaths
+    cdef unsigned char *memo
+    cdef int nmemo
+    cdef dict texts
+    cdef object view_obj
+    cdef _TagView view
+    cdef dict views
+
+    def __dealloc__(self):
+        free(self.memo)
+
+    cdef int clear(self) except -1:
+        cdef int i
+        self.plan = self.ctx = None
+        for i in range(self.npaths):
+            self.pvals[i] = _UNSET
+            self.plower[i] = None
+        self.texts = None
+        self.views = None
+        self.view_obj = None
+        self.view = None
+        return 0
+
+    cdef inline object path(self, int slot, tuple parts, bint in_ctx):
+        v = self.pvals[slot]
+        if v is _UNSET:
+            v = _resolve(parts, self.ctx if in_ctx else self.plan)
+            self.pvals[slot] = v
+        return v
 
     cdef object lowered(self, object hay):
-        cdef PyObject *hit = PyDict_GetItem(self.texts, id(hay))
+        """``str(hay).lower()`` once per object per evaluation: ASCII bytes
+        for dicts and lists that print as ASCII, a str otherwise."""
+        cdef PyObject *hit
+        if self.texts is None:
+            self.texts = {}
+        hit = PyDict_GetItem(self.texts, id(hay))
         if hit != NULL and (<tuple>hit)[0] is hay:
             return (<tuple>hit)[1]
-        text = str(hay).lower()
+        text = None
+        if type(hay) is dict or type(hay) is list:
+            text = _lowered_ascii_repr(hay)
+        if text is None:
+            text = str(hay).lower()
         self.texts[id(hay)] = (hay, text)
         return text
 
+    cdef _TagView tag_view(self, object tags):
+        cdef PyObject *hit
+        if tags is self.view_obj and self.view is not None:
+            return self.view
+        if self.view is not None:  # a second tags object in this evaluation: keep both
+            if self.views is None:
+                self.views = {}
+            self.views[id(self.view_obj)] = (self.view_obj, self.view)
+        v = None
+        if self.views is not None:
+            hit = PyDict_GetItem(self.views, id(tags))
+            if hit != NULL and (<tuple>hit)[0] is tags:
+                v = <_TagView>(<tuple>hit)[1]
+        if v is None:
+            try:
+                v = _build_view(tags)
+            except Exception:  # e.g. a tag object whose attribute raises: the
+                v = _new_view()  # shared predicates raise (or not) as the oracle does
+                v.ok = False
+        self.view_obj = tags
+        self.view = v
+        return v
+
+
+# --- predicates ----------------------------------------------------------------------------
 
 cdef class _Pred:
-    """One predicate node: code, shared function, argument kinds and values."""
+    """One predicate node: code, shared function, arguments (literal values or
+    path slots) and what the compiler worked out from the literals."""
     cdef int code
     cdef object fn
     cdef int nargs
-    cdef int kinds[8]
-    cdef tuple vals
-    cdef object lowered      # contains: the literal needle, lowered
-    cdef bint has_lowered
-    cdef double num          # greater_than/less_than: the literal right operand as float
-    cdef bint has_num
-    cdef object limit        # param_*_lte: the literal limit, parsed (None: unparsable)
-    cdef bint has_limit
+    cdef tuple lit       # per argument: True for a literal
+    cdef tuple vals      # per argument: the literal, or the path's parts
+    cdef int *slot       # per argument: the path slot (-1 for a literal)
+    cdef unsigned char *inctx  # per argument: path starts at the context
+    cdef object pre      # literal-derived data (see _make_pred)
+    cdef bint has_pre
+    cdef double num
+    cdef object pre2
+    cdef bint has_pre2
 
-    cdef inline object arg(self, int j, object plan, object ctx):
-        cdef int k = self.kinds[j]
-        if k == A_LIT:
+    def __cinit__(self):
+        self.slot = NULL
+        self.inctx = NULL
+
+    def __dealloc__(self):
+        free(self.slot)
+        free(self.inctx)
+
+    cdef inline object arg(self, int j, _Frame f):
+        cdef int s = self.slot[j]
+        if s < 0:
             return self.vals[j]
-        if k == A_PLAN:
-            return _resolve(<tuple>self.vals[j], plan)
-        return _resolve(<tuple>self.vals[j], ctx)
+        return f.path(s, <tuple>self.vals[j], self.inctx[j])
 
-    cdef int run(self, object plan, object ctx, _Memo memo) except -1:
+    cdef object call(self, _Frame f):
+        return self.fn(*[self.arg(j, f) for j in range(self.nargs)])
+
+    cdef int run(self, _Frame f) except -1:
         cdef int code = self.code
         cdef double x, y
+        cdef _TagView v
         if code == P_EQUALS:
-            return 1 if (self.arg(0, plan, ctx) == self.arg(1, plan, ctx)) else 0
+            return 1 if (self.arg(0, f) == self.arg(1, f)) else 0
         if code == P_CONTAINS:
-            hay = self.arg(0, plan, ctx)
+            hay = self.arg(0, f)
             if hay is None:
                 return 0
-            needle = self.lowered if self.has_lowered else self.arg(1, plan, ctx).lower()
-            if type(hay) is str:
-                text = (<str>hay).lower()
-            elif memo is not None:
-                text = memo.lowered(hay)
+            needle = self.pre if self.has_pre else self.arg(1, f).lower()
+            s0 = self.slot[0]
+            if s0 >= 0:  # a path: its lowered text once per evaluation, shared by every rule
+                text = f.plower[s0]
+                if text is None:
+                    text = (<str>hay).lower() if type(hay) is str else f.lowered(hay)
+                    f.plower[s0] = text
+            elif type(hay) is str:
+                return 1 if needle in (<str>hay).lower() else 0
             else:
-                text = str(hay).lower()
-            return 1 if needle in text else 0
+                text = f.lowered(hay)
+            if type(text) is str:
+                return 1 if needle in <str>text else 0
+            if type(text) is bytes and type(needle) is not str:
+                return 1 if needle in str(hay).lower() else 0  # whatever that does, as the predicate
+            if type(text) is bytes:  # ASCII text: only an ASCII needle can occur in it
+                if self.has_pre:
+                    nb = self.pre2
+                elif (<str>needle).isascii():
+                    nb = (<str>needle).encode("ascii")
+                else:
+                    nb = None
+                if nb is None:
+                    return 0
+                # memmem, not ``in``: bytes.__contains__ first tries the needle as an int
+                # and raises/clears a TypeError each time
+                return 1 if _bytes_find(<bytes>text, <bytes>nb) else 0
+            return 1 if needle in text else 0  # a str that lowers to a non-str: as the predicate
         if code == P_GT or code == P_LT:
-            left = self.arg(0, plan, ctx)
+            left = self.arg(0, f)
             if left is None:
                 return 0
             try:
                 x = float(left)
-                y = self.num if self.has_num else float(self.arg(1, plan, ctx))
+                y = self.num if self.has_pre else float(self.arg(1, f))
             except (TypeError, ValueError):
                 return 0
             if code == P_GT:
                 return 1 if x > y else 0
             return 1 if x < y else 0
         if code == P_IS_EMPTY:
-            return 1 if _is_empty(self.arg(0, plan, ctx)) else 0
+            return 1 if _is_empty(self.arg(0, f)) else 0
         if code == P_IS_PRESENT:
-            return 0 if _is_empty(self.arg(0, plan, ctx)) else 1
-        if (code == P_BYTES_LTE or code == P_SECONDS_LTE) and self.has_limit:
-            value = self.arg(0, plan, ctx)
-            if value is None or self.limit is None:
-                return 0  # missing value / unparsable limit: not within the limit
+            return 0 if _is_empty(self.arg(0, f)) else 1
+        if code == P_CONSENT:
+            value = self.arg(0, f)
+            if value is None:
+                return 1
+            if type(value) is bool:
+                return 0 if value else 1
+            if isinstance(value, str):
+                return 1 if value.lower() in _NO_CONSENT else 0
+            return 0
+        if (code == P_BYTES_LTE or code == P_SECONDS_LTE) and self.has_pre:
+            # same order as the predicate: a missing value passes, the value is
+            # parsed (an overflow raises: fail closed), then the limit counts
+            value = self.arg(0, f)
+            if value is None:
+                return 1
             if type(value) is int and 0 <= value < 9007199254740992:
-                # str(int) parses to the same number (exact below 2**53)
-                return 1 if value <= self.limit else 0
-            try:
-                parsed = (dsl.parse_bytes if code == P_BYTES_LTE else dsl.parse_seconds)(str(value))
-            except (ValueError, TypeError):
+                parsed = value  # str(int) parses to the same number (exact below 2**53)
+            else:
+                try:
+                    parsed = (parse_bytes if code == P_BYTES_LTE else parse_seconds)(str(value))
+                except (ValueError, TypeError):
+                    return 0
+            if self.pre is None:
+                return 0  # the literal limit does not parse
+            return 1 if parsed <= self.pre else 0
+        if code == P_DOMAIN_IS:
+            a = self.arg(0, f)
+            target = self.arg(1, f)
+            if a is None or target is None:
                 return 0
-            return 1 if parsed <= self.limit else 0
-        args = [self.arg(j, plan, ctx) for j in range(self.nargs)]
-        return 1 if self.fn(*args) else 0
+            ca = _domain_of(str(a))[0]
+            if not ca:
+                return 0
+            ct = (<list>self.pre)[0] if self.has_pre else _domain_of(target)[0]
+            return 1 if ca == ct else 0
+        if code == P_DOMAIN_ETLD1:
+            a = self.arg(0, f)
+            target = self.arg(1, f)
+            if a is None or target is None:
+                return 0
+            ea = _domain_of(str(a))
+            et = <list>self.pre if self.has_pre else _domain_of(target)
+            if not ea[0] or not et[0]:
+                return 0
+            ra = _registrable(ea)
+            rt = _registrable(et)
+            return 1 if (ra is not None and ra == rt) else 0
+        if code == P_MATCHES and self.has_pre:
+            text = self.arg(0, f)
+            if text is None:
+                return 0
+            text = str(text)
+            if type(text) is str and len(<str>text) <= _MATCH_MEMO_MAX_TEXT:
+                # search is a pure function of (pattern, text): a bounded per-pattern memo
+                hit = (<dict>self.pre2).get(text)
+                if hit is not None:
+                    return <int>hit
+                r = 0 if self.pre.search(text) is None else 1
+                if len(<dict>self.pre2) >= _MATCH_MEMO_SIZE:
+                    (<dict>self.pre2).clear()
+                (<dict>self.pre2)[text] = r
+                return r
+            return 0 if self.pre.search(text) is None else 1
+        if code >= P_HAS_TAG:
+            return self.run_tags(f)
+        return 1 if self.call(f) else 0
+
+    cdef int run_tags(self, _Frame f) except -1:
+        cdef int code = self.code
+        cdef _TagView v
+        tags = self.arg(0, f)
+        if tags is None:
+            return 0  # every tag predicate: None tags -> False
+        if code == P_TAG_CONF and type(tags) is dict:
+            # the predicate reads a dict directly (no entries): so does this
+            name = self.arg(1, f)
+            m = self.arg(2, f) if self.nargs > 2 else 0.8
+            if type(name) is str and _plain_conf(m):
+                val = (<dict>tags).get(name, _UNSET)
+                if val is _UNSET:
+                    return 0
+                if type(val) is dict:
+                    c = (<dict>val).get("confidence", 1.0)
+                    if _plain_conf(c):
+                        return 1 if c >= m else 0
+                elif not isinstance(val, dict):
+                    return 1
+            return 1 if self.call(f) else 0
+        v = f.tag_view(tags)
+        if not v.ok:  # a shape the view does not answer exactly: the shared predicate
+            return 1 if self.call(f) else 0
+        if code == P_HAS_TAG:
+            name = self.arg(1, f)
+            if type(name) is not str:
+                return 1 if self.call(f) else 0
+            return 1 if v.has(name) else 0
+        if code == P_HAS_CATEGORY:
+            cat = self.arg(1, f)
+            if type(cat) is not str:
+                return 1 if self.call(f) else 0
+            members = _CATEGORY_NAMES.get(cat)
+            if members is None:
+                return 0
+            for c in v.cats:
+                if c is not None and c == cat:
+                    return 1
+            for n in v.names:
+                if n in <frozenset>members:
+                    return 1
+            return 0
+        if code == P_TAG_CONF:
+            name = self.arg(1, f)
+            m = self.arg(2, f) if self.nargs > 2 else 0.8
+            if type(name) is not str or not _plain_conf(m):
+                return 1 if self.call(f) else 0
+            for k in range(len(v.names)):
+                if v.names[k] == name:
+                    c = v.confs[k]
+                    if c is None or c >= m:
+                        return 1
+            return 0
+        if code == P_HUMAN:
+            if self.has_pre:  # every name a literal: the human-oversight ones, precomputed
+                for n in v.names:
+                    if n in <frozenset>self.pre:
+                        return 1
+                return 0
+            for j in range(1, self.nargs):
+                n = self.arg(j, f)
+                if isinstance(n, str) and type(n) is not str:
+                    return 1 if self.call(f) else 0
+            for j in range(1, self.nargs):
+                n = self.arg(j, f)
+                if type(n) is str and n in _HUMAN_TAGS and v.has(n):
+                    return 1
+            return 0
+        if code == P_HIGH_RISK:
+            if len(v.names) < 2:
+                return 0
+            for pair in _HIGH_RISK:
+                if v.has((<tuple>pair)[0]) and v.has((<tuple>pair)[1]):
+                    return 1
+            return 0
+        return 1 if self.call(f) else 0
 
 
-cdef _Pred _make_pred(str name, list args):
+cdef _Pred _make_pred(str name, list args, dict path_slots):
     cdef _Pred p = _Pred.__new__(_Pred)
     cdef int j
-    if len(args) > 8:
-        raise DSLError(f"Failed to compile rule: too many arguments for {name} (at most 8)")
     p.code = _PRED_CODES.get(name, P_GENERIC)
     p.fn = PREDICATES[name]
     p.nargs = len(args)
-    vals = []
-    for j, a in enumerate(args):
+    lit, vals, slots, inctx = [], [], [], []
+    for a in args:
         if a[0] == "lit":
-            p.kinds[j] = A_LIT
+            lit.append(True)
             vals.append(a[1])
+            slots.append(-1)
+            inctx.append(False)
         else:
-            p.kinds[j] = A_CTX if a[1] else A_PLAN
+            key = (a[1], a[2])
+            if key not in path_slots:
+                path_slots[key] = len(path_slots)
+            lit.append(False)
             vals.append(a[2])
-    p.vals = tuple(vals)
-    if p.code == P_CONTAINS and args[1][0] == "lit":
-        p.lowered = args[1][1].lower()  # the parser guarantees a str
-        p.has_lowered = True
-    if (p.code == P_GT or p.code == P_LT) and args[1][0] == "lit" and type(args[1][1]) in (int, float):
-        p.num = float(args[1][1])
-        p.has_num = True
-    if (p.code == P_BYTES_LTE or p.code == P_SECONDS_LTE) and args[1][0] == "lit":
+            slots.append(path_slots[key])
+            inctx.append(a[1])
+    p.lit, p.vals = tuple(lit), tuple(vals)
+    p.slot = <int *>malloc(max(p.nargs, 1) * sizeof(int))
+    p.inctx = <unsigned char *>malloc(max(p.nargs, 1))
+    if p.slot == NULL or p.inctx == NULL:
+        raise MemoryError()
+    for j in range(p.nargs):
+        p.slot[j] = slots[j]
+        p.inctx[j] = 1 if inctx[j] else 0
+    code = p.code
+    if code == P_CONTAINS and p.lit[1]:
+        p.pre = p.vals[1].lower()  # the parser guarantees a str
+        p.pre2 = p.pre.encode("ascii") if p.pre.isascii() else None
+        p.has_pre = True
+    elif (code == P_GT or code == P_LT) and p.lit[1] and type(p.vals[1]) in (int, float):
+        p.num = float(p.vals[1])  # the parser rejects literals that overflow
+        p.has_pre = True
+    elif (code == P_BYTES_LTE or code == P_SECONDS_LTE) and p.lit[1]:
         try:
-            p.limit = (dsl.parse_bytes if p.code == P_BYTES_LTE else dsl.parse_seconds)(args[1][1])
+            p.pre = (parse_bytes if code == P_BYTES_LTE else parse_seconds)(p.vals[1])
         except (ValueError, TypeError):
-            p.limit = None
-        p.has_limit = True
+            p.pre = None  # never within the limit
+        p.has_pre = True
+    elif (code == P_DOMAIN_IS or code == P_DOMAIN_ETLD1) and p.lit[1]:
+        if p.vals[1] is not None:
+            p.pre = _domain_of(p.vals[1]) if type(p.vals[1]) is str else [canonical_domain(p.vals[1]), _UNSET]
+            p.pre = list(p.pre)  # our own copy: not evicted with the memo
+            p.has_pre = True
+    elif code == P_MATCHES and p.lit[1]:
+        p.pre = _re.compile(p.vals[1])  # valid: checked by the parser
+        p.pre2 = {}  # text -> 0/1 (see _MATCH_MEMO_SIZE)
+        p.has_pre = True
+    elif code == P_HUMAN and all(p.lit[1:]):
+        p.pre = frozenset(n for n in p.vals[1:] if isinstance(n, str) and n in _HUMAN_TAGS)
+        p.has_pre = True
     return p
+
+
+def _lit_key(v):
+    """Literals are shared only when they are the same value of the same type."""
+    return (type(v).__name__, repr(v))
+
+
+# --- programs ------------------------------------------------------------------------------
+
+def _layout(trees):
+    """Nodes of ``trees`` in post-order, identical sub-trees once (hash-consing):
+    ``(ops, first, count, kids, payload, roots, number of path slots)``."""
+    ops, first, count, kids, payload = [], [], [], [], []
+    keys = {}
+    path_slots = {}
+
+    def add(node):  # recursion is bounded by the parser's MAX_RULE_DEPTH
+        kind = node[0]
+        if kind == "pred":
+            key = ("pred", node[1], tuple(("lit",) + _lit_key(a[1]) if a[0] == "lit" else a for a in node[2]))
+        else:
+            key = (kind,) + tuple(add(c) for c in node[1])
+        idx = keys.get(key)
+        if idx is not None:
+            return idx
+        idx = len(ops)
+        keys[key] = idx
+        if kind == "pred":
+            ops.append(OP_PRED)
+            first.append(0)
+            count.append(0)
+            payload.append(_make_pred(node[1], node[2], path_slots))
+        else:
+            ops.append(_OPS[kind])
+            first.append(len(kids))
+            count.append(len(key) - 1)
+            kids.extend(key[1:])
+            payload.append(None)
+        return idx
+
+    roots = [add(t) for t in trees]
+    return ops, first, count, kids, payload, roots, len(path_slots)
+
+
+cdef class _Program:
+    """Nodes of one or more rule trees, identical sub-trees shared.
+
+    ``kids`` holds the children of every logical node contiguously
+    (``first[i]`` .. ``first[i] + count[i]``); ``roots`` the root node of each
+    compiled tree."""
+    cdef int n
+    cdef int *ops
+    cdef int *first
+    cdef int *count
+    cdef int *kids
+    cdef list payload
+    cdef int npaths
+    cdef list roots
+    cdef _Frame spare
+
+    def __cinit__(self):
+        self.ops = self.first = self.count = self.kids = NULL
+
+    def __dealloc__(self):
+        free(self.ops)
+        free(self.first)
+        free(self.count)
+        free(self.kids)
+
+    cdef int build(self, list trees) except -1:
+        cdef int i
+        ops, first, count, kids, payload, roots, npaths = _layout(trees)
+        self.roots = roots
+        self.n = len(ops)
+        self.npaths = npaths
+        self.ops = <int *>malloc(max(self.n, 1) * sizeof(int))
+        self.first = <int *>malloc(max(self.n, 1) * sizeof(int))
+        self.count = <int *>malloc(max(self.n, 1) * sizeof(int))
+        self.kids = <int *>malloc(max(len(kids), 1) * sizeof(int))
+        if self.ops == NULL or self.first == NULL or self.count == NULL or self.kids == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            self.ops[i] = ops[i]
+            self.first[i] = first[i]
+            self.count[i] = count[i]
+        for i in range(len(kids)):
+            self.kids[i] = kids[i]
+        self.payload = payload
+        return 0
+
+    cdef int ev(self, int i, _Frame f) except -1:
+        cdef unsigned char m = f.memo[i]
+        cdef int op, j, end, r
+        if m:
+            return m - 1
+        op = self.ops[i]
+        if op == OP_PRED:
+            r = (<_Pred>self.payload[i]).run(f)
+        elif op == OP_NOT:
+            r = 0 if self.ev(self.kids[self.first[i]], f) else 1
+        else:
+            j = self.first[i]
+            end = j + self.count[i]
+            if op == OP_AND:
+                r = 1
+                while j < end:
+                    if not self.ev(self.kids[j], f):
+                        r = 0
+                        break
+                    j += 1
+            else:
+                r = 0
+                while j < end:
+                    if self.ev(self.kids[j], f):
+                        r = 1
+                        break
+                    j += 1
+        f.memo[i] = <unsigned char>(r + 1)
+        return r
+
+    cdef _Frame acquire(self, object plan, object ctx):
+        """The spare frame (or a new one) set up for one evaluation."""
+        cdef _Frame f = self.spare
+        if f is not None:
+            self.spare = None  # no Python code runs between the read and this: GIL-atomic
+        else:
+            f = _Frame.__new__(_Frame)
+            f.pvals = [_UNSET] * self.npaths
+            f.plower = [None] * self.npaths
+            f.npaths = self.npaths
+            f.memo = <unsigned char *>malloc(max(self.n, 1))
+            if f.memo == NULL:
+                raise MemoryError()
+        memset(f.memo, 0, self.n)
+        f.plan = plan
+        f.ctx = ctx
+        return f
+
+    cdef int release(self, _Frame f) except -1:
+        f.clear()  # drop every reference into the plan before keeping the frame
+        self.spare = f
+        return 0
 
 
 cdef class CompiledRule:
@@ -217,85 +1080,30 @@ cdef class CompiledRule:
     Evaluation errors raise :class:`RuleEvaluationError` (the engine turns
     them into a BLOCK with reason ``evaluation_error``)."""
 
-    cdef int n
-    cdef int *ops
-    cdef int *ends
-    cdef list payload
-    cdef bint memoize          # several contains() on non-literal haystacks: share str() work
+    cdef _Program prog
+    cdef int root
+    cdef readonly object tree
     cdef readonly str source
 
-    def __cinit__(self):
-        self.ops = NULL
-        self.ends = NULL
-
-    def __dealloc__(self):
-        free(self.ops)
-        free(self.ends)
-
-    cdef int _load(self, object tree) except -1:
-        ops, ends, payload = [], [], []
-        _flatten(tree, ops, ends, payload)
-        self.n = len(ops)
-        self.ops = <int *>malloc(self.n * sizeof(int))
-        self.ends = <int *>malloc(self.n * sizeof(int))
-        if self.ops == NULL or self.ends == NULL:
-            raise MemoryError()
-        for i in range(self.n):
-            self.ops[i] = ops[i]
-            self.ends[i] = ends[i]
-        self.payload = payload
-        self.memoize = sum(1 for p in payload if p is not None and (<_Pred>p).code == P_CONTAINS
-                           and (<_Pred>p).kinds[0] != A_LIT) >= 2
-        return 0
-
-    cdef int _ev(self, int i, object plan, object ctx, _Memo memo) except -1:
-        cdef int op = self.ops[i]
-        cdef int j, end
-        if op == OP_PRED:
-            return (<_Pred>self.payload[i]).run(plan, ctx, memo)
-        if op == OP_NOT:
-            return 0 if self._ev(i + 1, plan, ctx, memo) else 1
-        j = i + 1
-        end = self.ends[i]
-        if op == OP_AND:
-            while j < end:
-                if not self._ev(j, plan, ctx, memo):
-                    return 0
-                j = self.ends[j]
-            return 1
-        while j < end:  # OP_OR
-            if self._ev(j, plan, ctx, memo):
-                return 1
-            j = self.ends[j]
-        return 0
-
     cdef object _call(self, object plan, object context):
-        ctx = context if context else _EMPTY
-        memo = _Memo.__new__(_Memo) if self.memoize else None
+        cdef _Program p = self.prog
+        cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
         try:
-            return self._ev(0, plan, ctx, memo) == 1
-        except Exception as exc:
-            raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                return p.ev(self.root, f) == 1
+            except Exception as exc:
+                raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            p.release(f)
 
     def __call__(self, plan, context=None):
         return self._call(plan, context)
 
+    def __reduce__(self):
+        return (compile_rule, (self.source,))
+
     def __repr__(self):
-        return f"CompiledRule({self.source!r}, nodes={self.n})"
-
-
-def _flatten(node, list ops, list ends, list payload):
-    idx = len(ops)
-    kind = node[0]
-    ops.append({"and": OP_AND, "or": OP_OR, "not": OP_NOT}.get(kind, OP_PRED))
-    ends.append(0)
-    if kind == "pred":
-        payload.append(_make_pred(node[1], node[2]))
-    else:
-        payload.append(None)
-        for child in node[1]:
-            _flatten(child, ops, ends, payload)
-    ends[idx] = len(ops)
+        return f"CompiledRule({self.source!r}, nodes={self.prog.n})"
 
 
 def compile_rule(rule_str):
@@ -304,7 +1112,11 @@ def compile_rule(rule_str):
     Compile problems raise :class:`DSLError`; evaluation errors raise
     :class:`RuleEvaluationError` (fail closed in the engine)."""
     cdef CompiledRule r = CompiledRule.__new__(CompiledRule)
-    r._load(dsl.parse_rule(rule_str))
+    tree = dsl.parse_rule(rule_str)
+    r.prog = _Program.__new__(_Program)
+    r.prog.build([tree])
+    r.root = r.prog.roots[0]
+    r.tree = tree
     r.source = rule_str
     return r
 
@@ -322,79 +1134,158 @@ def _rule_evaluate(self, plan, context=None):
     return fn(plan, context)
 
 
-def evaluate_many(list rules, plan, context):
-    """Evaluate rules in order on one plan: ``[(index, True | exception)]`` for
-    the rules that fired or raised.  Compiled rules share one :class:`_Memo`,
-    so a haystack such as ``params`` is stringified once per plan, not once
-    per ``contains``.  Rules that override ``evaluate`` are called as such."""
-    cdef _Memo memo = _Memo.__new__(_Memo)
-    cdef CompiledRule cr
-    cdef Py_ssize_t i
-    ctx = context if context else _EMPTY
-    out = []
-    for i in range(len(rules)):
-        rule = rules[i]
-        fn = rule._compiled_fn
-        try:
-            ev = type(rule).evaluate
-            if type(fn) is CompiledRule and (ev is _rule_evaluate or ev is _BASE_EVALUATE):
-                cr = <CompiledRule>fn
-                try:
-                    fired = cr._ev(0, plan, ctx, memo) == 1
-                except Exception as exc:
-                    raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+cdef class RuleSetProgram:
+    """Every rule of a rule set in one :class:`_Program` (shared sub-expressions
+    evaluated once per plan).  ``prog(plan, context)`` returns ``[(index, True |
+    exception)]`` for the rules that fired or failed, in rule order: the same
+    list as evaluating each rule on its own.  A rule whose class overrides
+    ``evaluate`` or whose compiled function was replaced is called as such."""
+
+    cdef _Program prog
+    cdef list rules
+    cdef list fns        # per rule: the CompiledRule compiled in, or None
+    cdef int *root       # per rule: its root node, or -1
+
+    def __cinit__(self):
+        self.root = NULL
+
+    def __dealloc__(self):
+        free(self.root)
+
+    def __init__(self, rules):
+        cdef int i
+        self.rules = list(rules)
+        self.fns = []
+        trees = []
+        for rule in self.rules:
+            fn = getattr(rule, "_compiled_fn", None)
+            if type(fn) is CompiledRule and _plain_evaluate(type(rule)):
+                self.fns.append(fn)
+                trees.append((<CompiledRule>fn).tree)
             else:
-                fired = bool(rule.evaluate(plan, context))
-            if fired:
-                out.append((i, True))
-        except Exception as exc:
-            out.append((i, exc))
-    return out
+                self.fns.append(None)
+        self.prog = _Program.__new__(_Program)
+        self.prog.build(trees)
+        self.root = <int *>malloc(max(len(self.rules), 1) * sizeof(int))
+        if self.root == NULL:
+            raise MemoryError()
+        k = 0
+        for i in range(len(self.rules)):
+            if self.fns[i] is None:
+                self.root[i] = -1
+            else:
+                self.root[i] = self.prog.roots[k]
+                k += 1
+
+    def __reduce__(self):
+        return (make_program, (self.rules,))
+
+    def __call__(self, plan, context):
+        cdef _Program p = self.prog
+        cdef Py_ssize_t i, n = len(self.rules)
+        cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
+        cdef bint plain
+        out = []
+        cls0 = type(self.rules[0]) if n else None
+        plain0 = _plain_evaluate(cls0) if n else False
+        try:
+            for i in range(n):
+                rule = self.rules[i]
+                fn = self.fns[i]
+                try:
+                    t = type(rule)
+                    plain = plain0 if t is cls0 else _plain_evaluate(t)
+                    if fn is not None and plain and rule._compiled_fn is fn:
+                        try:
+                            fired = p.ev(self.root[i], f) == 1
+                        except Exception as exc:
+                            raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+                    else:
+                        fired = bool(rule.evaluate(plan, context))
+                    if fired:
+                        out.append((i, True))
+                except Exception as exc:
+                    out.append((i, exc))
+        finally:
+            p.release(f)
+        return out
 
 
-cdef str _items_repr(object d):
-    """``repr(sorted(d.items()))`` built directly: keys sorted alone, one join.
-    Only for exact dicts with str keys (where the two orders are the same);
-    anything else takes the engine's path.  Works on a copy, as
-    ``sorted(d.items())`` does, in case a value's ``__repr__`` edits ``d``."""
-    cdef PyObject *v
-    if type(d) is not dict:
-        return repr(eng._sorted_items(d))
-    d = (<dict>d).copy()
-    keys = list(<dict>d)
-    for k in keys:
-        if type(k) is not str:
-            return repr(eng._sorted_items(d))
-    if not keys:
-        return "[]"
-    keys.sort()
-    pieces = []
-    for k in keys:
-        v = PyDict_GetItem(d, k)
-        if v == NULL:  # cannot happen: d is our private copy and the keys are exact str
-            raise RuntimeError("plan changed while hashing")
-        pieces.append(f"({k!r}, {<object>v!r})")
-    return "[" + ", ".join(pieces) + "]"
+cdef inline bint _plain_evaluate(object cls):
+    ev = cls.evaluate
+    return ev is _rule_evaluate or ev is _BASE_EVALUATE
+
+
+def make_program(rules):
+    """The :class:`RuleSetProgram` of ``rules`` (in evaluation order)."""
+    return RuleSetProgram(rules)
+
+
+# --- plan and facts hashes -----------------------------------------------------------------
+
+cdef int _put_items(_Buf *b, object d) except -1:
+    """Write ``repr(sorted(d.items()))`` as UTF-8.  Exact dicts with str keys
+    (where sorting the keys alone gives the same order) are written directly,
+    from a copy, as ``sorted(d.items())`` works on one in case a value's
+    ``__repr__`` edits ``d``; anything else takes the engine's path."""
+    cdef Py_ssize_t k
+    cdef const char *u
+    if type(d) is dict:
+        d = (<dict>d).copy()
+        keys = list(<dict>d)
+        for key in keys:
+            if type(key) is not str:
+                break
+        else:
+            keys.sort()
+            _put(b, "[", 1)
+            for i, key in enumerate(keys):
+                _put(b, ", (" if i else "(", 3 if i else 1)
+                _put_repr(b, key)
+                _put(b, ", ", 2)
+                _put_repr(b, (<dict>d)[key])
+                _put(b, ")", 1)
+            return _put(b, "]", 1)
+    text = repr(eng._sorted_items(d))
+    u = PyUnicode_AsUTF8AndSize(text, &k)
+    return _put(b, u, k)
 
 
 def plan_digest(plan):
     """``(UTF-8 repr of the sorted plan pairs, plan_hash)``; same hash as
     :func:`lukhas_fast._ethics_engine.plan_digest`."""
-    data = _items_repr(plan).encode("utf-8")
+    cdef _Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        _put_items(&b, plan)
+        data = PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        free(b.p)
     return data, _sha256(data).hexdigest()[:16]
 
 
 def facts_digest(context, bytes plan_data):
     """The facts hash from the context and :func:`plan_digest`'s bytes; same
     hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
-    data = b"[('context', " + _items_repr(context).encode("utf-8") + b"), ('plan', " + plan_data + b")]"
-    return _sha256(data).hexdigest()[:16]
+    cdef _Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        _put(&b, "[('context', ", 13)
+        _put_items(&b, context)
+        _put(&b, "), ('plan', ", 12)
+        _put(&b, plan_data, len(plan_data))
+        _put(&b, ")]", 2)
+        return _sha256(PyBytes_FromStringAndSize(b.p, b.n)).hexdigest()[:16]
+    finally:
+        free(b.p)
 
 
 class EthicsRule(eng.EthicsRule):
     __doc__ = eng.EthicsRule.__doc__
     _compiler = staticmethod(compile_rule)
-    _evaluate_many = staticmethod(evaluate_many)
+    _make_program = staticmethod(make_program)
     _plan_digest = staticmethod(plan_digest)
     _facts_digest = staticmethod(facts_digest)
     evaluate = _rule_evaluate

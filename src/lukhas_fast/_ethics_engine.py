@@ -6,6 +6,7 @@ modules subclass it); everything else here is tier-independent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -120,8 +121,10 @@ class EthicsRule:
 
     #: compile function of the tier (set by the tier modules)
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
-    #: evaluate rules on one plan -> [(index, True | exception)] for the rules that fired or failed
-    _evaluate_many: ClassVar[Optional[Callable[..., List[Any]]]] = None
+    #: rules (in evaluation order) -> a callable ``(plan, context) -> [(index, True | exception)]``
+    #: for the rules that fired or failed: the whole rule set as one program (a tier may
+    #: share work between rules); None: each rule's ``evaluate`` in turn
+    _make_program: ClassVar[Optional[Callable[[List[Any]], Callable[[Any, Any], List[Any]]]]] = None
     #: plan -> (token, plan_hash) and (context, token) -> facts_hash; same strings as
     #: :func:`plan_digest` / :func:`facts_digest` (a tier may compute them faster)
     _plan_digest: ClassVar[Optional[Callable[[Dict[Any, Any]], Tuple[Any, str]]]] = None
@@ -151,6 +154,21 @@ class EthicsRule:
         if self._compiled_fn is None:
             return False
         return self._compiled_fn(plan, context)
+
+    # pickling: a rule compiled by its tier's compiler is stored without the
+    # compiled function (a closure on the Python tier) and recompiled on load
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        if getattr(state.get("_compiled_fn"), "source", None) == self.rule_dsl:
+            state["_compiled_fn"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.__dict__.get("_compiled_fn") is None:
+            compiler = type(self)._compiler
+            if compiler is not None:
+                self._compiled_fn = compiler(self.rule_dsl)
 
     @property
     def reason_code(self) -> ReasonCode:
@@ -252,12 +270,19 @@ class RuleSet:
         self._metrics.ruleset.labels(hash=self.ruleset_hash).inc()
         logger.info("RuleSet initialized with %d rules, hash=%s", len(self.rules), self.ruleset_hash[:8])
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # the prepared tables and metric handles are rebuilt, not pickled
+        return (_restore_ruleset, (type(self), self.rules, self._metrics.enabled))
+
     def _prepare(self) -> None:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
         Rebuilt if someone edits ``rules`` in place."""
-        self._snapshot = tuple(self.rules)
+        self._snapshot = list(self.rules)  # compared with ``rules`` per evaluation (no copy made then)
         cls = type(self.rules[0]) if self.rules else EthicsRule
         self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
+        make = cls._make_program
+        rules = list(self._snapshot)  # the program's own list
+        self._program = make(rules) if make is not None else functools.partial(_hits, rules)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
 
@@ -303,11 +328,9 @@ class RuleSet:
         reasons: List[str] = []
         m = self._metrics
         try:
-            rules = self.rules
-            if tuple(rules) != self._snapshot:
+            if self.rules != self._snapshot:
                 self._prepare()
-            batch = type(rules[0])._evaluate_many if rules else None
-            hits = batch(rules, plan, context) if batch is not None else _hits(rules, plan, context)
+            hits = self._program(plan, context)
             prepared = self._prepared
             for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
                 rule, rule_level, fired_reason, error_reason = prepared[i]
@@ -346,6 +369,11 @@ class RuleSet:
             facts_hash,
             [r.name for r in triggered],
         )
+
+
+def _restore_ruleset(cls: type, rules: List[EthicsRule], metrics: bool) -> "RuleSet":
+    """Unpickle a :class:`RuleSet` (metrics follow the default where prometheus_client is missing)."""
+    return cls(rules, metrics=bool(metrics) if (not metrics or _metrics.PROMETHEUS_AVAILABLE) else None)
 
 
 class EthicsEngine:

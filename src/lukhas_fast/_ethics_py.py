@@ -4,7 +4,7 @@ benchmark baseline), on the shared DSL and engine."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional
 
 from lukhas_fast import _ethics_dsl as dsl
 from lukhas_fast import _ethics_engine as eng
@@ -93,12 +93,13 @@ def compile_rule(rule_str: str) -> Callable[..., bool]:
             raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
 
     evaluate.__doc__ = f"Compiled rule: {rule_str}"
+    evaluate.source = rule_str  # type: ignore[attr-defined]  # (EthicsRule pickling recompiles from it)
     return evaluate
 
 
 class EthicsRule(eng.EthicsRule):
     __doc__ = eng.EthicsRule.__doc__
-    _compiler = staticmethod(compile_rule)
+    _compiler: "ClassVar[Callable[[str], Callable[..., bool]]]" = staticmethod(compile_rule)
 
 
 _engines = eng.EngineCache()

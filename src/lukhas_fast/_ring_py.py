@@ -7,6 +7,7 @@ operations.
 
 from __future__ import annotations
 
+import copyreg
 import math
 import threading
 from collections import deque
@@ -82,10 +83,73 @@ def check_priority(priority: Any) -> None:
         raise TypeError(f"priority must be None or a real number, got {type(priority).__name__}")
 
 
-class Ring:
-    """Bounded FIFO that evicts the oldest item when full (like ``deque(maxlen=capacity)``)."""
+# --- pickling (shared by the tiers) ----------------------------------------------
 
-    __slots__ = ("_buf", "_capacity", "__weakref__")
+_DEC_CONFIG = ("pressure_threshold", "decimation_factor", "decimation_strategy", "protect_priority")
+_DEC_COUNTERS = ("drops_total", "decimation_events", "push_count", "last_decimation_utilization")
+
+
+def ring_state(ring: Any, decimating: bool) -> Dict[str, Any]:
+    """The pickled state of a ring: ``capacity``, ``items`` (oldest first), for a
+    DecimatingRing its configuration and counters, and ``attrs`` (the instance
+    ``__dict__``, when not empty)."""
+    state: Dict[str, Any] = {"capacity": ring.capacity, "items": list(ring)}
+    if decimating:
+        for key in _DEC_CONFIG + _DEC_COUNTERS:
+            state[key] = getattr(ring, key)
+    attrs = getattr(ring, "__dict__", None)
+    if attrs:
+        state["attrs"] = dict(attrs)
+    return state
+
+
+def parse_ring_state(state: Any, decimating: bool) -> Dict[str, Any]:
+    """Validate a :func:`ring_state` dict (TypeError/ValueError naming the key)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"ring state must be a dict, got {type(state).__name__}")
+    keys = ("capacity", "items") + ((_DEC_CONFIG + _DEC_COUNTERS) if decimating else ())
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"ring state is missing {', '.join(map(repr, missing))}")
+    out = dict(state)
+    out["capacity"] = check_capacity(state["capacity"], "state['capacity']")
+    if not isinstance(state["items"], (list, tuple)):
+        raise TypeError(f"state['items'] must be a list, got {type(state['items']).__name__}")
+    out["items"] = list(state["items"])[-out["capacity"]:]
+    attrs = state.get("attrs", {})
+    if not isinstance(attrs, dict):
+        raise TypeError(f"state['attrs'] must be a dict, got {type(attrs).__name__}")
+    out["attrs"] = attrs
+    if decimating:
+        out["pressure_threshold"] = check_threshold(state["pressure_threshold"])
+        out["decimation_factor"] = check_factor(state["decimation_factor"])
+        out["decimation_strategy"] = check_strategy(state["decimation_strategy"])
+        out["protect_priority"] = check_protect_priority(state["protect_priority"])
+        for key in _DEC_COUNTERS[:3]:
+            v = state[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"state[{key!r}] must be an int >= 0, got {v!r}")
+        v = state["last_decimation_utilization"]
+        if isinstance(v, bool) or not isinstance(v, Real):
+            raise TypeError(f"state['last_decimation_utilization'] must be a real number, got {type(v).__name__}")
+        out["last_decimation_utilization"] = float(v)
+    return out
+
+
+def restore_attrs(ring: Any, attrs: Dict[str, Any]) -> None:
+    """Put a pickled instance ``__dict__`` back."""
+    for key, value in attrs.items():
+        setattr(ring, key, value)
+
+
+class Ring:
+    """Bounded FIFO that evicts the oldest item when full (like ``deque(maxlen=capacity)``).
+
+    Instances take attributes like a plain object (``__dict__``), so
+    ``mock.patch.object(ring, "push", ...)`` works; they pickle with their items.
+    """
+
+    __slots__ = ("_buf", "_capacity", "__weakref__", "__dict__")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = check_capacity(capacity)
@@ -120,6 +184,15 @@ class Ring:
     def utilization(self) -> float:
         """``len(ring) / capacity`` as a float."""
         return len(self._buf) / self._capacity
+
+    def __reduce__(self) -> Any:
+        return (copyreg.__newobj__, (type(self),), ring_state(self, False))
+
+    def __setstate__(self, state: Any) -> None:
+        st = parse_ring_state(state, False)
+        self._capacity = st["capacity"]
+        self._buf = deque(st["items"], maxlen=st["capacity"])
+        restore_attrs(self, st["attrs"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={len(self._buf)}, capacity={self._capacity})"
@@ -271,6 +344,21 @@ class DecimatingRing(Ring):
         self.push_count = 0
         self.last_decimation_utilization = 0.0
 
+    def __reduce__(self) -> Any:
+        return (copyreg.__newobj__, (type(self),), ring_state(self, True))
+
+    def __setstate__(self, state: Any) -> None:
+        st = parse_ring_state(state, True)
+        self._capacity = st["capacity"]
+        self._buf = deque(st["items"], maxlen=st["capacity"])
+        self._threshold = st["pressure_threshold"]
+        self._factor = st["decimation_factor"]
+        self._strategy = st["decimation_strategy"]
+        self._protect = st["protect_priority"]
+        for key in _DEC_COUNTERS:
+            setattr(self, key, st[key])
+        restore_attrs(self, st["attrs"])
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(size={len(self._buf)}, capacity={self._capacity}, "
@@ -372,6 +460,10 @@ def as_record(ring: Any, record: Any) -> np.ndarray:
         return arr.astype(ring.dtype)
 
 
+SPSC_PICKLE_ERROR = ("cannot pickle 'SpscRing' object: it is a shared-memory channel between two threads; "
+                     "pickle pop_many() output instead")
+
+
 class SpscRing:
     """Single-producer / single-consumer ring of fixed-width numeric records.
 
@@ -393,12 +485,35 @@ class SpscRing:
         self._plock = threading.Lock()  # detects (not serialises) misuse by two producers
         self._clock = threading.Lock()
 
-    capacity = property(lambda self: self._cap, doc="Capacity in records (a power of two).")
-    width = property(lambda self: self._width, doc="Values per record.")
-    dtype = property(lambda self: self._dtype, doc="numpy dtype of the values.")
-    dropped = property(lambda self: self._dropped, doc="Records refused because the ring was full.")
-    pushed = property(lambda self: self._head, doc="Records accepted so far.")
-    popped = property(lambda self: self._tail, doc="Records delivered so far.")
+    @property
+    def capacity(self) -> int:
+        """Capacity in records (a power of two)."""
+        return self._cap
+
+    @property
+    def width(self) -> int:
+        """Values per record."""
+        return self._width
+
+    @property
+    def dtype(self) -> Any:
+        """numpy dtype of the values."""
+        return self._dtype
+
+    @property
+    def dropped(self) -> int:
+        """Records refused because the ring was full."""
+        return self._dropped
+
+    @property
+    def pushed(self) -> int:
+        """Records accepted so far."""
+        return self._head
+
+    @property
+    def popped(self) -> int:
+        """Records delivered so far."""
+        return self._tail
 
     def __len__(self) -> int:
         return self._head - self._tail
@@ -452,6 +567,9 @@ class SpscRing:
             return None
         row = self.pop_many(1)
         return row[0].item() if self._width == 1 else row[0]
+
+    def __reduce__(self) -> Any:
+        raise TypeError(SPSC_PICKLE_ERROR)
 
     def __repr__(self) -> str:
         return (

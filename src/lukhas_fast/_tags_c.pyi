@@ -1,8 +1,16 @@
 from typing import Any, Dict
 from lukhas_fast.safety_tags import *  # noqa
+from lukhas_fast.safety_tags import (
+    ADVANCED_TAGS_ENABLED as ADVANCED_TAGS_ENABLED,
+    METRICS_AVAILABLE as METRICS_AVAILABLE,
+    canonical_domain as canonical_domain,
+    preprocess_text as preprocess_text,
+)
 
 def fast_normalize_text(text: Any) -> Any: ...
 def copy_tag(t: Any) -> Any: ...
 def backend_details() -> Dict[str, Any]: ...
 def _c_has_email(s: str) -> bool: ...
 def _c_scan_available(plan: Dict[Any, Any]) -> bool: ...
+
+__all__ = ["SafetyTagCategory", "SafetyTag", "TaggedPlan", "SafetyTagDetector", "PIIDetector", "FinancialDetector", "ModelSwitchDetector", "ExternalCallDetector", "PrivilegeEscalationDetector", "GDPRDetector", "SafetyTagEnricher", "create_safety_tag_enricher", "preprocess_text", "canonical_domain", "METRICS_AVAILABLE", "ADVANCED_TAGS_ENABLED", "backend_details"]

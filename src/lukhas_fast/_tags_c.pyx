@@ -36,6 +36,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION
 from libc.stdint cimport uint32_t, int8_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -47,7 +48,6 @@ cdef extern from "Python.h":
     int PyUnicode_Compare(object, object) except? -1
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     Py_ssize_t PY_SSIZE_T_MAX
-    int PyObject_GenericSetDict(object, object, void *) except -1
     str PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
 
 cdef extern from *:
@@ -1046,7 +1046,10 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
             gdpr = max(gdpr, 0.7)
             gdpr_t.append(f"param:{k}")
     region = context.get("user_region")
-    if advanced and has_params and region in ("EU", "EEA"):
+    if not advanced:
+        if region in ("EU", "EEA"):
+            gdpr_t.append("eu_user")  # the SDK's label (GDPRDetector.detect)
+    elif has_params and region in ("EU", "EEA"):
         for k, lk in keys:
             if lk in _PII_FIELDS:
                 gdpr = max(gdpr, 0.65)
@@ -1332,7 +1335,10 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             gdpr = max(gdpr, 0.7)
             gdpr_t = _add(gdpr_t, "param:" + <str>kobj[i])
     region = context.get("user_region")
-    if advanced and has_params and region in ("EU", "EEA"):
+    if not advanced:
+        if region in ("EU", "EEA"):
+            gdpr_t = _add(gdpr_t, "eu_user")  # the SDK's label (GDPRDetector.detect)
+    elif has_params and region in ("EU", "EEA"):
         for i in range(nitems):
             if kmask[i] & K_PII:
                 gdpr = max(gdpr, 0.65)
@@ -1389,10 +1395,34 @@ cdef object _hit(object self, object plan, list cached, double start):
 
 cdef object _tagged(object plan, list tags, double ms, dict ctx):
     """``TaggedPlan(plan, tags, ms, ctx)`` without the dataclass __init__ (it only assigns)."""
+    # plain attribute stores (PyObject_SetAttr): supported on every CPython;
+    # PyObject_GenericSetDict on a fresh object loses the dict on 3.13, whose
+    # instances keep their attributes as inline values
     tp = lk_object_new(_TaggedPlan)
-    PyObject_GenericSetDict(tp, {"original_plan": plan, "tags": tags, "enrichment_time_ms": ms,
-                                 "enrichment_context": ctx}, NULL)
+    tp.original_plan = plan
+    tp.tags = tags
+    tp.enrichment_time_ms = ms
+    tp.enrichment_context = ctx
     return tp
+
+
+cdef bint _detectors_intact(tuple builtin) except -1:
+    """Whether every built-in detector still runs its own ``detect``: not
+    replaced on the instance (``enricher.detectors[i].detect = f``) nor on the
+    class (``mock.patch.object(PIIDetector, "detect", ...)``).  The fused scan
+    stands in for the detectors only then; otherwise they are called, as in
+    the SDK.  One attribute lookup per detector, once per enrichment.  (The
+    originals are read from the Python tier each time, so a reload of it is
+    followed.)"""
+    cdef Py_ssize_t i
+    cdef tuple orig = _py.BUILTIN_DETECT
+    if len(builtin) != len(orig):
+        return False
+    for i in range(len(builtin)):
+        m = getattr(builtin[i], "detect", None)
+        if not PyMethod_Check(m) or <object>PyMethod_GET_FUNCTION(m) is not orig[i]:
+            return False
+    return True
 
 
 cdef list _detect_fast(object self, dict normalized, dict context):
@@ -1407,6 +1437,8 @@ cdef list _detect_fast(object self, dict normalized, dict context):
             if dets[i] is not builtin[i]:
                 same = False
                 break
+    if same and not _detectors_intact(builtin):
+        same = False  # a patched detect(): run the detectors themselves
     if same:
         tags = _scan_fast(builtin, normalized, context, advanced)
         if tags is None:
@@ -1529,7 +1561,10 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         return None, _norm_dict(plan)
 
     def _scan_builtin(self, normalized, context):
-        """The six built-in detectors fused into one pass."""
+        """The six built-in detectors fused into one pass (or called one by
+        one while a ``detect`` of theirs is patched)."""
+        if not _detectors_intact(self._builtin):
+            return self._run_detectors(list(self._builtin), normalized, context)
         tags = _scan_fast(self._builtin, normalized, context, self.advanced)
         if tags is None:
             tags = _scan(self._builtin, normalized, context, self.advanced)

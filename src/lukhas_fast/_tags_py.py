@@ -23,7 +23,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from lukhas_fast import _metrics
 
@@ -431,10 +431,11 @@ class PrivilegeEscalationDetector(SafetyTagDetector):
 class GDPRDetector(SafetyTagDetector):
     """``gdpr``: GDPR actions and terms (threshold > 0.6).
 
-    Deviation: the reference's EU boost only relabelled an already-detected
-    tag (``eu_user``) and never changed an outcome; it is removed, and with
-    the advanced flag it really works: an EU/EEA user whose plan carries PII
-    fields gets the ``gdpr`` tag (0.65, ``eu_user``)."""
+    For an EU/EEA user (``context["user_region"]``) ``eu_user`` is appended
+    to ``detected_types``, as in the SDK (it labels a tag that fires anyway,
+    never makes one fire).  With the advanced flag the EU rule really works
+    instead: an EU/EEA user whose plan carries PII fields gets the ``gdpr``
+    tag (0.65, ``eu_user``)."""
 
     threshold = 0.6
 
@@ -461,8 +462,10 @@ class GDPRDetector(SafetyTagDetector):
                         conf = max(conf, 0.7)
                         types.append(f"param:{key}")
         region = context.get("user_region")  # context needs .get, as in the reference
-        if self.advanced and region in ("EU", "EEA") and params is not None:
-            if any(_low_key(k) in PII_FIELDS for k in params):
+        if region in ("EU", "EEA"):
+            if not self.advanced:
+                types.append("eu_user")  # the SDK's label
+            elif params is not None and any(_low_key(k) in PII_FIELDS for k in params):
                 conf = max(conf, 0.65)
                 types.append("eu_user")
         return self._tag(conf, types)
@@ -636,14 +639,15 @@ def advanced_tags(plan: Dict[str, Any], present: Set[str]) -> List[SafetyTag]:
 
 # --- metrics -------------------------------------------------------------------------------------------
 
-SAFETY_TAGS_ENRICHMENT = _metrics.counter("safety_tags_enrichment_total", "Plan enrichments", ["tag_count_range"])
-SAFETY_TAGS_DETECTION = _metrics.counter("safety_tags_detection_total", "Safety tags detected", ["category", "tag"])
-SAFETY_TAGS_EVALUATION_TIME = _metrics.histogram("safety_tags_evaluation_ms", "Enrichment time (ms)", (),
-                                                 buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
-SAFETY_TAGS_CONFIDENCE = _metrics.histogram("safety_tags_confidence_bucket", "Safety tag confidence", ["tag", "lane"],
-                                            buckets=tuple(i / 10 for i in range(11)))
-GUARDIAN_ACTIONS_EXEMPLARS = _metrics.counter("guardian_actions_count", "Guardian actions (not recorded by this module)",
-                                              ["action", "lane"])
+# the SDK's module-level metrics: they exist at import, register on first use
+SAFETY_TAGS_ENRICHMENT = _metrics.lazy_counter("safety_tags_enrichment_total", "Plan enrichments", ["tag_count_range"])
+SAFETY_TAGS_DETECTION = _metrics.lazy_counter("safety_tags_detection_total", "Safety tags detected", ["category", "tag"])
+SAFETY_TAGS_EVALUATION_TIME = _metrics.lazy_histogram("safety_tags_evaluation_ms", "Enrichment time (ms)", (),
+                                                      buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
+SAFETY_TAGS_CONFIDENCE = _metrics.lazy_histogram("safety_tags_confidence_bucket", "Safety tag confidence",
+                                                 ["tag", "lane"], buckets=tuple(i / 10 for i in range(11)))
+GUARDIAN_ACTIONS_EXEMPLARS = _metrics.lazy_counter("guardian_actions_count",
+                                                   "Guardian actions (not recorded by this module)", ["action", "lane"])
 
 
 def _tag_count_range(n: int) -> str:
@@ -667,6 +671,10 @@ def _sort_pairs(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
 
 BUILTIN_DETECTORS = (PIIDetector, FinancialDetector, ModelSwitchDetector, ExternalCallDetector,
                      PrivilegeEscalationDetector, GDPRDetector)
+#: each built-in detector class's own ``detect``, in detector order (taken when this
+#: module runs, before anything can patch them): the C tier's fused scan stands in
+#: for the detectors only while these are what ``detector.detect`` resolves to
+BUILTIN_DETECT = tuple(cls.__dict__["detect"] for cls in BUILTIN_DETECTORS)
 
 
 # --- the result cache ------------------------------------------------------------------------------------
@@ -785,7 +793,7 @@ class SafetyTagEnricher:
         logger.info("SafetyTagEnricher initialized with %d detectors, caching=%s", len(self.detectors),
                     "enabled" if self.enable_caching else "disabled")
 
-    _copy_tag = staticmethod(copy_tag)
+    _copy_tag: "Callable[[Any], Any]" = staticmethod(copy_tag)
     _cache_type = TagCache  # the C tier's LRU has the same methods
 
     # -- hooks the C tier replaces ------------------------------------------------------------

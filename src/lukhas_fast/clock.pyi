@@ -1,11 +1,13 @@
 from typing import Any, Callable, Coroutine, Dict, List, Optional
 
-class BackgroundHandle:
-    ticker: Ticker
-    def stop(self) -> None: ...
-    def join(self, timeout: Optional[float] = ...) -> bool: ...
-    def is_alive(self) -> bool: ...
+from typing_extensions import disjoint_base
 
+# the handle's class is defined by the pure-Python tier and shared by all tiers
+from lukhas_fast._clock_py import BackgroundHandle
+
+__all__ = ["Ticker", "create_consciousness_ticker"]
+
+@disjoint_base
 class Ticker:
     period: float
     subscribers: List[Callable[[int], Any]]

@@ -3,6 +3,13 @@ from typing import Any, Optional
 from lukhas_fast.clock import Ticker
 from lukhas_fast.ring import Ring
 
+LANE: str
+PROM: bool
+TICK: Any
+TICKS_DROPPED: Any
+SUB_EXC: Any
+__all__ = ["ConsciousnessTicker"]
+
 class ConsciousnessTicker:
     ticker: Ticker
     buffer: Ring
@@ -10,5 +17,7 @@ class ConsciousnessTicker:
     lane: str
     frames_dropped: int
     def __init__(self, fps: float = ..., cap: int = ..., *, metrics: Optional[bool] = ...) -> None: ...
+    @property
+    def metrics_enabled(self) -> bool: ...
     def start(self, seconds: float = ...) -> None: ...
     def stop(self) -> None: ...

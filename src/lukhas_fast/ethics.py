@@ -60,6 +60,9 @@ or_op = _dsl.or_op
 not_op = _dsl.not_op
 _resolve_path_in_dict = _dsl._resolve_path_in_dict
 
+#: Deepest nesting of and/or/not a rule may have (deeper rules are a DSLError).
+MAX_RULE_DEPTH = _dsl.MAX_RULE_DEPTH
+
 #: The bundled rule files.
 DEFAULT_RULES_PATH = _os.path.join(_os.path.dirname(__file__), "rules", "defaults.yaml")
 SAFETY_TAG_RULES_PATH = _os.path.join(_os.path.dirname(__file__), "rules", "safety_tag_rules.yaml")

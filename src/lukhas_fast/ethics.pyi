@@ -1,5 +1,12 @@
 from enum import Enum
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Set
+
+__all__ = [
+    "DSLError", "RuleEvaluationError", "PREDICATES", "canonical_domain", "parse_bytes", "parse_seconds",
+    "compile_rule", "hash_rule", "EthicsAction", "Priority", "ReasonCode", "EthicsRule", "EthicsResult",
+    "RuleSet", "EthicsEngine", "RuleLoadError", "load_ethics_rules", "get_ethics_engine",
+]
 
 class DSLError(Exception): ...
 class RuleEvaluationError(Exception): ...
@@ -7,6 +14,7 @@ class RuleLoadError(Exception): ...
 
 PREDICATES: Dict[str, Callable[..., Any]]
 DEFAULT_RULES_PATH: str
+MAX_RULE_DEPTH: int
 SAFETY_TAG_RULES_PATH: str
 
 def canonical_domain(url: Any) -> str: ...
@@ -33,17 +41,34 @@ def requires_human_for_tags(tags: Any, *names: Any) -> bool: ...
 def high_risk_tag_combination(tags: Any) -> bool: ...
 
 class EthicsAction(Enum):
-    ALLOW: str
-    WARN: str
-    BLOCK: str
+    ALLOW = 'allow'
+    WARN = 'warn'
+    BLOCK = 'block'
 
 class Priority(Enum):
-    LOW: int
-    MEDIUM: int
-    HIGH: int
-    CRITICAL: int
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
 
 class ReasonCode(Enum):
+    HARMFUL_ACTION = 'ETH#1001'
+    DATA_EXFILTRATION = 'ETH#1002'
+    MANIPULATION_ATTEMPT = 'ETH#1003'
+    UNTRUSTED_DOMAIN = 'ETH#1004'
+    PRIVILEGE_ESCALATION = 'ETH#1005'
+    USER_IMPERSONATION = 'ETH#1006'
+    EXCESSIVE_MEMORY = 'ETH#2001'
+    EXCESSIVE_TIME = 'ETH#2002'
+    EXCESSIVE_BATCH = 'ETH#2003'
+    EXTERNAL_API_CALL = 'ETH#3001'
+    USER_DATA_ACCESS = 'ETH#3002'
+    LARGE_BATCH_OPERATION = 'ETH#3003'
+    LONG_RUNNING_TASK = 'ETH#3004'
+    RECURSIVE_OPERATION = 'ETH#3005'
+    MISSING_USER_CONTEXT = 'ETH#3006'
+    DEBUG_ACTION = 'ETH#3007'
+    UNKNOWN = 'ETH#9999'
     @classmethod
     def from_rule_name(cls, name: str) -> "ReasonCode": ...
 
@@ -61,6 +86,7 @@ class EthicsRule:
     def reason_code(self) -> ReasonCode: ...
     def get_reason_string(self) -> str: ...
 
+@dataclass
 class EthicsResult:
     action: EthicsAction
     triggered_rules: List[EthicsRule]
@@ -82,6 +108,7 @@ class RuleSet:
     def evaluate(self, plan: Any, context: Optional[Dict[str, Any]] = ...) -> EthicsResult: ...
 
 class EthicsEngine:
+    HISTORY: ClassVar[int]
     rule_set: RuleSet
     evaluation_history: List[Dict[str, Any]]
     def __init__(self, rule_set: RuleSet) -> None: ...

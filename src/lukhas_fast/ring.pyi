@@ -2,9 +2,13 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = ["Ring", "DecimatingRing", "SpscRing", "STRATEGIES"]
 
 STRATEGIES: Tuple[str, str, str]
 
+@disjoint_base
 class Ring:
     def __init__(self, capacity: int) -> None: ...
     def push(self, x: Any) -> None: ...
@@ -17,6 +21,7 @@ class Ring:
     @property
     def utilization(self) -> float: ...
 
+@disjoint_base
 class DecimatingRing(Ring):
     drops_total: int
     decimation_events: int
@@ -41,6 +46,7 @@ class DecimatingRing(Ring):
     def get_backpressure_stats(self) -> Dict[str, Any]: ...
     def reset_stats(self) -> None: ...
 
+@disjoint_base
 class SpscRing:
     def __init__(self, capacity: int, width: int = ..., dtype: str = ...) -> None: ...
     @property

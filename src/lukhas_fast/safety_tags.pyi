@@ -1,5 +1,13 @@
+import re
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, ClassVar, Dict, FrozenSet, List, Optional, Set, Tuple
+
+__all__ = [
+    "SafetyTagCategory", "SafetyTag", "TaggedPlan", "SafetyTagDetector", "PIIDetector", "FinancialDetector",
+    "ModelSwitchDetector", "ExternalCallDetector", "PrivilegeEscalationDetector", "GDPRDetector",
+    "SafetyTagEnricher", "create_safety_tag_enricher",
+]
 
 METRICS_AVAILABLE: bool
 ADVANCED_TAGS_ENABLED: bool
@@ -10,28 +18,29 @@ SAFETY_TAGS_CONFIDENCE: Any
 GUARDIAN_ACTIONS_EXEMPLARS: Any
 
 class SafetyTagCategory(Enum):
-    DATA_SENSITIVITY: str
-    SYSTEM_OPERATION: str
-    USER_INTERACTION: str
-    SECURITY_RISK: str
-    COMPLIANCE: str
-    RESOURCE_IMPACT: str
+    DATA_SENSITIVITY = 'data_sensitivity'
+    SYSTEM_OPERATION = 'system_operation'
+    USER_INTERACTION = 'user_interaction'
+    SECURITY_RISK = 'security_risk'
+    COMPLIANCE = 'compliance'
+    RESOURCE_IMPACT = 'resource_impact'
 
+@dataclass
 class SafetyTag:
     name: str
     category: Any
     description: str
-    confidence: float
-    source: str
-    metadata: Dict[str, Any]
-    def __init__(self, name: str, category: Any, description: str, confidence: float = ..., source: str = ...,
-                 metadata: Dict[str, Any] = ...) -> None: ...
+    confidence: float = ...
+    source: str = ...
+    metadata: Dict[str, Any] = ...
+    def __post_init__(self) -> None: ...
 
+@dataclass
 class TaggedPlan:
     original_plan: Dict[str, Any]
     tags: List[SafetyTag]
     enrichment_time_ms: float
-    enrichment_context: Dict[str, Any]
+    enrichment_context: Dict[str, Any] = ...
     @property
     def tag_names(self) -> Set[str]: ...
     @property
@@ -41,6 +50,7 @@ class TaggedPlan:
     def get_tags_by_category(self, category: Any) -> List[SafetyTag]: ...
 
 class SafetyTagDetector:
+    threshold: ClassVar[float]
     tag_name: str
     category: Any
     description: str
@@ -48,16 +58,28 @@ class SafetyTagDetector:
     def detect(self, plan: Dict[str, Any], context: Dict[str, Any]) -> Optional[SafetyTag]: ...
 
 class PIIDetector(SafetyTagDetector):
+    pii_fields: ClassVar[FrozenSet[str]]
+    email_pattern: ClassVar[re.Pattern[str]]
+    ssn_pattern: ClassVar[re.Pattern[str]]
+    phone_pattern: ClassVar[re.Pattern[str]]
+    credit_card_pattern: ClassVar[re.Pattern[str]]
     def __init__(self) -> None: ...
 class FinancialDetector(SafetyTagDetector):
+    financial_fields: ClassVar[FrozenSet[str]]
+    account_pattern: ClassVar[re.Pattern[str]]
+    routing_pattern: ClassVar[re.Pattern[str]]
+    advanced: bool
     def __init__(self, advanced: bool = ...) -> None: ...
 class ModelSwitchDetector(SafetyTagDetector):
+    model_keywords: ClassVar[Tuple[str, ...]]
     def __init__(self) -> None: ...
 class ExternalCallDetector(SafetyTagDetector):
+    url_pattern: ClassVar[re.Pattern[str]]
     def __init__(self) -> None: ...
 class PrivilegeEscalationDetector(SafetyTagDetector):
     def __init__(self) -> None: ...
 class GDPRDetector(SafetyTagDetector):
+    advanced: bool
     def __init__(self, advanced: bool = ...) -> None: ...
 
 class SafetyTagEnricher:

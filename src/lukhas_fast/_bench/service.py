@@ -14,6 +14,7 @@ answer, and any request a dropped connection lost, counts as an error.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -47,11 +48,19 @@ def _start(tier: str) -> Tuple[subprocess.Popen, int]:
     else:
         cmd = [sys.executable, "-m", "lukhas_fast", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                pass
+            if tier == "aiohttp":
                 return proc, port
+            # serve starts its offload worker processes in the background: measure once they are up
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                workers = json.loads(r.read()).get("offloaded_enrichments", {}).get("workers")
+            if workers is None or workers >= 2:  # the default --offload-workers
+                return proc, port
+            time.sleep(0.2)
         except OSError:
             if time.time() > deadline or proc.poll() is not None:
                 proc.kill()

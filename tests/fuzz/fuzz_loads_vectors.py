@@ -1,0 +1,64 @@
+"""Fuzz target: ``loads_vectors`` (C, ``csrc/jsonvec.c``) against ``orjson.loads`` and ``float()``.
+
+The input is a request body.  ``loads_vectors`` must never raise, and
+whenever it answers (not None) the answer must equal ``orjson.loads`` of the
+same bytes: same keys in the same order, same strings/bools/None, and every
+number array a fresh 1-D float64 array whose values are bit-identical to
+``float(text)`` of the number's text.  See ``_harness.py`` for how to run it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as harness  # noqa: E402
+
+with harness.instrumented():
+    import numpy as np
+    import orjson
+
+    from lukhas_fast import _drift_c
+
+loads_vectors = _drift_c.loads_vectors
+_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _bits(xs):
+    return [struct.pack("<d", float(x)) for x in xs]
+
+
+def one_input(data: bytes) -> None:
+    got = loads_vectors(data)
+    assert (loads_vectors(bytearray(data)) is None) == (got is None), "bytes and bytearray disagree"
+    if got is None:
+        return
+    try:
+        want = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise AssertionError(f"loads_vectors accepted what orjson rejects ({exc}): {got!r}") from None
+    assert type(got) is dict and type(want) is dict, (got, want)
+    assert list(got) == list(want), ("keys", list(got), list(want))
+    for k, w in want.items():
+        g = got[k]
+        if isinstance(g, np.ndarray):
+            assert g.dtype == np.float64 and g.ndim == 1 and g.flags.c_contiguous, (k, g.dtype, g.shape)
+            assert isinstance(w, list) and w and all(type(x) is float for x in w), (k, w)
+            assert _bits(g.tolist()) == _bits(w), (k, g.tolist(), w)
+        else:
+            assert type(g) is type(w) and g == w, (k, g, w)
+    # Every number that made it into an array is float(text) of its own text (orjson is
+    # checked against float() too, so a shared mistake cannot hide).
+    arrays = [v for v in got.values() if isinstance(v, np.ndarray)]
+    if arrays:
+        texts = _NUMBER.findall(data)
+        values = [x for a in arrays for x in a.tolist()]
+        floats = [float(t) for t in texts]
+        assert set(_bits(values)) <= set(_bits(floats)), ("a value is no float() of any number in the body", values)
+
+
+if __name__ == "__main__":
+    harness.main("loads_vectors", one_input)
