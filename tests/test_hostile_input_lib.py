@@ -254,6 +254,11 @@ def test_spsc_sizes_are_validated_like_the_python_tier(ring_impl):
         ring_impl.SpscRing(4, 2**61 + 1)
     with pytest.raises(ValueError):
         ring_impl.SpscRing(2**40, 2**30)
+    # a width beyond Py_ssize_t (found by the spsc fuzzer: OverflowError on the C tier)
+    with pytest.raises(ValueError, match="does not fit in Py_ssize_t"):
+        ring_impl.SpscRing(10, 2**70)
+    with pytest.raises(ValueError, match="does not fit in Py_ssize_t"):
+        ring_impl.SpscRing(2**31, 2**31, "int64")
     r = ring_impl.SpscRing(4)
     assert r.pop_many(2**64).shape == (0,)
     r.push(2.0)

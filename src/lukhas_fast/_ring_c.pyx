@@ -647,10 +647,7 @@ cdef class SpscRing:
         self._kind = {"float64": K_F64, "float32": K_F32, "int64": K_I64}[dt.name]
         self._itemsize = dt.itemsize
         self._empty = np.empty
-        # as numpy refuses the Python tier's (cap, width) array: before any
-        # size_t product can wrap
-        if cap * w * dt.itemsize > PY_SSIZE_T_MAX:
-            raise ValueError(f"SpscRing of {cap} x {w} {dt.name} is too big: {cap * w * dt.itemsize} bytes")
+        # check_spsc_args refused any capacity x width x itemsize beyond Py_ssize_t
         self._r = lk_spsc_new(<uint64_t>cap, self._itemsize * <size_t>w)
         if self._r == NULL:
             raise MemoryError(f"cannot allocate an SpscRing of {cap} x {w} {dt.name}")

@@ -7,6 +7,7 @@ operations.
 
 from __future__ import annotations
 
+import sys
 import copyreg
 import math
 import threading
@@ -389,6 +390,10 @@ def check_spsc_args(capacity: Any, width: Any, dtype: Any) -> tuple:
     pow2 = 1
     while pow2 < cap:
         pow2 <<= 1
+    # before any product can wrap in C (or numpy refuse the array with its own message)
+    if pow2 * width * dt.itemsize > sys.maxsize:
+        raise ValueError(f"SpscRing of {pow2} x {width} {dt.name} is too big: capacity x width x itemsize = "
+                         f"{pow2 * width * dt.itemsize} bytes does not fit in Py_ssize_t")
     return pow2, int(width), dt.newbyteorder("=")
 
 
