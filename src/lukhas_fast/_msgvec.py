@@ -1,0 +1,188 @@
+"""msgpack request bodies for ``POST /drift/analyze`` (``Content-Type: application/msgpack``).
+
+The body is the same object as the JSON one.  Each vector is either a msgpack
+array of numbers, or a ``bin`` of little-endian IEEE floats whose type is named
+by the object's ``"dtype"`` field (``"float32"`` or ``"float64"``)::
+
+    import msgpack, numpy as np
+    body = msgpack.packb({"lane": "prod", "dtype": "float32",
+                          "intent": np.asarray(intent, "<f4").tobytes(),
+                          "action": np.asarray(action, "<f4").tobytes()})
+    requests.post(url + "/drift/analyze", data=body,
+                  headers={"Content-Type": "application/msgpack",
+                           "Accept": "application/msgpack"})
+
+:func:`loads_drift` reads the usual shape -- a map of string keys whose values
+are strings and ``bin`` vectors -- itself, and returns each vector as a
+read-only numpy view *into the request body* (no copy; the drift kernel then
+reads float32 or float64 in place).  Any other body goes through
+``msgpack.unpackb`` (arrays of numbers stay lists, as in JSON).  The result is
+a plain dict checked by the service exactly as a JSON body is.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+__all__ = ["MSGPACK_TYPE", "DTYPES", "MsgpackError", "loads_drift", "loads", "dumps", "vector_from_bin"]
+
+MSGPACK_TYPE = "application/msgpack"
+
+#: "dtype" values accepted for ``bin`` vectors (always little-endian on the wire).
+DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+
+_LITTLE = sys.byteorder == "little"
+_U16 = struct.Struct(">H").unpack_from
+_U32 = struct.Struct(">I").unpack_from
+
+try:
+    import msgpack as _msgpack
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - the service extra installs it
+    _msgpack = None
+    AVAILABLE = False
+
+
+class MsgpackError(ValueError):
+    """A body that is not valid msgpack, or a vector ``bin`` that cannot be read (``field`` names it)."""
+
+    def __init__(self, message: str, field: Optional[str] = "body") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _need() -> Any:
+    if _msgpack is None:  # pragma: no cover
+        raise MsgpackError("msgpack bodies need the 'msgpack' package on the server", "body")
+    return _msgpack
+
+
+def loads(raw: bytes) -> Any:
+    """``msgpack.unpackb`` with the errors as :class:`MsgpackError`."""
+    mp = _need()
+    try:
+        return mp.unpackb(raw, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, mp.exceptions.UnpackException) as exc:  # ExtraData, FormatError, StackError...
+        raise MsgpackError(f"malformed msgpack: {exc}") from None
+
+
+def dumps(obj: Any) -> bytes:
+    """msgpack encoding of an answer (numpy scalars/arrays as floats/lists)."""
+    mp = _need()
+    return mp.packb(obj, default=_default, use_bin_type=True)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def vector_from_bin(buf: Any, offset: int, length: int, dtype: Any, field: str) -> np.ndarray:
+    """The float vector stored in ``buf[offset:offset+length]`` as a read-only view (no copy)."""
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise MsgpackError(
+            f"field 'dtype' must be one of {', '.join(DTYPES)} when {field!r} is a bin, got {dtype!r}", "dtype")
+    dt = DTYPES[dtype]
+    if length % dt.itemsize:
+        raise MsgpackError(f"field {field!r}: {length} bytes is not a whole number of {dtype} values", field)
+    arr = np.frombuffer(buf, dtype=dt, count=length // dt.itemsize, offset=offset)
+    if not _LITTLE:  # pragma: no cover - big-endian hosts: the kernels read native floats
+        arr = arr.astype(dt.newbyteorder("="))
+    return arr
+
+
+def _str_at(raw: bytes, i: int) -> Optional[tuple]:
+    """(str, next offset) for a msgpack str at ``i``, else None."""
+    b = raw[i]
+    if 0xA0 <= b <= 0xBF:
+        n, i = b & 0x1F, i + 1
+    elif b == 0xD9:
+        n, i = raw[i + 1], i + 2
+    elif b == 0xDA:
+        n, i = _U16(raw, i + 1)[0], i + 3
+    else:
+        return None
+    if i + n > len(raw):
+        return None
+    return raw[i:i + n].decode("utf-8"), i + n
+
+
+def loads_drift(raw: bytes) -> Dict[str, Any]:
+    """A drift request body: dict with ``bin`` vectors as zero-copy numpy views.
+
+    The fast path takes a top-level map whose keys are strings and whose values
+    are strings or ``bin``; anything else (arrays of numbers, nested objects,
+    malformed input) is decoded by ``msgpack.unpackb`` and its ``bin`` values
+    converted afterwards.  A non-map body is returned as decoded, for the
+    caller's "expected an object" error.
+    """
+    try:
+        out = _fast(raw)
+    except (IndexError, UnicodeDecodeError, struct.error):
+        out = None  # truncated or odd: let msgpack say what is wrong
+    if out is None:
+        data = loads(raw)
+        if not isinstance(data, dict):
+            return data
+        dtype = data.get("dtype")
+        for name in ("intent", "action"):
+            v = data.get(name)
+            if isinstance(v, (bytes, bytearray)):
+                data[name] = vector_from_bin(v, 0, len(v), dtype, name)
+        return data
+    return out
+
+
+def _fast(raw: bytes) -> Optional[Dict[str, Any]]:
+    if not raw:
+        return None
+    b = raw[0]
+    if 0x80 <= b <= 0x8F:
+        count, i = b & 0x0F, 1
+    elif b == 0xDE:
+        count, i = _U16(raw, 1)[0], 3
+    else:
+        return None
+    data: Dict[str, Any] = {}
+    bins = []
+    end = len(raw)
+    for _ in range(count):
+        k = _str_at(raw, i)
+        if k is None:
+            return None
+        key, i = k
+        t = raw[i]
+        if t in (0xC4, 0xC5, 0xC6):  # bin 8/16/32
+            if t == 0xC4:
+                n, i = raw[i + 1], i + 2
+            elif t == 0xC5:
+                n, i = _U16(raw, i + 1)[0], i + 3
+            else:
+                n, i = _U32(raw, i + 1)[0], i + 5
+            if i + n > end:
+                return None
+            bins.append((key, i, n))
+            data[key] = None
+            i += n
+        else:
+            s = _str_at(raw, i)
+            if s is None:
+                return None
+            data[key], i = s
+    if i != end:
+        return None  # trailing bytes: unpackb reports them
+    dtype = data.get("dtype")
+    for key, off, n in bins:
+        if key in ("intent", "action"):
+            data[key] = vector_from_bin(raw, off, n, dtype, key)
+        else:
+            data[key] = raw[off:off + n]
+    return data
