@@ -199,11 +199,43 @@ def _run_parser(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the production HTTP service."""
+    """Run the production HTTP service (``--workers N``: a supervisor and N worker processes)."""
+    import logging
+
+    from lukhas_fast._workers import supervise, worker_info
+
+    log = logging.getLogger("lukhas_fast.service")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # no per-request log lines by default
+    if args.state is not None:
+        try:
+            from lukhas_fast.drift import RedisLaneState
+
+            RedisLaneState(args.state).close()  # checks the URL and that the redis package imports
+        except (ImportError, TypeError, ValueError) as exc:
+            print(f"python -m lukhas_fast serve: error: --state: {exc}", file=sys.stderr)
+            return 2
+    if args.workers > 1 and not worker_info().supervised:
+        if args.state is None:
+            log.warning("--workers %d without --state: each worker keeps its own drift lane state "
+                        "(use --state redis://host:port/db to share it)", args.workers)
+        return supervise(sys.argv[1:] if args.argv is None else args.argv, args.host, args.port, args.workers)
     from lukhas_fast.service import ServiceConfig, serve
 
     return serve(ServiceConfig(host=args.host, port=args.port, max_body=args.max_body, fps=args.fps,
-                               ring_capacity=args.ring_capacity), seconds=args.seconds)
+                               ring_capacity=args.ring_capacity, state=args.state, workers=args.workers),
+                 seconds=args.seconds)
+
+
+def _workers_arg(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return v
 
 
 def _serve_parser(sub: Any) -> None:
@@ -214,7 +246,11 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="consciousness ticker rate")
     p.add_argument("--ring-capacity", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: until SIGINT/SIGTERM)")
-    p.set_defaults(func=cmd_serve)
+    p.add_argument("--workers", type=_workers_arg, default=1,
+                   help="worker processes on the one port (default 1; a supervisor restarts crashed ones)")
+    p.add_argument("--state", metavar="URL", default=None,
+                   help="shared drift lane state: redis://HOST:PORT/DB (Redis or Valkey); default: in-process")
+    p.set_defaults(func=cmd_serve, argv=None)
 
 
 #: Subcommand registrations: each adds its parser to the subparsers object.
@@ -228,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for register in COMMANDS:
         register(sub)
     args = parser.parse_args(argv)
+    if argv is not None:
+        args.argv = list(argv)  # serve --workers re-runs this command line in each worker
     return int(args.func(args) or 0)
 
 

@@ -48,7 +48,7 @@ logger = logging.getLogger("lukhas_fast.drift")
 GUARDIAN_NAMES = ("allow", "warn", "block")
 
 #: The update script.  KEYS[1]: the lane's hash (field ``ema``), KEYS[2]: its
-#: window list.  ARGV[1]: alpha, ARGV[2]: window size, ARGV[3..]: drifts in
+#: window list; the hash also counts updates (field ``total``).  ARGV[1]: alpha, ARGV[2]: window size, ARGV[3..]: drifts in
 #: order.  Returns {window length, ema after each drift as %.17g ...}.
 #: Redis's Lua numbers are C doubles; ``tonumber`` is ``strtod`` and
 #: ``string.format('%.17g')`` is ``sprintf``: both exact for doubles.
@@ -75,6 +75,7 @@ if last >= first then
   end
   redis.call('LTRIM', KEYS[2], -cap, -1)
   redis.call('HSET', KEYS[1], 'ema', out[#out])
+  redis.call('HINCRBY', KEYS[1], 'total', last - first + 1)
 end
 out[1] = redis.call('LLEN', KEYS[2])
 return out
@@ -139,7 +140,7 @@ def redact(url: str) -> str:
 
 
 class RedisLaneState:
-    """RedisLaneState(url, *, prefix="lukhas_fast:drift:", timeout=1.0)
+    """RedisLaneState(url, *, prefix="lukhas_fast:drift:", timeout=5.0, connect_timeout=1.0)
 
     Drift lane state (window + EMA per lane) kept in Redis or Valkey and
     updated atomically by a server-side script.  Use it through
@@ -154,8 +155,8 @@ class RedisLaneState:
     ``url``: ``redis://[:password@]host:port/db`` (also ``rediss://``, ``unix://``).
     ``prefix``: key prefix; a lane's keys are ``<prefix>{<lane>}`` (a hash,
     field ``ema``) and ``<prefix>{<lane>}:w`` (the window list, oldest first),
-    hash-tagged so both map to one cluster slot.  ``timeout``: seconds for
-    connecting and for each reply.
+    hash-tagged so both map to one cluster slot.  ``timeout``: seconds to wait
+    for a reply; ``connect_timeout``: seconds to wait for a connection.
 
     Thread-safe (redis-py's connection pool).  The ``a*`` coroutines use a
     separate ``redis.asyncio`` client bound to the first event loop that uses
@@ -163,15 +164,18 @@ class RedisLaneState:
     create their own instance after the fork.
     """
 
-    def __init__(self, url: str, *, prefix: str = "lukhas_fast:drift:", timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, prefix: str = "lukhas_fast:drift:", timeout: float = 5.0,
+                 connect_timeout: float = 1.0) -> None:
         self.url = _check_url(url)
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        for name, v in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
         redis = _redis()
         self.prefix = prefix
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
         self._errors = _store_errors()
         self._client = redis.Redis.from_url(url, **self._client_kwargs(redis))
         self._update = self._client.register_script(LUA_UPDATE)
@@ -189,7 +193,7 @@ class RedisLaneState:
         # fails fast (no exponential backoff inside a request).
         return {
             "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
+            "socket_connect_timeout": self.connect_timeout,
             "retry": Retry(NoBackoff(), 1),
             "retry_on_error": [redis.exceptions.ConnectionError],
             "health_check_interval": 0,
@@ -255,6 +259,25 @@ class RedisLaneState:
         except self._errors as exc:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
         return (float(ema) if ema is not None else 0.0), [float(v) for v in values]
+
+    async def astats(self, lanes: Sequence[str]) -> Dict[str, Tuple[float, int, int]]:
+        """lane -> (ema, window length, updates counted) for the lanes in ``lanes`` that exist, in one round trip."""
+        self._async_client()
+        try:
+            async with self._aclient.pipeline(transaction=False) as p:
+                for lane in lanes:
+                    h, w = self.keys(lane)
+                    p.hmget(h, "ema", "total")
+                    p.llen(w)
+                out = await p.execute()
+        except self._errors as exc:
+            raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
+        stats = {}
+        for i, lane in enumerate(lanes):
+            (ema, total), n = out[2 * i], out[2 * i + 1]
+            if ema is not None or n:
+                stats[lane] = (float(ema) if ema is not None else 0.0, int(n), int(total or 0))
+        return stats
 
     def load(self, lane: str, ema: float, window: int, values: Sequence[float]) -> None:
         """Replace ``lane``'s state (the window keeps its last ``window`` values)."""

@@ -25,9 +25,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from aiohttp import web
 
-from lukhas_fast import _metrics
+from lukhas_fast import _metrics, _scaleout
 from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
+from lukhas_fast._workers import worker_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
 from lukhas_fast.ethics import get_ethics_engine
@@ -57,6 +58,7 @@ logger = logging.getLogger("lukhas_fast.service")
 
 MAX_VECTOR_DIM = 65536
 _F64 = np.dtype(np.float64)
+_FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
 
 # The C drift tier parses drift bodies with the float arrays read straight
 # into float64 arrays (None for any body it does not handle); other tiers
@@ -74,6 +76,10 @@ class ServiceConfig:
     fps: float = 30.0
     ring_capacity: int = 1000
     run_ticker: bool = True
+    #: drift lane state: None (each process its own) or ``redis://host:port/db`` (shared)
+    state: Optional[str] = None
+    #: worker processes (``serve --workers``; informational inside a worker)
+    workers: int = 1
 
 
 class BadRequest(Exception):
@@ -150,7 +156,7 @@ def _vector(data: Dict[str, Any], name: str) -> Union[List[float], np.ndarray]:
     v = data.get(name)
     if v is None:
         raise BadRequest(f"missing field {name!r} (a list of numbers)", name)
-    if type(v) is np.ndarray and v.ndim == 1 and v.dtype is _F64:
+    if type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS:
         pass
     elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
@@ -171,6 +177,7 @@ class Service:
         self.ticker = Ticker(config.fps)
         self.ticker.subscribe(self._on_tick)
         self.monitors: Dict[str, DriftMonitor] = {}
+        self.store = _scaleout.RedisDriftStore(config.state) if config.state else None
         self.enricher = SafetyTagEnricher(enable_caching=True)
         self.engine = get_ethics_engine()
         self.frames_submitted = 0
@@ -191,18 +198,20 @@ class Service:
         return _json({
             "ticker": self.ticker.get_metrics(),
             "ring": self.ring.get_backpressure_stats(),
-            "drift": {lane: {"ema": m.ema, "n": len(m._raw), "lane": m.lane} for lane, m in self.monitors.items()},
+            "drift": ({lane: {"ema": m.ema, "n": len(m._raw), "lane": m.lane} for lane, m in self.monitors.items()}
+                      if self.store is None else await self.store.snapshot()),
             "enricher": self.enricher.get_stats(),
             "engine": {k: v for k, v in self.engine.get_stats().items() if k != "recent_evaluations"},
             "backend": {f: e["tier"] for f, e in backend_info()["families"].items()},
+            **_scaleout.worker_section(self.store),
         })
 
     async def prometheus(self, request: web.Request) -> web.Response:
         try:
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            body, ctype = _scaleout.prometheus_exposition()
         except ImportError:
             return _json({"error": "prometheus_client is not installed", "field": None}, status=501)
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def consciousness(self, request: web.Request) -> web.Response:
         data = await _body(request, self.config.max_body)
@@ -229,9 +238,14 @@ class Service:
 
     async def drift(self, request: web.Request) -> web.Response:
         raw = await _raw_body(request, self.config.max_body)
-        data = _loads_vectors(raw) if _loads_vectors is not None else None
-        if data is None:  # not the fast parser's shape (or a non-C tier): the general parser, same errors
-            data = _decode(raw)
+        if request.content_type == _scaleout.MSGPACK_TYPE:
+            data = _scaleout.decode_msgpack(raw)
+            if not isinstance(data, dict):
+                raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
+        else:
+            data = _loads_vectors(raw) if _loads_vectors is not None else None
+            if data is None:  # not the fast parser's shape (or a non-C tier): the general parser, same errors
+                data = _decode(raw)
         lane = data.get("lane", "experimental")
         if not isinstance(lane, str) or lane.lower() not in LANE_CFG:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
@@ -241,6 +255,13 @@ class Service:
             raise BadRequest(f"intent and action must have the same length, got {len(intent)} and {len(action)}",
                              "action")
         lane = lane.lower()
+        if self.store is not None:
+            try:
+                result = await self.store.update(lane, intent, action)
+            except (TypeError, ValueError) as exc:  # checked in-process, before the store is touched
+                msg = str(exc)
+                raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
+            return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
         monitor = self.monitors.get(lane)
         fresh = monitor is None
         if fresh:
@@ -255,7 +276,7 @@ class Service:
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
         if fresh:
             self.monitors[lane] = monitor  # registered only once it has accepted an update
-        return _json(result)
+        return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
 
     async def ethics(self, request: web.Request) -> web.Response:
         data = await _body(request, self.config.max_body)
@@ -285,6 +306,8 @@ class Service:
             self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
 
     async def stop_ticker(self, app: web.Application) -> None:
+        if self.store is not None:
+            await self.store.aclose()
         self.ticker.stop()
         if self._ticker_task is not None:
             try:
@@ -315,6 +338,12 @@ def create_app(config: Optional[ServiceConfig] = None) -> web.Application:
         except BadRequest as exc:
             status = 400
             return _json({"error": str(exc), "field": exc.field}, status=400)
+        except _scaleout.LaneStateUnavailable as exc:  # never a silent fall back to local state
+            status = 503
+            logger.warning("%s", exc)
+            resp = _json({"error": str(exc), "field": None}, status=503)
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
         except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
             status = exc.status
             field = "body" if exc.status == 413 else None
@@ -348,9 +377,17 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0) -> int:
     async def _main() -> None:
         runner = web.AppRunner(app, handle_signals=True)
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
+        worker = worker_info()
+        if worker.supervised:  # a worker of serve --workers N: accept on the supervisor's socket
+            import socket as _socket
+
+            site: web.BaseSite = web.SockSite(runner, _socket.socket(fileno=worker.fd))
+        else:
+            site = web.TCPSite(runner, config.host, config.port)
         await site.start()
-        logger.info("lukhas_fast service on http://%s:%d", config.host, config.port)
+        logger.info("lukhas_fast service on http://%s:%d (worker %d of %d, pid %d; drift state: %s)", config.host,
+                    config.port, worker.id, worker.count, worker.pid,
+                    _scaleout.redact(config.state) if config.state else "in-process")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal
