@@ -112,3 +112,23 @@ def test_fast_path_agrees_with_msgpack(obj):
 def test_dumps_answers():
     out = msgpack.unpackb(_msgvec.dumps({"ema": np.float64(0.5), "a": np.arange(2.0), "n": 3}))
     assert out == {"ema": 0.5, "a": [0.0, 1.0], "n": 3}
+
+
+@settings(derandomize=True, max_examples=600, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=64),
+    st.dictionaries(st.text(max_size=40), st.text(max_size=40) | st.binary(max_size=300), max_size=18).map(
+        lambda d: msgpack.packb(d, use_bin_type=True)),
+).flatmap(lambda raw: st.tuples(st.just(raw), st.integers(0, max(0, len(raw))), st.binary(max_size=3))))
+def test_c_splitter_agrees_with_the_python_one(case):
+    raw, cut, tail = case
+    c_fields = pytest.importorskip("lukhas_fast._drift_c").loads_msgpack_fields
+    for body in (raw, raw[:cut], raw + tail):
+        want = _msgvec.fields_py(body)
+        got = c_fields(body)
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None and set(got) == set(want)
+            for k, v in want.items():
+                assert type(got[k]) is type(v) and (got[k] == v if isinstance(v, str) else got[k].tobytes() == v.tobytes())

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import struct
 import sys
+import threading
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-__all__ = ["MSGPACK_TYPE", "DTYPES", "MsgpackError", "loads_drift", "loads", "dumps", "vector_from_bin"]
+__all__ = ["MSGPACK_TYPE", "DTYPES", "MsgpackError", "loads_drift", "loads", "dumps", "vector_from_bin", "fields_py"]
 
 MSGPACK_TYPE = "application/msgpack"
 
@@ -73,8 +74,17 @@ def loads(raw: bytes) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """msgpack encoding of an answer (numpy scalars/arrays as floats/lists)."""
-    mp = _need()
-    return mp.packb(obj, default=_default, use_bin_type=True)
+    packer = getattr(_local, "packer", None)
+    if packer is None:  # one Packer per thread: building one per answer costs more than packing
+        packer = _local.packer = _need().Packer(default=_default, use_bin_type=True, autoreset=True)
+    try:
+        return packer.pack(obj)
+    except BaseException:
+        _local.packer = None  # a Packer may hold a half-written buffer after an error
+        raise
+
+
+_local = threading.local()
 
 
 def _default(obj: Any) -> Any:
@@ -119,16 +129,14 @@ def loads_drift(raw: bytes) -> Dict[str, Any]:
     """A drift request body: dict with ``bin`` vectors as zero-copy numpy views.
 
     The fast path takes a top-level map whose keys are strings and whose values
-    are strings or ``bin``; anything else (arrays of numbers, nested objects,
-    malformed input) is decoded by ``msgpack.unpackb`` and its ``bin`` values
-    converted afterwards.  A non-map body is returned as decoded, for the
-    caller's "expected an object" error.
+    are strings or ``bin`` (split by the C tier's ``loads_msgpack_fields``,
+    else by :func:`fields_py`); anything else (arrays of numbers, nested
+    objects, malformed input) is decoded by ``msgpack.unpackb`` and its
+    ``bin`` vectors converted afterwards.  A non-map body is returned as
+    decoded, for the caller's "expected an object" error.
     """
-    try:
-        out = _fast(raw)
-    except (IndexError, UnicodeDecodeError, struct.error):
-        out = None  # truncated or odd: let msgpack say what is wrong
-    if out is None:
+    fields = _fields(raw)
+    if fields is None:
         data = loads(raw)
         if not isinstance(data, dict):
             return data
@@ -138,11 +146,27 @@ def loads_drift(raw: bytes) -> Dict[str, Any]:
             if isinstance(v, (bytes, bytearray)):
                 data[name] = vector_from_bin(v, 0, len(v), dtype, name)
         return data
-    return out
+    dtype = fields.get("dtype")
+    for key, v in fields.items():
+        if type(v) is memoryview:
+            fields[key] = vector_from_bin(v, 0, len(v), dtype, key) if key in _VECTORS else v.tobytes()
+    return fields
 
 
-def _fast(raw: bytes) -> Optional[Dict[str, Any]]:
-    if not raw:
+_VECTORS = ("intent", "action")
+
+
+def fields_py(raw: bytes) -> Optional[Dict[str, Any]]:
+    """Pure-Python ``loads_msgpack_fields``: a map of str keys to str or ``bin`` values as a dict
+    (``bin`` values as memoryview slices of ``raw``), else None."""
+    try:
+        return _fields_py(raw)
+    except (IndexError, UnicodeDecodeError, struct.error):
+        return None
+
+
+def _fields_py(raw: bytes) -> Optional[Dict[str, Any]]:
+    if type(raw) is not bytes or not raw:
         return None
     b = raw[0]
     if 0x80 <= b <= 0x8F:
@@ -152,8 +176,8 @@ def _fast(raw: bytes) -> Optional[Dict[str, Any]]:
     else:
         return None
     data: Dict[str, Any] = {}
-    bins = []
     end = len(raw)
+    mv = memoryview(raw)
     for _ in range(count):
         k = _str_at(raw, i)
         if k is None:
@@ -169,20 +193,21 @@ def _fast(raw: bytes) -> Optional[Dict[str, Any]]:
                 n, i = _U32(raw, i + 1)[0], i + 5
             if i + n > end:
                 return None
-            bins.append((key, i, n))
-            data[key] = None
+            data[key] = mv[i:i + n]
             i += n
         else:
             s = _str_at(raw, i)
             if s is None:
                 return None
             data[key], i = s
-    if i != end:
-        return None  # trailing bytes: unpackb reports them
-    dtype = data.get("dtype")
-    for key, off, n in bins:
-        if key in ("intent", "action"):
-            data[key] = vector_from_bin(raw, off, n, dtype, key)
-        else:
-            data[key] = raw[off:off + n]
-    return data
+    return data if i == end else None
+
+
+def _tier_fields() -> Any:
+    from lukhas_fast import drift
+
+    return getattr(drift._impl, "loads_msgpack_fields", fields_py)
+
+
+#: the active drift tier's splitter (C: ``loads_msgpack_fields``), else :func:`fields_py`
+_fields = _tier_fields()

@@ -194,10 +194,15 @@ def run_wrk(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[fl
             fh.write(req.body or b"")
         env = dict(os.environ, LUKHAS_WRK_BODY=body, LUKHAS_WRK_METHOD="POST" if req.body is not None else "GET",
                    LUKHAS_WRK_CTYPE=req.ctype, LUKHAS_WRK_ACCEPT=req.accept or "")
-        cmd = _pin(cpu) + ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", script,
+        secs = max(1, int(round(seconds)))  # wrk takes whole seconds
+        cmd = _pin(cpu) + ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{secs}s", "--latency", "-s", script,
                            f"http://127.0.0.1:{port}{req.path}"]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=secs + 60)
+    out = p.stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr.strip() or out.strip()}")
+    rps = float(m.group(1))
     lat = dict((m.group(1), _unit(m.group(2), m.group(3)))
                for m in re.finditer(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M))
     errors = 0
@@ -325,7 +330,7 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
         for s in servers.values():
             for r in todo:
                 s.check(r)
-                run(s.port, r, 0.3, cpu)  # warm-up
+                run(s.port, r, 1.0, cpu)  # warm-up
         runs: Dict[Tuple[str, str], List[Tuple[float, float, float, int]]] = {}
         for _ in range(rounds):  # interleaved: a slow spell of a shared VM hits every column alike
             for r in todo:
