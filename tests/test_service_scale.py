@@ -189,10 +189,15 @@ def test_workers_share_redis_state_and_match_one_monitor(store, tmp_path):
         local = DriftMonitor("prod", metrics=False)
         for (a, b), got in answers:
             assert got == local.update(a, b)
-        # one scrape covers both workers
-        text = _get(svc.base, "/metrics/prometheus").decode()
-        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                    if line.startswith("lukhas_service_requests_total{") and 'route="/drift/analyze"' in line)
+        # one scrape covers both workers (each flushes its request counts at least once a second)
+        end = time.monotonic() + 10
+        while True:
+            text = _get(svc.base, "/metrics/prometheus").decode()
+            total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("lukhas_service_requests_total{") and 'route="/drift/analyze"' in line)
+            if total == 60 or time.monotonic() > end:
+                break
+            time.sleep(0.2)
         assert total == 60
         assert svc.stop() == 0
     with open(log) as fh:

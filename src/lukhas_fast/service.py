@@ -28,6 +28,8 @@ from aiohttp import web
 from lukhas_fast import _metrics, _scaleout
 from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
+from lukhas_fast._drift_py import ema_gauge as _drift_ema_gauge
+from lukhas_fast._reqmetrics import RequestMetrics
 from lukhas_fast._workers import worker_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
@@ -182,9 +184,22 @@ class Service:
         self.engine = get_ethics_engine()
         self.frames_submitted = 0
         self._ticker_task: Optional[asyncio.Task] = None
+        buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
         self.requests = _metrics.counter("lukhas_service_requests_total", "HTTP requests", ["route", "method", "status"])
         self.latency = _metrics.histogram("lukhas_service_request_seconds", "HTTP request latency", ["route"],
-                                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+                                          buckets=buckets)
+        # per request: a dict update; flushed into the metrics above before each scrape and every second
+        self.reqmetrics = RequestMetrics([(self.requests, lambda k: (k[0], k[1], str(k[2])))],
+                                         [(self.latency, lambda k: (k[0],))], buckets)
+        self.reqmetrics.before_flush.append(self._publish_drift_gauges)
+        self._metrics_on = _metrics.metrics_default()
+
+    def _publish_drift_gauges(self) -> None:
+        # the service's monitors run with metrics=False (a gauge write per update costs
+        # ~1 us); their EMA gauges are set here, before every scrape and every second
+        if self._metrics_on:
+            for lane, m in self.monitors.items():
+                _drift_ema_gauge(lane).set(m.ema)
 
     def _on_tick(self, tick: int) -> None:
         self.ring.push({"tick": tick, "t": time.time()})
@@ -207,6 +222,7 @@ class Service:
         })
 
     async def prometheus(self, request: web.Request) -> web.Response:
+        self.reqmetrics.flush()
         try:
             body, ctype = _scaleout.prometheus_exposition()
         except ImportError:
@@ -265,7 +281,7 @@ class Service:
         monitor = self.monitors.get(lane)
         fresh = monitor is None
         if fresh:
-            monitor = DriftMonitor(lane)
+            monitor = DriftMonitor(lane, metrics=False)
         try:
             # float64 arrays from the fast parser are read in place by the C kernel,
             # which may sum in SIMD order: the drift can then differ from the list
@@ -302,10 +318,12 @@ class Service:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start_ticker(self, app: web.Application) -> None:
+        self.reqmetrics.start()
         if self.config.run_ticker:
             self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
 
     async def stop_ticker(self, app: web.Application) -> None:
+        self.reqmetrics.stop()
         if self.store is not None:
             await self.store.aclose()
         self.ticker.stop()
@@ -352,8 +370,7 @@ def create_app(config: Optional[ServiceConfig] = None) -> web.Application:
             logger.exception("unhandled error on %s", route)
             return _json({"error": f"internal error: {type(exc).__name__}", "field": None}, status=500)
         finally:
-            svc.requests.labels(route=route, method=request.method, status=str(status)).inc()
-            svc.latency.labels(route=route).observe(time.perf_counter() - t0)
+            svc.reqmetrics.observe((route, request.method, status), time.perf_counter() - t0)
 
     app = web.Application(client_max_size=config.max_body, middlewares=[errors_and_metrics])
     app[SERVICE_KEY] = svc

@@ -184,8 +184,8 @@ def _unit(v: str, u: str) -> float:
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[u]
 
 
-def run_wrk(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) from one wrk run."""
+def run_wrk(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, errors, requests) from one wrk run."""
     with tempfile.TemporaryDirectory(prefix="lukhas-wrk-") as d:
         script, body = os.path.join(d, "req.lua"), os.path.join(d, "body")
         with open(script, "w") as fh:
@@ -212,7 +212,8 @@ def run_wrk(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[fl
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
-    return rps, lat.get("50", float("nan")), lat.get("99", float("nan")), errors
+    m = re.search(r"(\d+) requests in", out)
+    return rps, lat.get("50", float("nan")), lat.get("99", float("nan")), errors, int(m.group(1)) if m else 0
 
 
 class _Client(asyncio.Protocol):
@@ -275,14 +276,14 @@ class _Client(asyncio.Protocol):
             self._finish()
 
 
-def run_builtin(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) from the built-in client (this process pinned to ``cpu``)."""
+def run_builtin(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, errors, requests) from the built-in client (this process pinned to ``cpu``)."""
     old = None
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         old = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {cpu})
     try:
-        async def go() -> Tuple[float, float, float, int]:
+        async def go() -> Tuple[float, float, float, int, int]:
             loop = asyncio.get_running_loop()
             t0 = time.perf_counter()
             state: Dict[str, object] = {"until": t0 + seconds, "errors": 0, "lat": [], "open": CONNECTIONS,
@@ -293,7 +294,8 @@ def run_builtin(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tupl
             elapsed = time.perf_counter() - t0
             lat: List[float] = sorted(state["lat"])  # type: ignore[arg-type]
             p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
-            return len(lat) / elapsed, p(0.5), p(0.99), int(state["errors"])  # type: ignore[call-overload]
+            return (len(lat) / elapsed, p(0.5), p(0.99), int(state["errors"]),  # type: ignore[call-overload]
+                    len(lat))
 
         return asyncio.run(go())
     finally:
@@ -301,9 +303,21 @@ def run_builtin(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tupl
             os.sched_setaffinity(0, old)
 
 
-def _best(runs: List[Tuple[float, float, float, int]]) -> Tuple[float, float, float, int]:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux ``/proc``), 0.0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _best(runs: List[Tuple[float, ...]]) -> Tuple[float, float, float, int, float]:
+    """Best run's (requests/s, p50, p99), errors summed, and the lowest server CPU per request (us)."""
     best = max(runs, key=lambda r: r[0])
-    return best[0], best[1], best[2], sum(r[3] for r in runs)
+    cpu = [r[5] for r in runs if r[5] > 0]
+    return best[0], best[1], best[2], int(sum(r[3] for r in runs)), min(cpu) if cpu else float("nan")
 
 
 @measurement("Production service under load (127.0.0.1, wrk -t1 -c32; server pinned to CPU 0)", "service")
@@ -331,11 +345,14 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
             for r in todo:
                 s.check(r)
                 run(s.port, r, 1.0, cpu)  # warm-up
-        runs: Dict[Tuple[str, str], List[Tuple[float, float, float, int]]] = {}
+        runs: Dict[Tuple[str, str], List[Tuple[float, ...]]] = {}
         for _ in range(rounds):  # interleaved: a slow spell of a shared VM hits every column alike
             for r in todo:
                 for name, s in servers.items():
-                    runs.setdefault((name, r.label), []).append(run(s.port, r, seconds, cpu))
+                    c0 = _cpu_seconds(s.proc.pid)
+                    res = run(s.port, r, seconds, cpu)
+                    used = _cpu_seconds(s.proc.pid) - c0  # the server process only (not workers)
+                    runs.setdefault((name, r.label), []).append(res + (used / res[4] * 1e6 if res[4] and used else 0.0,))
         return {k: _best(v) for k, v in runs.items()}
 
     # 1. every route against the floor (server on one core, generator on the other)
@@ -347,7 +364,9 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
             s.stop()
     for r in reqs:
         ours, floor = res[("ours", r.label)], res[("floor", r.label)]
-        rows.append(Row(r.label, {"ours": ours[0], "floor": floor[0], "ours/floor": ours[0] / floor[0]}, "req/s",
+        rows.append(Row(r.label, {"ours": ours[0], "floor": floor[0], "ours/floor": ours[0] / floor[0],
+                                  "cpu us/req": ours[4], "floor cpu": floor[4], "floor/ours cpu": floor[4] / ours[4]},
+                        "req/s",
                         f"p50 {ours[1]:.2f} ms, p99 {ours[2]:.2f} ms; errors ours {ours[3]}, floor {floor[3]}; "
                         f"{len(r.body or b'')} B body; {gen}"))
 
@@ -386,7 +405,8 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
             for r in (drift_bin, drift_json):
                 red, loc = res[("redis", r.label)], res[("local", r.label)]
                 rows.append(Row(f"{r.label.split(' (')[0]}: --state redis vs in-process",
-                                {"ours": red[0], "floor": loc[0], "ours/floor": red[0] / loc[0]}, "req/s",
+                                {"ours": red[0], "floor": loc[0], "ours/floor": red[0] / loc[0],
+                                 "cpu us/req": red[4], "floor cpu": loc[4], "floor/ours cpu": loc[4] / red[4]}, "req/s",
                                 f"columns: redis state, in-process state, ratio; redis-server shares CPU 1 with "
                                 f"the generator; errors {red[3]} / {loc[3]}; {gen}"))
     return rows
