@@ -238,3 +238,18 @@ def test_bad_serve_flags():
         p = subprocess.run([sys.executable, "-m", "lukhas_fast", "serve", *args], capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == 2 and match in p.stderr
+
+
+async def test_unmatched_routes_answer_json_and_are_counted(aiohttp_client):
+    prom = pytest.importorskip("prometheus_client")
+    client = await aiohttp_client(create_app(ServiceConfig(run_ticker=False)))
+    r = await client.get("/nope")
+    assert r.status == 404 and (await r.json())["error"] == "Not Found"
+    r = await client.delete("/health")
+    assert r.status == 405 and set(r.headers["Allow"].split(",")) == {"GET", "HEAD"}
+    r = await client.head("/health")
+    assert r.status == 200
+    text = await (await client.get("/metrics/prometheus")).text()
+    assert 'lukhas_service_requests_total{method="DELETE",route="unmatched",status="405"}' in text
+    assert 'lukhas_service_requests_total{method="HEAD",route="/health",status="200"}' in text
+    assert prom is not None

@@ -27,7 +27,7 @@ from lukhas_fast import _msgvec
 from lukhas_fast._drift_state import LaneStateUnavailable, RedisLaneState, SharedDriftMonitor, redact
 from lukhas_fast._workers import worker_info
 
-__all__ = ["RedisDriftStore", "LaneStateUnavailable", "decode_msgpack", "wants_msgpack", "msgpack_response",
+__all__ = ["RedisDriftStore", "LaneStateUnavailable", "decode_msgpack", "is_msgpack", "wants_msgpack", "msgpack_response",
            "worker_section", "prometheus_exposition", "MSGPACK_TYPE"]
 
 MSGPACK_TYPE = _msgvec.MSGPACK_TYPE
@@ -86,12 +86,18 @@ class RedisDriftStore:
 
 def decode_msgpack(raw: bytes, config: Any = None) -> Any:
     """A msgpack request body (``bin`` vectors as zero-copy views); errors as the service's 400."""
-    from lukhas_fast.service import BadRequest
-
     try:
         return _msgvec.loads_drift(raw)
     except _msgvec.MsgpackError as exc:
+        from lukhas_fast.service import BadRequest
+
         raise BadRequest(str(exc), exc.field) from None
+
+
+def is_msgpack(request: Any) -> bool:
+    """True when the request body is msgpack (``Content-Type: application/msgpack``, any parameters)."""
+    ctype = request.headers.get("Content-Type")
+    return ctype is not None and ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
 
 
 def wants_msgpack(request: Any) -> bool:
@@ -104,7 +110,10 @@ def msgpack_response(data: Any, status: int = 200) -> Any:
     """An aiohttp response with ``data`` as msgpack."""
     from aiohttp import web
 
-    return web.Response(body=_msgvec.dumps(data), status=status, content_type=MSGPACK_TYPE)
+    return web.Response(body=_msgvec.dumps(data), status=status, headers=_MSGPACK_HEADERS)
+
+
+_MSGPACK_HEADERS = {"Content-Type": MSGPACK_TYPE}
 
 
 # -- workers -----------------------------------------------------------------------------------
