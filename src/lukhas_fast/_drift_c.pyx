@@ -33,7 +33,8 @@ from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPOR
 from lukhas_fast import _metrics
 
 __all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity",
-           "cosine_similarity_batch", "backend_details", "loads_vectors", "loads_msgpack_fields"]
+           "cosine_similarity_batch", "backend_details", "loads_vectors", "loads_msgpack_fields",
+           "loads_msgpack_vectors"]
 
 
 cdef extern from "drift.h" nogil:
@@ -773,3 +774,37 @@ def loads_msgpack_fields(data):
     except UnicodeDecodeError:
         return None
     return out if i == n else None
+
+
+_MP_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+
+
+def loads_msgpack_vectors(data):
+    """loads_msgpack_vectors(data) -> dict | None
+
+    :func:`loads_msgpack_fields` for a well-formed body whose ``"dtype"`` is
+    ``"float32"`` or ``"float64"``: the ``intent``/``action`` ``bin`` values
+    are returned as read-only 1-D numpy views into ``data`` (no copy; other
+    ``bin`` values as ``bytes``).  None whenever anything is off (no or
+    another dtype, a length that is not a whole number of values, any shape
+    ``loads_msgpack_fields`` refuses): the caller's general path then decodes
+    the body and reports the error.  Little-endian hosts only (None elsewhere).
+    """
+    if not _LITTLE_ENDIAN:
+        return None
+    out = loads_msgpack_fields(data)
+    if out is None:
+        return None
+    dt = _MP_DTYPES.get(out.get("dtype"))
+    for key, v in out.items():
+        if type(v) is memoryview:
+            if key == "intent" or key == "action":
+                if dt is None or len(<memoryview>v) % dt.itemsize:
+                    return None
+                out[key] = np.frombuffer(v, dtype=dt)
+            else:
+                out[key] = bytes(v)
+    return out
+
+
+cdef bint _LITTLE_ENDIAN = __import__("sys").byteorder == "little"  # the wire format is little-endian

@@ -135,6 +135,15 @@ def loads_drift(raw: bytes) -> Dict[str, Any]:
     ``bin`` vectors converted afterwards.  A non-map body is returned as
     decoded, for the caller's "expected an object" error.
     """
+    if _vectors is not None:
+        fast = _vectors(raw)  # the C tier: the usual body in one call
+        if fast is not None:
+            return fast
+    return _general(raw)
+
+
+def _general(raw: bytes) -> Dict[str, Any]:
+    """:func:`loads_drift` without the C tier's one-call path (all the error reporting is here)."""
     fields = _fields(raw)
     if fields is None:
         data = loads(raw)
@@ -203,11 +212,13 @@ def _fields_py(raw: bytes) -> Optional[Dict[str, Any]]:
     return data if i == end else None
 
 
-def _tier_fields() -> Any:
+def _tier(name: str, default: Any) -> Any:
     from lukhas_fast import drift
 
-    return getattr(drift._impl, "loads_msgpack_fields", fields_py)
+    return getattr(drift._impl, name, default)
 
 
 #: the active drift tier's splitter (C: ``loads_msgpack_fields``), else :func:`fields_py`
-_fields = _tier_fields()
+_fields = _tier("loads_msgpack_fields", fields_py)
+#: the C tier's splitter + vector views for well-formed bodies in one call (None: not available)
+_vectors = _tier("loads_msgpack_vectors", None)
