@@ -36,7 +36,7 @@ def _state(app):
 
 async def test_routes(client):
     r = await client.get("/health")
-    assert r.status == 200 and (await r.json())["status"] == "ok"
+    assert r.status == 200 and (await r.json())["status"] == "healthy"
     r = await client.post("/consciousness/analyze", json={"frame": {"x": 1}, "priority": 2})
     body = await r.json()
     assert r.status == 200 and body["accepted"] and body["buffer"]["total_pushes"] >= 1

@@ -156,8 +156,8 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
 
-    def run(self) -> int:
-        """Start the workers, keep them running until SIGTERM/SIGINT, stop them; returns 0."""
+    def run(self, seconds: float = 0.0) -> int:
+        """Start the workers, keep them running until SIGTERM/SIGINT (or ``seconds``), stop them; returns 0."""
         self._setup_prometheus()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         pending: Dict[int, float] = {}  # worker id -> monotonic time of its (re)start
@@ -165,7 +165,10 @@ class Supervisor:
             for wid in range(self.workers):
                 self._spawn(wid)
             logger.info("%d workers on %s", self.workers, self.sock.getsockname())
+            until = time.monotonic() + seconds if seconds and seconds > 0 else None
             while not self._stop:
+                if until is not None and time.monotonic() >= until:
+                    break
                 now = time.monotonic()
                 for wid, proc in list(self.procs.items()):
                     rc = proc.poll()
@@ -222,10 +225,12 @@ def _describe(rc: int) -> str:
     return f"status {rc}"
 
 
-def supervise(argv: Sequence[str], host: str, port: int, workers: int, grace: float = 30.0) -> int:
-    """Bind ``host:port`` and run ``python -m lukhas_fast <argv>`` in ``workers`` processes."""
+def supervise(argv: Sequence[str], host: str, port: int, workers: int, grace: float = 30.0,
+              seconds: float = 0.0) -> int:
+    """Bind ``host:port`` and run ``python -m lukhas_fast <argv>`` in ``workers`` processes
+    (until SIGTERM/SIGINT, or ``seconds``)."""
     sock = bind_socket(host, port)
     try:
-        return Supervisor([sys.executable, "-m", "lukhas_fast", *argv], sock, workers, grace=grace).run()
+        return Supervisor([sys.executable, "-m", "lukhas_fast", *argv], sock, workers, grace=grace).run(seconds)
     finally:
         sock.close()

@@ -1,26 +1,47 @@
 """The integration guide's production service on aiohttp.
 
-Routes: ``GET /health``, ``GET /metrics`` (JSON: ticker, ring, drift,
-enricher and engine stats), ``GET /metrics/prometheus`` (text exposition),
-``POST /consciousness/analyze``, ``POST /safety/enrich``,
-``POST /drift/analyze``, ``POST /ethics/evaluate``.
+The guide's ``ProductionConsciousnessService`` (tutorial 4) contract, as a
+superset: every route accepts the guide's request bodies and answers the
+guide's response fields, plus this package's own.
+
+Routes: ``GET /health`` (200 healthy / 503 unhealthy), ``GET /livez``,
+``GET /readyz``, ``GET /metrics`` (JSON), ``GET /metrics/prometheus`` (text
+exposition), ``GET /openapi.json``, ``POST /consciousness/analyze``,
+``POST /safety/enrich``, ``POST /drift/analyze``, ``POST /ethics/evaluate``.
+
+Structure (the seams other modules build on):
+
+* :class:`ServiceConfig` -- every setting, validated by
+  :meth:`ServiceConfig.validate` (``ValueError`` naming the setting).
+* :class:`DriftStore` -- where the drift monitors live;
+  :class:`LocalDriftStore` keeps them in this process.
+* :class:`BodyReader` -- reads a request body (size limit, read timeout,
+  ``Content-Encoding``) and decodes it by media type (:data:`DECODERS`), with
+  the JSON nesting-depth limit applied before any library call.
+* :func:`create_app` -- the aiohttp application for one config;
+  :func:`start_sites` binds it (with the header-read timeout);
+  :func:`serve` runs it until SIGINT/SIGTERM.
 
 The consciousness ticker ticks on the service's own event loop
 (``Ticker.run_async``), pushing frames into a ``DecimatingRing``.  Bad input
-is a 4xx with a JSON body ``{"error": ..., "field": ...}``, checked before
-any state changes; bodies over ``max_body`` bytes are refused with 413.
-``serve()`` shuts down gracefully on SIGINT/SIGTERM (in-flight requests
-finish, the ticker stops) and returns 0.
+is a 4xx with a JSON body ``{"error": ..., "field": ..., "request_id": ...}``,
+checked before any state changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
-import math
+import os
+import re
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from aiohttp import web
@@ -52,11 +73,25 @@ except ImportError:  # pragma: no cover - orjson is in the service extra
         return json.dumps(obj, default=str).encode()
 
     _loads = json.loads
-    _DecodeError = (ValueError,)
+    _DecodeError = (ValueError, RecursionError)
 
-__all__ = ["ServiceConfig", "SERVICE_KEY", "create_app", "serve"]
+__all__ = [
+    "ServiceConfig",
+    "SERVICE_KEY",
+    "DriftStore",
+    "LocalDriftStore",
+    "BodyReader",
+    "DECODERS",
+    "BadRequest",
+    "create_app",
+    "start_sites",
+    "serve",
+    "json_depth_exceeds",
+    "JsonLogFormatter",
+]
 
 logger = logging.getLogger("lukhas_fast.service")
+access_logger = logging.getLogger("lukhas_fast.service.access")
 
 MAX_VECTOR_DIM = 65536
 _F64 = np.dtype(np.float64)
@@ -67,29 +102,122 @@ _FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
 # have no such parser and always use _loads.
 _loads_vectors = getattr(_drift._impl, "loads_vectors", None)
 
+#: Content-Encoding values accepted on request bodies (aiohttp decodes them
+#: while reading; anything else is 415).
+ACCEPTED_ENCODINGS = ("identity", "gzip", "deflate")
+
+
+# --------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------
 
 @dataclass
 class ServiceConfig:
-    """Service settings (``python -m lukhas_fast serve`` flags)."""
+    """Every service setting (``serve`` flags / ``LUKHAS_SERVICE_*`` variables).
+
+    Timeouts are in seconds.  :meth:`validate` checks every value and raises
+    ``ValueError("<name>: ...")`` for the first bad one.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
+    #: largest request body in bytes, after Content-Encoding decoding (413 above)
     max_body: int = 1 << 20
+    #: deepest JSON nesting of a request body (arrays + objects; 400 above)
+    max_depth: int = 64
     fps: float = 30.0
     ring_capacity: int = 1000
+    #: lane of ``/drift/analyze`` requests that name none (the guide's "production")
+    default_lane: str = "production"
+    #: a request head must arrive within this long (from the connection's first byte,
+    #: or from the first byte after an idle keep-alive period); else 408 and close
+    header_timeout: float = 10.0
+    #: a request body must arrive within this long of its handler starting; else 408 and close
+    body_timeout: float = 30.0
+    #: idle keep-alive connections are closed after this long
+    keepalive_timeout: float = 75.0
+    #: on SIGINT/SIGTERM, in-flight requests get this long to finish
+    shutdown_grace: float = 10.0
+    #: bodies larger than this are enriched in a worker process, not on the event loop
+    offload_bytes: int = 64 * 1024
+    #: worker processes for offloaded enrichment (also the number run at once)
+    offload_workers: int = 2
+    #: an offloaded enrichment running longer than this is abandoned (503) and its worker killed
+    enrich_timeout: float = 30.0
+    #: the ticker counts as stalled when no tick came for this long (and 3 tick periods)
+    stall_seconds: float = 2.0
+    #: serve the Prometheus exposition on this extra port too (None: off)
+    metrics_port: Optional[int] = None
+    access_log: bool = False
     run_ticker: bool = True
-    #: drift lane state: None (each process its own) or ``redis://host:port/db`` (shared)
+    #: drift lane state: None (in this process) or ``redis://host:port/db`` (shared by every worker/replica)
     state: Optional[str] = None
-    #: worker processes (``serve --workers``; informational inside a worker)
+    #: worker processes of ``serve`` (a supervisor starts them; informational inside a worker)
     workers: int = 1
+
+    def validate(self) -> "ServiceConfig":
+        """Check every value; ``ValueError("name: reason")`` for the first bad one."""
+
+        def bad(name: str, why: str) -> None:
+            raise ValueError(f"{name}: {why}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.host, str) or not self.host:
+            bad("host", "must be a non-empty host name or address")
+        for name in ("port", "metrics_port"):
+            v = getattr(self, name)
+            if v is None and name == "metrics_port":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+                bad(name, "must be an integer in 0..65535")
+        for name, lo in (("max_body", 1), ("max_depth", 1), ("ring_capacity", 1), ("offload_workers", 1),
+                         ("offload_bytes", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                bad(name, f"must be an integer >= {lo}")
+        for name, strict in (("fps", True), ("header_timeout", True), ("body_timeout", True),
+                             ("keepalive_timeout", True), ("shutdown_grace", False), ("stall_seconds", True),
+                             ("enrich_timeout", True)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or (
+                    v <= 0 if strict else v < 0):
+                bad(name, "must be a finite number " + ("> 0" if strict else ">= 0"))
+        if self.fps > 10000:
+            bad("fps", "must be at most 10000")
+        if not isinstance(self.default_lane, str) or self.default_lane.lower() not in LANE_CFG:
+            bad("default_lane", f"must be one of {', '.join(LANE_CFG)}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            bad("workers", "must be an integer >= 1")
+        if self.state is not None and (not isinstance(self.state, str)
+                                       or not self.state.startswith(("redis://", "rediss://", "unix://"))):
+            bad("state", "must be None or a redis://host:port/db URL")
+        return self
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: ``ts``, ``level``, ``logger``, ``message``, and the access
+    fields when present (``request_id``, ``method``, ``path``, ``status``, ``duration_ms``,
+    ``remote``); ``exc`` holds a formatted traceback."""
+
+    _EXTRA = ("request_id", "method", "path", "status", "duration_ms", "remote")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: Dict[str, Any] = {"ts": round(record.created, 6), "level": record.levelname.lower(),
+                               "logger": record.name, "message": record.getMessage()}
+        for k in self._EXTRA:
+            if k in record.__dict__:
+                out[k] = record.__dict__[k]
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return _dumps(out).decode()
 
 
 class BadRequest(Exception):
-    """A rejected request: 400 with ``{"error": message, "field": field}``."""
+    """A rejected request: ``status`` (400 unless said) with ``{"error": message, "field": field}``."""
 
-    def __init__(self, message: str, field: Optional[str] = None) -> None:
+    def __init__(self, message: str, field: Optional[str] = None, status: int = 400) -> None:
         super().__init__(message)
         self.field = field
+        self.status = status
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -100,46 +228,129 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_dumps(data), status=status, headers=_JSON_HEADERS)
 
 
-async def _raw_body(request: web.Request, limit: int) -> bytes:
-    """The whole body.  ``request.read()`` copies every body twice (into a
-    bytearray, then into bytes); a body that arrived as one chunk, the usual
-    case, is returned here as it is.  Over ``limit`` bytes: 413."""
-    length = request.content_length
-    if limit and length is not None and length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
-    content = request.content
-    raw = await content.readany()
-    if raw and not content.at_eof():
-        parts = [raw]
-        size = len(raw)
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
-            size += len(chunk)
-            if limit and size > limit:
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-            parts.append(chunk)
-        raw = b"".join(parts)
-    if limit and len(raw) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
-    if not raw:
-        raise BadRequest("request body is empty: expected a JSON object", "body")
-    return raw
+# --------------------------------------------------------------------------------------
+# request bodies: reading, Content-Encoding, decoding, nesting depth
+# --------------------------------------------------------------------------------------
+
+# A JSON string literal (valid JSON only: every string is terminated).  The
+# unrolled form has no nested quantifier, so it is linear in the input.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-async def _body(request: web.Request, limit: int) -> Dict[str, Any]:
-    return _decode(await _raw_body(request, limit))
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """True if the *valid* JSON text ``raw`` nests arrays/objects deeper than ``limit``.
+
+    Linear time, no recursion: brackets are counted first (a body with at
+    most ``limit`` of them cannot be deeper, the usual case, two ``memchr``
+    passes); otherwise string literals are removed, the brackets kept, and the
+    running depth is a cumulative sum in numpy.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    a = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((a == 0x5B) | (a == 0x7B), 1, -1).astype(np.int32)
+    return bool(a.size) and int(np.cumsum(steps).max()) > limit
 
 
-def _decode(raw: bytes) -> Dict[str, Any]:
+def decode_json(raw: bytes, config: ServiceConfig) -> Any:
+    """JSON body -> object; malformed or nested deeper than ``config.max_depth``: :class:`BadRequest`."""
     try:
         data = _loads(raw)
     except _DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", "body") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
+    if json_depth_exceeds(raw, config.max_depth):
+        raise BadRequest(f"JSON nested deeper than {config.max_depth} levels", "body")
     return data
+
+
+#: Body decoders by media type (``Content-Type`` without parameters); a type
+#: not listed here (or none) is decoded as JSON.  Each takes the raw body and
+#: the config and returns the decoded object or raises :class:`BadRequest`.
+DECODERS: Dict[str, Callable[[bytes, ServiceConfig], Any]] = {"application/json": decode_json,
+                                                               _scaleout.MSGPACK_TYPE: _scaleout.decode_msgpack}
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive within ``body_timeout``."""
+
+
+class BodyReader:
+    """Reads and decodes request bodies for one config.
+
+    * ``Content-Encoding``: identity, gzip and deflate (decoded by aiohttp as the
+      body streams in); any other is 415; undecodable data is 400.
+    * Size: more than ``max_body`` bytes (after decoding) is 413, checked as the
+      bytes arrive, so a compressed bomb stops at the limit.
+    * Time: the whole body must arrive within ``body_timeout`` of the handler
+      starting, else 408 and the connection closes (a client trickling bytes, or
+      a chunk declared 2^64-1 bytes long, is cut off).
+    """
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+
+    async def read(self, request: web.Request) -> bytes:
+        """The whole body as bytes (see the class docs for the limits)."""
+        limit = self.config.max_body
+        enc = request.headers.get("Content-Encoding")
+        if enc is not None and enc.strip().lower() not in ACCEPTED_ENCODINGS:
+            raise BadRequest(f"unsupported Content-Encoding {enc[:40]!r}: use one of "
+                             f"{', '.join(ACCEPTED_ENCODINGS)}", "Content-Encoding", status=415)
+        length = request.content_length
+        if length is not None and length > limit and enc is None:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+        content = request.content
+        timer = None
+        if not content.is_eof():  # the body is still arriving: bound the wait
+            timer = asyncio.get_running_loop().call_later(self.config.body_timeout, content.set_exception,
+                                                          BodyTimeout())
+        try:
+            # ``request.read()`` copies every body twice (into a bytearray, then into
+            # bytes); a body that arrived as one chunk, the usual case, is used as is.
+            raw = await content.readany()
+            if raw and not content.at_eof():
+                parts = [raw]
+                size = len(raw)
+                while True:
+                    chunk = await content.readany()
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+                    parts.append(chunk)
+                raw = b"".join(parts)
+        except web.HTTPException:
+            raise
+        except BodyTimeout:
+            raise BadRequest(f"request body not received within {self.config.body_timeout:g} s", "body",
+                             status=408) from None
+        except Exception as exc:  # aiohttp: ContentEncodingError / RequestPayloadError (bad gzip...)
+            if enc is not None:
+                raise BadRequest(f"request body is not valid {enc.strip().lower()} data", "body") from None
+            raise BadRequest(f"request body could not be read: {exc}", "body") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if len(raw) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+        if not raw:
+            raise BadRequest("request body is empty: expected a JSON object", "body")
+        return raw
+
+    def decode(self, raw: bytes, request: web.Request) -> Any:
+        """Decode ``raw`` by the request's media type (:data:`DECODERS`)."""
+        decoder = DECODERS.get(request.content_type, decode_json)
+        return decoder(raw, self.config)
+
+    async def object(self, request: web.Request) -> Dict[str, Any]:
+        """Read and decode a body that must be a JSON object."""
+        data = self.decode(await self.read(request), request)
+        if not isinstance(data, dict):
+            raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
+        return data
 
 
 def _object(data: Dict[str, Any], name: str, required: bool = True) -> Optional[Dict[str, Any]]:
@@ -153,15 +364,17 @@ def _object(data: Dict[str, Any], name: str, required: bool = True) -> Optional[
     return value
 
 
-def _vector(data: Dict[str, Any], name: str) -> Union[List[float], np.ndarray]:
-    """The container checks; element types and finiteness are checked by the
-    drift kernel itself (before the monitor changes), which is far cheaper
-    than a Python loop over 768 numbers.  JSON true/false count as 1/0, as
-    bools do in the reference.  A 1-D float64 array (from the fast body
-    parser) passes the same checks as a list."""
+def _vector(data: Dict[str, Any], name: str, alias: str) -> Union[List[float], np.ndarray]:
+    """``data[name]`` (or the guide's ``data[alias]``).  The container checks;
+    element types and finiteness are checked by the drift kernel itself (before
+    the monitor changes), which is far cheaper than a Python loop over 768
+    numbers.  JSON true/false count as 1/0, as bools do in the reference.  A 1-D
+    float64 array (from the fast body parser) passes the same checks as a list."""
     v = data.get(name)
     if v is None:
-        raise BadRequest(f"missing field {name!r} (a list of numbers)", name)
+        v = data.get(alias)
+        if v is None:
+            raise BadRequest(f"missing field {name!r} (or {alias!r}): a list of numbers", name)
     if type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS:
         pass
     elif not isinstance(v, list):
@@ -173,141 +386,462 @@ def _vector(data: Dict[str, Any], name: str) -> Union[List[float], np.ndarray]:
     return v
 
 
-class Service:
-    """State of one service instance (monitors, ring, ticker, enricher, engine)."""
+# --------------------------------------------------------------------------------------
+# drift state
+# --------------------------------------------------------------------------------------
 
-    def __init__(self, config: ServiceConfig) -> None:
+class DriftStore:
+    """Where the service's drift monitors live (one per lane).
+
+    The service only calls these three coroutines, so a store shared between
+    processes can replace :class:`LocalDriftStore`.  ``update`` must leave the
+    lane unchanged when it raises ``TypeError``/``ValueError`` (bad vectors).
+    """
+
+    async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
+        """``DriftMonitor(lane).update(intent, action)`` on the lane's monitor."""
+        raise NotImplementedError
+
+    async def lane_state(self, lane: str) -> Dict[str, Any]:
+        """``{"lane", "ema", "n", "total_analyses"}`` of one lane (zeros if never updated)."""
+        raise NotImplementedError
+
+    async def snapshot(self) -> Dict[str, Dict[str, Any]]:
+        """``lane_state`` of every lane that has been updated."""
+        raise NotImplementedError
+
+
+class LocalDriftStore(DriftStore):
+    """Drift monitors in this process (a dict lane -> ``DriftMonitor``)."""
+
+    def __init__(self) -> None:
+        self.monitors: Dict[str, DriftMonitor] = {}
+        self.totals: Dict[str, int] = {}
+
+    async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
+        monitor = self.monitors.get(lane)
+        if monitor is None:
+            # metrics=False: the service publishes the EMA gauges when it flushes its metrics
+            # (before each scrape and every second) instead of writing one per update
+            monitor = DriftMonitor(lane, metrics=False)
+            result = monitor.update(intent, action)  # raises before registering: bad input leaves no lane
+            self.monitors[lane] = monitor
+            self.totals[lane] = 1
+            return result
+        result = monitor.update(intent, action)
+        self.totals[lane] += 1
+        return result
+
+    def _state(self, lane: str) -> Dict[str, Any]:
+        m = self.monitors.get(lane)
+        if m is None:
+            return {"lane": lane, "ema": 0.0, "n": 0, "total_analyses": 0}
+        return {"lane": lane, "ema": m.ema, "n": len(m._raw), "total_analyses": self.totals[lane]}
+
+    async def lane_state(self, lane: str) -> Dict[str, Any]:
+        return self._state(lane)
+
+    async def snapshot(self) -> Dict[str, Dict[str, Any]]:
+        return {lane: self._state(lane) for lane in self.monitors}
+
+
+# --------------------------------------------------------------------------------------
+# the service
+# --------------------------------------------------------------------------------------
+
+def _tag_rows(tagged: Any) -> Tuple[List[Dict[str, Any]], float, Dict[str, Any]]:
+    """A ``TaggedPlan`` as plain data: ``(rows, enrichment_time_ms, enrichment_context)``."""
+    rows = [{"name": t.name, "category": getattr(t.category, "value", t.category), "confidence": t.confidence,
+             "description": t.description, "source": t.source, "metadata": t.metadata} for t in tagged.tags]
+    return rows, tagged.enrichment_time_ms, tagged.enrichment_context
+
+
+_worker_enricher: Optional[SafetyTagEnricher] = None
+
+
+def _worker_init() -> None:
+    """Offload workers run at a lower CPU priority (nice +10) than the event loop, so on a busy
+    machine the loop keeps answering while large plans are being enriched."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # pragma: no cover - no nice() (Windows) or not permitted
+        pass
+
+
+def _offloaded_enrich(plan: Dict[str, Any], context: Optional[Dict[str, Any]]) -> Any:
+    """Runs in an offload worker process: :func:`_tag_rows` of the enrichment."""
+    global _worker_enricher
+    if _worker_enricher is None:
+        _worker_enricher = SafetyTagEnricher(enable_caching=True)
+    return _tag_rows(_worker_enricher.enrich_plan(plan, context))
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a worker pool now: its processes are killed, pending work is cancelled."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(5)
+
+
+#: guide endpoint label of each route (``consciousness_requests_total{endpoint}``)
+_ENDPOINTS = {
+    "/health": "health_check", "/livez": "livez", "/readyz": "readyz", "/metrics": "metrics",
+    "/metrics/prometheus": "prometheus", "/openapi.json": "openapi",
+    "/consciousness/analyze": "analyze_consciousness", "/safety/enrich": "enrich_safety",
+    "/drift/analyze": "analyze_drift", "/ethics/evaluate": "evaluate_ethics",
+}
+
+_REQUEST_ID_OK = re.compile(r"[!-~]{1,128}\Z")  # printable ASCII, no spaces, <= 128 characters
+
+
+class Service:
+    """State of one service instance (drift store, ring, ticker, enricher, engine, metrics)."""
+
+    def __init__(self, config: ServiceConfig, drift_store: Optional[DriftStore] = None) -> None:
         self.config = config
         self.started = time.time()
+        self.ready = False  # set once started, cleared when shutting down
+        self.body = BodyReader(config)
+        if drift_store is None:
+            drift_store = _scaleout.RedisDriftStore(config.state) if config.state else LocalDriftStore()
+        self.drift_store = drift_store
+        self.default_lane = config.default_lane.lower()
         self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
         self.ticker = Ticker(config.fps)
         self.ticker.subscribe(self._on_tick)
-        self.monitors: Dict[str, DriftMonitor] = {}
-        self.store = _scaleout.RedisDriftStore(config.state) if config.state else None
+        # tick times of the last ~2 s (for the measured rate and the stall check)
+        self._ticks: Deque[float] = collections.deque(maxlen=max(8, min(4096, int(config.fps * 2) + 1)))
         self.enricher = SafetyTagEnricher(enable_caching=True)
         self.engine = get_ethics_engine()
         self.frames_submitted = 0
         self._ticker_task: Optional[asyncio.Task] = None
+        self._pool: Optional[ProcessPoolExecutor] = None
+        self._offload_slots = asyncio.Semaphore(config.offload_workers)
+        self.offloaded = 0  # enrichments run in worker processes
+        self.offload_failures = 0  # ... that timed out or lost their worker
+        self._rid_prefix = os.urandom(4).hex()
+        self._rid_counter = itertools.count(1)
         buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
         self.requests = _metrics.counter("lukhas_service_requests_total", "HTTP requests", ["route", "method", "status"])
         self.latency = _metrics.histogram("lukhas_service_request_seconds", "HTTP request latency", ["route"],
                                           buckets=buckets)
+        # the guide's three metrics
+        self.guide_requests = _metrics.counter("consciousness_requests_total", "Total consciousness requests",
+                                               ["endpoint", "status"])
+        self.guide_latency = _metrics.histogram("consciousness_request_duration_seconds", "Request duration",
+                                                ["endpoint"], buckets=buckets)
+        self.guide_health = _metrics.gauge("consciousness_system_health",
+                                           "Overall consciousness system health score")
         # per request: a dict update; flushed into the metrics above before each scrape and every second
-        self.reqmetrics = RequestMetrics([(self.requests, lambda k: (k[0], k[1], str(k[2])))],
-                                         [(self.latency, lambda k: (k[0],))], buckets)
+        self.reqmetrics = RequestMetrics(
+            [(self.requests, lambda k: (k[0], k[1], str(k[2]))),
+             (self.guide_requests, lambda k: (_ENDPOINTS.get(k[0], "unmatched"), "success" if k[2] < 400 else "error"))],
+            [(self.latency, lambda k: (k[0],)), (self.guide_latency, lambda k: (_ENDPOINTS.get(k[0], "unmatched"),))],
+            buckets)
         self.reqmetrics.before_flush.append(self._publish_drift_gauges)
         self._metrics_on = _metrics.metrics_default()
 
+    # -- metrics helpers ----------------------------------------------------------------
+    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.reqmetrics.observe((route, method, status), seconds)
+
     def _publish_drift_gauges(self) -> None:
-        # the service's monitors run with metrics=False (a gauge write per update costs
-        # ~1 us); their EMA gauges are set here, before every scrape and every second
+        # the local store's monitors run with metrics=False (a gauge write per update
+        # costs ~1 us); their EMA gauges are set here, before every scrape and every second
         if self._metrics_on:
             for lane, m in self.monitors.items():
                 _drift_ema_gauge(lane).set(m.ema)
 
+    def next_request_id(self) -> str:
+        return f"{self._rid_prefix}-{next(self._rid_counter):x}"
+
+    # -- live state ---------------------------------------------------------------------
     def _on_tick(self, tick: int) -> None:
+        t = time.monotonic()
+        self._ticks.append(t)
         self.ring.push({"tick": tick, "t": time.time()})
+
+    def ticker_status(self) -> Tuple[str, float]:
+        """``(state, measured_fps)``: state is ``running``, ``stalled``, ``stopped`` or ``disabled``.
+
+        ``measured_fps`` = (ticks in the last ~2 s window - 1) / their time span;
+        ``stalled`` = running but no tick for ``max(stall_seconds, 3 / fps)``.
+        """
+        if not self.config.run_ticker:
+            return "disabled", 0.0
+        ticks = self._ticks
+        now = time.monotonic()
+        fps = 0.0
+        if len(ticks) >= 2 and ticks[-1] > ticks[0]:
+            fps = (len(ticks) - 1) / (ticks[-1] - ticks[0])
+        if not self.ticker.running:
+            return "stopped", 0.0
+        last = ticks[-1] if ticks else self._ticker_started
+        if now - last > max(self.config.stall_seconds, 3.0 / self.config.fps):
+            return "stalled", 0.0
+        return "running", fps
+
+    _ticker_started = 0.0
+
+    async def live_state(self) -> Dict[str, Any]:
+        """Everything the health score and the analyses are computed from."""
+        state, measured = self.ticker_status()
+        tm = self.ticker.get_metrics()
+        ring = self.ring.get_backpressure_stats()
+        lane = await self.drift_store.lane_state(self.default_lane)
+        cfg = LANE_CFG[self.default_lane]
+        return {"ticker_state": state, "measured_fps": measured, "ticker": tm, "ring": ring, "drift": lane,
+                "warn": cfg.warn_threshold, "block": cfg.block_threshold}
+
+    def health_score(self, s: Dict[str, Any]) -> Dict[str, float]:
+        """The four factors of ``consciousness_health`` and their mean (each in [0, 1]):
+
+        * ``service``: 1 when ready (started, not shutting down), else 0;
+        * ``ticker``: ``min(1, measured_fps / fps)`` when running (1 when the ticker is
+          disabled), 0 when stopped or stalled;
+        * ``drift``: default lane's EMA below its warn threshold 1, below block 0.5, else 0;
+        * ``ring``: ``1 - drop_rate`` of the consciousness ring.
+        """
+        st = s["ticker_state"]
+        if st == "disabled":
+            ticker = 1.0
+        elif st == "running":
+            ticker = min(1.0, s["measured_fps"] / self.config.fps) if s["measured_fps"] else 1.0
+        else:
+            ticker = 0.0
+        ema = s["drift"]["ema"]
+        drift = 1.0 if ema < s["warn"] else 0.5 if ema < s["block"] else 0.0
+        factors = {"service": 1.0 if self.ready else 0.0, "ticker": ticker, "drift": drift,
+                   "ring": 1.0 - min(1.0, s["ring"]["drop_rate"])}
+        factors["score"] = sum(factors.values()) / 4.0
+        self.guide_health.set(factors["score"])
+        return factors
 
     # -- routes -------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        return _json({"status": "ok", "uptime_s": time.time() - self.started, "ticker_running": self.ticker.running,
-                      "tick_count": self.ticker.tick_count})
+        s = await self.live_state()
+        score = self.health_score(s)
+        ticker_state = s["ticker_state"]
+        healthy = self.ready and ticker_state in ("running", "disabled")
+        return _json({
+            # the guide's fields
+            "status": "healthy" if healthy else "unhealthy",
+            "uptime_seconds": time.time() - self.started,
+            "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
+                           "safety_enricher": "operational", "ethics_engine": "operational",
+                           "service": "ready" if self.ready else "not_ready"},
+            "metrics": {"consciousness_health": score["score"], "health_factors": score},
+            # ours
+            "uptime_s": time.time() - self.started,
+            "ticker_running": self.ticker.running,
+            "tick_count": self.ticker.tick_count,
+        }, status=200 if healthy else 503)
+
+    async def livez(self, request: web.Request) -> web.Response:
+        return _json({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.ready:
+            return _json({"status": "ready"})
+        return _json({"status": "not_ready"}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        s = await self.live_state()
+        score = self.health_score(s)
+        stats = self.enricher.get_stats()
         return _json({
-            "ticker": self.ticker.get_metrics(),
-            "ring": self.ring.get_backpressure_stats(),
-            "drift": ({lane: {"ema": m.ema, "n": len(m._raw), "lane": m.lane} for lane, m in self.monitors.items()}
-                      if self.store is None else await self.store.snapshot()),
-            "enricher": self.enricher.get_stats(),
+            # the guide's keys
+            "consciousness_ticker": {"fps": self.config.fps, "measured_fps": s["measured_fps"],
+                                     "buffer_utilization": s["ring"]["utilization"],
+                                     "frames_processed": s["ticker"]["ticks_processed"],
+                                     "state": s["ticker_state"]},
+            "drift_monitor": {"current_ema": s["drift"]["ema"], "lane": self.default_lane,
+                              "total_analyses": s["drift"]["total_analyses"], "window": s["drift"]["n"]},
+            "safety_enricher": stats,
+            "consciousness_health": score["score"],
+            # ours
+            "ticker": s["ticker"],
+            "ring": s["ring"],
+            "drift": await self.drift_store.snapshot(),
+            "enricher": stats,
+            "offloaded_enrichments": {"done": self.offloaded, "failed": self.offload_failures},
             "engine": {k: v for k, v in self.engine.get_stats().items() if k != "recent_evaluations"},
             "backend": {f: e["tier"] for f, e in backend_info()["families"].items()},
-            **_scaleout.worker_section(self.store),
+            **_scaleout.worker_section(self.drift_store),  # which worker answered; whether drift state is shared
         })
 
     async def prometheus(self, request: web.Request) -> web.Response:
+        if not _metrics.PROMETHEUS_AVAILABLE:
+            raise BadRequest("prometheus_client is not installed", None, status=501)
+        self.health_score(await self.live_state())  # consciousness_system_health is current at each scrape
         self.reqmetrics.flush()
-        try:
-            body, ctype = _scaleout.prometheus_exposition()
-        except ImportError:
-            return _json({"error": "prometheus_client is not installed", "field": None}, status=501)
+        body, ctype = _scaleout.prometheus_exposition()  # every worker's metrics under serve --workers
         return web.Response(body=body, headers={"Content-Type": ctype})
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        from lukhas_fast._openapi import openapi_document
+
+        return _json(openapi_document())
+
     async def consciousness(self, request: web.Request) -> web.Response:
-        data = await _body(request, self.config.max_body)
-        frame = _object(data, "frame")
-        priority = data.get("priority")
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
-            raise BadRequest("field 'priority' must be a number", "priority")
-        self.ring.push(frame, priority)
-        self.frames_submitted += 1
-        return _json({"accepted": True, "tick": self.ticker.tick_count, "buffer": self.ring.get_backpressure_stats()})
+        data = await self.body.object(request)
+        if "frame" in data:  # frame submission (ours)
+            frame = _object(data, "frame")
+            priority = data.get("priority")
+            if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+                raise BadRequest("field 'priority' must be a number", "priority")
+            self.ring.push(frame, priority)
+            self.frames_submitted += 1
+            return _json({"accepted": True, "tick": self.ticker.tick_count,
+                          "buffer": self.ring.get_backpressure_stats()})
+        kind = data.get("type", "general")
+        if not isinstance(kind, str):
+            raise BadRequest(f"field 'type' must be a string, got {type(kind).__name__}", "type")
+        return _json(self.analyse(kind, await self.live_state()))
+
+    def analyse(self, kind: str, s: Dict[str, Any]) -> Dict[str, Any]:
+        """The guide's analyses, computed from the live state (see the README for the formulas)."""
+        score = self.health_score(s)
+        ring, tm, drift = s["ring"], s["ticker"], s["drift"]
+        st = s["ticker_state"]
+        rate = 1.0 if st == "disabled" else (min(1.0, s["measured_fps"] / self.config.fps) if st == "running" else 0.0)
+        awareness = rate * (1.0 - min(1.0, ring["drop_rate"]))
+        sub_err = tm["subscriber_exceptions"] / max(1, tm["ticks_processed"])
+        coherence = (1.0 - min(1.0, drift["ema"] / s["block"])) * (1.0 - min(1.0, sub_err))
+        within = drift["ema"] < s["warn"]
+        base = {"timestamp": time.time(), "type": kind, "lane": self.default_lane, "drift_ema": drift["ema"],
+                "measured_fps": s["measured_fps"], "target_fps": self.config.fps,
+                "buffer_utilization": ring["utilization"], "drop_rate": ring["drop_rate"],
+                "subscriber_errors": tm["subscriber_exceptions"]}
+        if kind == "state_analysis":
+            if st in ("stopped", "stalled"):
+                state = st
+            elif rate < 0.9 or ring["utilization"] >= ring["pressure_threshold"]:
+                state = "degraded"
+            else:
+                state = "active"
+            base.update({"consciousness_state": state, "awareness_level": awareness, "coherence_score": coherence,
+                         "system_health": score["score"]})
+        elif kind == "coherence_check":
+            status = "stable" if within else "drifting" if drift["ema"] < s["block"] else "unstable"
+            base.update({"coherence_status": status, "coherence_score": coherence,
+                         "components_synchronized": st in ("running", "disabled") and rate >= 0.9
+                         and ring["utilization"] < ring["pressure_threshold"] and tm["subscriber_exceptions"] == 0,
+                         "drift_within_limits": within})
+        else:
+            ok = score["score"] >= 0.75
+            base.update({"analysis": "general_consciousness_ok" if ok else "general_consciousness_degraded",
+                         "system_health": score["score"]})
+        return base
+
+    async def _enrich(self, plan: Dict[str, Any], context: Optional[Dict[str, Any]],
+                      size: int) -> Tuple[List[Dict[str, Any]], float, Dict[str, Any]]:
+        """``(tag rows, enrichment_time_ms, enrichment_context)`` of a plan.
+
+        A body of at most ``offload_bytes`` is enriched on the event loop (the fast,
+        usual case).  A larger one is enriched in a worker process (at most
+        ``offload_workers`` at once; others wait without blocking the loop): a large
+        plan holds the GIL for as long as its enrichment takes, which on a thread
+        would stall every other request, ``GET /health`` included.  An offloaded
+        enrichment still running after ``enrich_timeout`` seconds is abandoned: the
+        workers are killed (a new pool starts on the next large body) and the request
+        is 503.  Worker processes keep their own tag cache and statistics
+        (``/metrics``: ``offloaded_enrichments``).
+        """
+        if size <= self.config.offload_bytes:
+            return _tag_rows(self.enricher.enrich_plan(plan, context))
+        async with self._offload_slots:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.config.offload_workers,
+                                                 mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_worker_init)
+            pool = self._pool
+            fut = asyncio.get_running_loop().run_in_executor(pool, _offloaded_enrich, plan, context)
+            try:
+                result = await asyncio.wait_for(fut, self.config.enrich_timeout)
+            except (asyncio.TimeoutError, BrokenProcessPool):
+                self.offload_failures += 1
+                if self._pool is pool:
+                    self._pool = None
+                    _kill_pool(pool)
+                raise BadRequest(f"enrichment did not finish within {self.config.enrich_timeout:g} s", "plan",
+                                 status=503) from None
+            self.offloaded += 1
+            return result
 
     async def safety(self, request: web.Request) -> web.Response:
-        data = await _body(request, self.config.max_body)
+        raw = await self.body.read(request)
+        data = self.body.decode(raw, request)
+        if not isinstance(data, dict):
+            raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         plan = _object(data, "plan")
         context = _object(data, "context", required=False)
-        tagged = self.enricher.enrich_plan(plan, context)
+        rows, ms, ctx = await self._enrich(plan, context, len(raw))
         return _json({
-            "tags": [{"name": t.name, "category": getattr(t.category, "value", t.category), "confidence": t.confidence,
-                      "source": t.source, "metadata": t.metadata} for t in tagged.tags],
-            "tag_names": sorted(tagged.tag_names),
-            "enrichment_time_ms": tagged.enrichment_time_ms,
-            "enrichment_context": tagged.enrichment_context,
+            # the guide's object
+            "tagged_plan": {
+                "original_plan": plan,
+                "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                          "description": t["description"]} for t in rows],
+                "enrichment_time_ms": ms,
+            },
+            # ours
+            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
+            "tag_names": sorted({t["name"] for t in rows}),
+            "enrichment_time_ms": ms,
+            "enrichment_context": ctx,
         })
 
     async def drift(self, request: web.Request) -> web.Response:
-        raw = await _raw_body(request, self.config.max_body)
-        if _scaleout.is_msgpack(request):
+        raw = await self.body.read(request)
+        if _scaleout.is_msgpack(request):  # bin vectors come back as views into the body
             data = _scaleout.decode_msgpack(raw)
             if not isinstance(data, dict):
                 raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
         else:
             data = _loads_vectors(raw) if _loads_vectors is not None else None
-            if data is None:  # not the fast parser's shape (or a non-C tier): the general parser, same errors
-                data = _decode(raw)
-        lane = data.get("lane", "experimental")
-        if not isinstance(lane, str) or lane.lower() not in LANE_CFG:
+            if data is None:  # not the fast parser's shape (or a non-C tier): the general decoder, same errors
+                data = self.body.decode(raw, request)
+                if not isinstance(data, dict):
+                    raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
+        lane = data.get("lane")
+        if lane is None:
+            lane = self.default_lane
+        elif not isinstance(lane, str) or lane.lower() not in LANE_CFG:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
-        intent = _vector(data, "intent")
-        action = _vector(data, "action")
+        intent = _vector(data, "intent", "intent_vector")
+        action = _vector(data, "action", "action_vector")
         if len(intent) != len(action):
             raise BadRequest(f"intent and action must have the same length, got {len(intent)} and {len(action)}",
                              "action")
-        lane = lane.lower()
-        if self.store is not None:
-            try:
-                result = await self.store.update(lane, intent, action)
-            except (TypeError, ValueError) as exc:  # checked in-process, before the store is touched
-                msg = str(exc)
-                raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-            return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
-        monitor = self.monitors.get(lane)
-        fresh = monitor is None
-        if fresh:
-            monitor = DriftMonitor(lane, metrics=False)
         try:
             # float64 arrays from the fast parser are read in place by the C kernel,
             # which may sum in SIMD order: the drift can then differ from the list
             # path in the last bits (rounding only; see the drift family's docs).
-            result = monitor.update(intent, action)
+            result = await self.drift_store.update(lane.lower(), intent, action)
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-        if fresh:
-            self.monitors[lane] = monitor  # registered only once it has accepted an update
         return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
 
     async def ethics(self, request: web.Request) -> web.Response:
-        data = await _body(request, self.config.max_body)
+        raw = await self.body.read(request)
+        data = self.body.decode(raw, request)
+        if not isinstance(data, dict):
+            raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         plan = _object(data, "plan")
         context = _object(data, "context", required=False)
         enrich = data.get("enrich", False)
         if not isinstance(enrich, bool):
             raise BadRequest("field 'enrich' must be a boolean", "enrich")
         if enrich:
-            tagged = self.enricher.enrich_plan(plan, context)
-            plan = dict(plan, safety_tags=sorted(tagged.tag_names))
+            rows, _ms, _ctx = await self._enrich(plan, context, len(raw))
+            plan = dict(plan, safety_tags=sorted({t["name"] for t in rows}))
         result = self.engine.evaluate_plan(plan, context)
         return _json({
             "action": result.action.value,
@@ -321,15 +855,15 @@ class Service:
         })
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def start_ticker(self, app: web.Application) -> None:
+    async def on_startup(self, app: web.Application) -> None:
         self.reqmetrics.start()
         if self.config.run_ticker:
+            self._ticker_started = time.monotonic()
             self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
+        self.ready = True
 
-    async def stop_ticker(self, app: web.Application) -> None:
-        self.reqmetrics.stop()
-        if self.store is not None:
-            await self.store.aclose()
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.ready = False
         self.ticker.stop()
         if self._ticker_task is not None:
             try:
@@ -338,58 +872,96 @@ class Service:
                 self._ticker_task.cancel()
             self._ticker_task = None
 
+    async def on_cleanup(self, app: web.Application) -> None:
+        self.reqmetrics.stop()
+        aclose = getattr(self.drift_store, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _kill_pool(pool)
+
+    # backwards-compatible names
+    start_ticker = on_startup
+    stop_ticker = on_shutdown
+
+    @property
+    def monitors(self) -> Dict[str, DriftMonitor]:
+        """The local store's monitors (lane -> ``DriftMonitor``); empty for other stores."""
+        return getattr(self.drift_store, "monitors", {})
+
 
 #: ``app[SERVICE_KEY]`` is the :class:`Service` state of an application.
 SERVICE_KEY: "web.AppKey[Service]" = web.AppKey("lukhas_service", Service)
 
 
-def create_app(config: Optional[ServiceConfig] = None) -> web.Application:
-    """Build the aiohttp application (used by ``serve`` and by tests)."""
-    config = config or ServiceConfig()
-    svc = Service(config)
+def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[DriftStore] = None) -> web.Application:
+    """Build the aiohttp application for ``config`` (validated here; used by ``serve`` and by tests).
+
+    ``drift_store``: where the drift monitors live (default: a new :class:`LocalDriftStore`).
+    """
+    config = (config or ServiceConfig()).validate()
+    svc = Service(config, drift_store)
+    access = config.access_log
 
     def guarded(route: str, handler: Any) -> Any:
-        """``handler`` with the JSON error answers and the request metrics.
+        """``handler`` with request ids, JSON error answers, request metrics and the access log.
 
         Applied to each route's handler instead of an aiohttp middleware: any
-        middleware makes aiohttp run its own extra middleware layer on every
-        request as well, and the route label is then known without looking the
-        resource up per request."""
+        middleware makes aiohttp also run its own extra middleware layer on every
+        request, and the route label is known here without a lookup per request."""
 
         async def run(request: web.Request) -> web.StreamResponse:
             t0 = time.perf_counter()
+            rid = request.headers.get("X-Request-ID")
+            if rid is None or not _REQUEST_ID_OK.match(rid):
+                rid = svc.next_request_id()
             try:
                 resp = await handler(request)
             except BadRequest as exc:
-                resp = _json({"error": str(exc), "field": exc.field}, status=400)
+                resp = _json({"error": str(exc), "field": exc.field, "request_id": rid}, status=exc.status)
+                if exc.status == 408:
+                    resp.force_close()
             except _scaleout.LaneStateUnavailable as exc:  # never a silent fall back to local state
-                logger.warning("%s", exc)
-                resp = _json({"error": str(exc), "field": None}, status=503)
+                logger.warning("%s (request %s)", exc, rid)
+                resp = _json({"error": str(exc), "field": None, "request_id": rid}, status=503)
                 resp.headers["Retry-After"] = str(exc.retry_after)
-            except web.HTTPException as exc:  # 413 ...: JSON bodies too
+            except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
                 field = "body" if exc.status == 413 else None
-                resp = _json({"error": exc.reason, "field": field}, status=exc.status)
+                resp = _json({"error": exc.reason, "field": field, "request_id": rid}, status=exc.status)
                 if exc.status == 405:
                     resp.headers["Allow"] = exc.headers.get("Allow", "")
+                if exc.status == 413:
+                    resp.force_close()  # do not read the rest of an oversized body
             except Exception as exc:  # a bug: log it, never leak a traceback
-                logger.exception("unhandled error on %s", route)
-                resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None}, status=500)
-            svc.reqmetrics.observe((route, request.method, resp.status), time.perf_counter() - t0)
+                logger.exception("unhandled error on %s (request %s)", route, rid)
+                resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid},
+                             status=500)
+            status = resp.status
+            resp.headers["X-Request-ID"] = rid
+            dt = time.perf_counter() - t0
+            svc.reqmetrics.observe((route, request.method, status), dt)
+            if access:
+                access_logger.info('%s "%s %s" %d %.3f ms', request.remote, request.method, request.path_qs, status,
+                                   dt * 1e3, extra={"request_id": rid, "method": request.method, "path": request.path,
+                                                    "status": status, "duration_ms": round(dt * 1e3, 3),
+                                                    "remote": request.remote})
             return resp
 
         return run
 
-    routes = [("GET", "/health", svc.health), ("GET", "/metrics", svc.metrics),
-              ("GET", "/metrics/prometheus", svc.prometheus), ("POST", "/consciousness/analyze", svc.consciousness),
+    routes = [("GET", "/health", svc.health), ("GET", "/livez", svc.livez), ("GET", "/readyz", svc.readyz),
+              ("GET", "/metrics", svc.metrics), ("GET", "/metrics/prometheus", svc.prometheus),
+              ("GET", "/openapi.json", svc.openapi), ("POST", "/consciousness/analyze", svc.consciousness),
               ("POST", "/safety/enrich", svc.safety), ("POST", "/drift/analyze", svc.drift),
               ("POST", "/ethics/evaluate", svc.ethics)]
-    allowed = {path: ("GET, HEAD" if method == "GET" else method) for method, path, _ in routes}
+    allowed = {path: (["GET", "HEAD"] if method == "GET" else [method]) for method, path, _ in routes}
 
     async def unmatched(request: web.Request) -> web.Response:
         methods = allowed.get(request.path)
         if methods is None:
             raise web.HTTPNotFound()
-        raise web.HTTPMethodNotAllowed(request.method, methods.split(", "))
+        raise web.HTTPMethodNotAllowed(request.method, methods)
 
     app = web.Application(client_max_size=config.max_body)
     app[SERVICE_KEY] = svc
@@ -400,29 +972,183 @@ def create_app(config: Optional[ServiceConfig] = None) -> web.Application:
             app.router.add_route(method, path, guarded(path, handler))
     # everything else (unknown paths, wrong methods): JSON 404 / 405 through the same guard
     app.router.add_route("*", "/{tail:.*}", guarded("unmatched", unmatched))
-    app.on_startup.append(svc.start_ticker)
-    app.on_shutdown.append(svc.stop_ticker)
+    app.on_startup.append(svc.on_startup)
+    app.on_shutdown.append(svc.on_shutdown)
+    app.on_cleanup.append(svc.on_cleanup)
     return app
 
 
-def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0) -> int:
-    """Run the service until SIGINT/SIGTERM (or ``seconds``); graceful shutdown; returns 0."""
-    config = config or ServiceConfig()
+# --------------------------------------------------------------------------------------
+# sockets: the header-read timeout, the metrics port, serve()
+# --------------------------------------------------------------------------------------
+
+_TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: 59\r\n\r\n"
+                b'{"error": "request head not received in time", "field": ""}')
+
+
+class _HeaderTimeout(asyncio.Protocol):
+    """Sits in front of aiohttp's ``RequestHandler`` and closes a connection whose
+    request head does not arrive within ``timeout`` (aiohttp itself has no such
+    limit: a client sending one byte a second holds the connection forever).
+
+    The timer runs from the connection opening, and from the first byte that
+    arrives while no request is in flight (a keep-alive connection's next
+    request); it stops when aiohttp has parsed a request head.
+    """
+
+    __slots__ = ("_h", "_timeout", "_loop", "_timer", "_transport")
+
+    def __init__(self, handler: Any, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._h = handler
+        self._timeout = timeout
+        self._loop = loop
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._transport: Optional[asyncio.Transport] = None
+
+    def _arm(self) -> None:
+        self._timer = self._loop.call_later(self._timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        t = self._transport
+        if t is not None and getattr(self._h, "_current_request", None) is None and not t.is_closing():
+            logger.debug("closing a connection: no request head within %g s", self._timeout)
+            t.write(_TIMEOUT_408)
+            t.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._h.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        h = self._h
+        before = h._request_count
+        h.data_received(data)
+        if h._request_count != before:  # a head was parsed
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        elif self._timer is None and h._current_request is None:
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+
+    def eof_received(self) -> Optional[bool]:
+        return self._h.eof_received()
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+        self._h.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._h.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._h.resume_writing()
+
+
+class _GuardedTCPSite(web.TCPSite):
+    """A ``TCPSite`` whose connections have the header-read timeout."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, header_timeout: float,
+                 sock: Optional[Any] = None, reuse_port: Optional[bool] = None) -> None:
+        super().__init__(runner, host, port, reuse_port=reuse_port)
+        self._header_timeout = header_timeout
+        self._sock = sock  # a worker of serve --workers: accept on the supervisor's socket
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        timeout = self._header_timeout
+        factory = lambda: _HeaderTimeout(server(), timeout, loop)  # noqa: E731
+        if self._sock is not None:
+            self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
+            return
+        self._server = await loop.create_server(
+            factory, self._host, self._port,
+            backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+
+
+def _metrics_app() -> web.Application:
+    async def exposition(request: web.Request) -> web.Response:
+        body, ctype = _scaleout.prometheus_exposition()
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    app = web.Application()
+    app.router.add_get("/metrics", exposition)
+    app.router.add_get("/", exposition)
+    return app
+
+
+async def start_sites(app: web.Application) -> List[web.BaseRunner]:
+    """Start ``app`` on its config's host/port (and the metrics port): the runners, to clean up
+    in order.  A bind failure raises ``OSError`` after releasing what was set up."""
+    config = app[SERVICE_KEY].config
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           keepalive_timeout=config.keepalive_timeout, shutdown_timeout=config.shutdown_grace)
+    await runner.setup()
+    runners: List[web.BaseRunner] = [runner]
+    try:
+        worker = worker_info()
+        sock = None
+        if worker.supervised:  # serve --workers N: the supervisor bound the port
+            import socket as _socket
+
+            sock = _socket.socket(fileno=worker.fd)
+        await _GuardedTCPSite(runner, config.host, config.port, config.header_timeout, sock=sock).start()
+        if config.metrics_port is not None:
+            mrunner = web.AppRunner(_metrics_app(), access_log=None, shutdown_timeout=1.0)
+            await mrunner.setup()
+            runners.append(mrunner)
+            # every worker serves the (multiprocess) exposition on the metrics port too
+            await _GuardedTCPSite(mrunner, config.host, config.metrics_port, config.header_timeout,
+                                  reuse_port=True if worker.supervised else None).start()
+    except BaseException:
+        for r in reversed(runners):
+            await r.cleanup()
+        raise
+    return runners
+
+
+def bound_ports(runner: web.BaseRunner) -> List[int]:
+    """The TCP ports ``runner``'s sites listen on (useful with port 0)."""
+    ports = []
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or ():
+            ports.append(sock.getsockname()[1])
+    return ports
+
+
+def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0,
+          on_started: Optional[Callable[[List[web.BaseRunner]], Awaitable[None]]] = None) -> int:
+    """Run the service until SIGINT/SIGTERM (or ``seconds``); graceful shutdown; returns 0.
+
+    Shutdown: the listening sockets close, ``/readyz`` turns 503, in-flight requests get
+    ``shutdown_grace`` seconds to finish, the ticker stops.  Raises ``OSError`` when the
+    address cannot be bound.
+    """
+    config = (config or ServiceConfig()).validate()
     app = create_app(config)
 
     async def _main() -> None:
-        runner = web.AppRunner(app, handle_signals=True)
-        await runner.setup()
-        worker = worker_info()
-        if worker.supervised:  # a worker of serve --workers N: accept on the supervisor's socket
-            import socket as _socket
+        runners = await start_sites(app)
+        info = backend_info()
+        tiers = ", ".join(f"{f}={e['tier']}" for f, e in info["families"].items())
+        from lukhas_fast import __version__ as version
+        import aiohttp
 
-            site: web.BaseSite = web.SockSite(runner, _socket.socket(fileno=worker.fd))
-        else:
-            site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
-        logger.info("lukhas_fast service on http://%s:%d (worker %d of %d, pid %d; drift state: %s)", config.host,
-                    config.port, worker.id, worker.count, worker.pid,
+        logger.info("lukhas_fast %s service listening on http://%s:%d (backends: %s; python %s, aiohttp %s)%s",
+                    version, config.host, bound_ports(runners[0])[0] if bound_ports(runners[0]) else config.port,
+                    tiers, ".".join(map(str, __import__("sys").version_info[:3])), aiohttp.__version__,
+                    f"; Prometheus on port {config.metrics_port}" if config.metrics_port is not None else "")
+        w = worker_info()
+        logger.info("worker %d of %d (pid %d); drift lane state: %s", w.id, w.count, w.pid,
                     _scaleout.redact(config.state) if config.state else "in-process")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -434,6 +1160,8 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0) -> int:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
                 pass
         try:
+            if on_started is not None:
+                await on_started(runners)
             if seconds and seconds > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -442,7 +1170,11 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0) -> int:
             else:
                 await stop.wait()
         finally:
-            await runner.cleanup()  # stops accepting, lets in-flight requests finish, runs on_shutdown
+            logger.info("shutting down (grace %g s)", config.shutdown_grace)
+            app[SERVICE_KEY].ready = False
+            for r in runners:
+                await r.cleanup()  # stops accepting, lets in-flight requests finish, runs on_shutdown
+            logger.info("stopped")
 
     asyncio.run(_main())
     return 0
