@@ -207,3 +207,54 @@ def test_store_outage_503_semantics_and_reconnect(request):
 
         assert asyncio.run(run())["n"] == 2
         st.close()
+
+
+def test_concurrent_updates_are_batched_and_exact(server, big_lane):
+    """RedisDriftStore (the service's store): 300 concurrent updates on one loop share
+    script calls, and every answer is what one in-process monitor gives at its position."""
+    import redis as _redis
+
+    from lukhas_fast._scaleout import RedisDriftStore
+
+    prefix = "t:batch:"
+    store = RedisDriftStore(server.url, prefix=prefix)
+    rng = np.random.default_rng(11)
+    pairs = _vectors(rng, 300, 16)
+    plain = _redis.Redis.from_url(server.url)
+    plain.config_resetstat()
+
+    async def run():
+        try:
+            return await asyncio.gather(*(store.update(big_lane, a, b) for a, b in pairs))
+        finally:
+            await store.aclose()
+
+    answers = asyncio.run(run())
+    calls = sum(v["calls"] for k, v in plain.info("commandstats").items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    plain.close()
+    assert calls < len(pairs) / 4  # batched
+    order = sorted(range(len(pairs)), key=lambda i: answers[i]["n"])
+    assert [answers[i]["n"] for i in order] == list(range(1, 301))
+    local = DriftMonitor(big_lane, metrics=False)
+    for i in order:
+        assert answers[i] == local.update(*pairs[i])
+
+
+def test_batches_across_a_full_window_count_n_exactly(server):
+    from lukhas_fast._scaleout import RedisDriftStore
+
+    store = RedisDriftStore(server.url, prefix="t:batchfull:")
+    rng = np.random.default_rng(12)
+    pairs = _vectors(rng, 100, 8)  # the prod window (64) fills in the middle of a batch
+
+    async def run():
+        try:
+            first = [await store.update("prod", a, b) for a, b in pairs[:60]]
+            rest = await asyncio.gather(*(store.update("prod", a, b) for a, b in pairs[60:]))
+            return first + list(rest)
+        finally:
+            await store.aclose()
+
+    answers = asyncio.run(run())
+    local = DriftMonitor("prod", metrics=False)
+    assert answers == [local.update(a, b) for a, b in pairs]  # gather keeps submission order

@@ -41,7 +41,7 @@ import numpy as np
 
 from lukhas_fast import _metrics
 
-__all__ = ["LaneStateUnavailable", "RedisLaneState", "SharedDriftMonitor", "LUA_UPDATE"]
+__all__ = ["LaneStateUnavailable", "RedisLaneState", "SharedDriftMonitor", "LaneBatcher", "LUA_UPDATE"]
 
 logger = logging.getLogger("lukhas_fast.drift")
 
@@ -49,7 +49,7 @@ GUARDIAN_NAMES = ("allow", "warn", "block")
 
 #: The update script.  KEYS[1]: the lane's hash (field ``ema``), KEYS[2]: its
 #: window list; the hash also counts updates (field ``total``).  ARGV[1]: alpha, ARGV[2]: window size, ARGV[3..]: drifts in
-#: order.  Returns {window length, ema after each drift as %.17g ...}.
+#: order.  Returns {window length before, ema after each drift as %.17g ...}.
 #: Redis's Lua numbers are C doubles; ``tonumber`` is ``strtod`` and
 #: ``string.format('%.17g')`` is ``sprintf``: both exact for doubles.
 LUA_UPDATE = """
@@ -57,7 +57,7 @@ local alpha = tonumber(ARGV[1])
 local beta = 1.0 - alpha
 local cap = tonumber(ARGV[2])
 local ema = tonumber(redis.call('HGET', KEYS[1], 'ema') or '0')
-local out = {0}
+local out = {redis.call('LLEN', KEYS[2])}
 local first = 3
 local last = #ARGV
 for i = first, last do
@@ -77,7 +77,6 @@ if last >= first then
   redis.call('HSET', KEYS[1], 'ema', out[#out])
   redis.call('HINCRBY', KEYS[1], 'total', last - first + 1)
 end
-out[1] = redis.call('LLEN', KEYS[2])
 return out
 """
 
@@ -228,7 +227,7 @@ class RedisLaneState:
             out = self._update(keys=self.keys(lane), args=self._args(alpha, window, drifts))
         except self._errors as exc:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
-        return int(out[0]), [float(x) for x in out[1:]]
+        return min(window, int(out[0]) + len(drifts)), [float(x) for x in out[1:]]
 
     def _async_client(self) -> Any:
         with self._alock:
@@ -242,6 +241,12 @@ class RedisLaneState:
 
     async def aapply(self, lane: str, alpha: float, window: int, drifts: Sequence[float]) -> Tuple[int, List[float]]:
         """:meth:`apply` on the asyncio client (for event loops, e.g. the service)."""
+        n_before, emas = await self._aapply_raw(lane, alpha, window, drifts)
+        return min(window, n_before + len(drifts)), emas
+
+    async def _aapply_raw(self, lane: str, alpha: float, window: int,
+                          drifts: Sequence[float]) -> Tuple[int, List[float]]:
+        """(window length *before* the call, EMA after each drift)."""
         script = self._aupdate if self._aupdate is not None else self._async_client()
         try:
             out = await script(keys=self.keys(lane), args=self._args(alpha, window, drifts))
@@ -318,6 +323,54 @@ class RedisLaneState:
             client, self._aclient, self._aupdate = self._aclient, None, None
         if client is not None:
             await client.aclose()
+
+
+class LaneBatcher:
+    """LaneBatcher(state, lane, cfg)
+
+    Coalesces the updates of one lane that arrive while a script call for that
+    lane is in flight (an event loop serving many connections) into the next
+    call: one round trip for all of them, applied in arrival order, each
+    caller getting exactly the ``(n, ema)`` a one-by-one application gives at
+    its position.  Asyncio only; one instance per lane and event loop.
+    """
+
+    def __init__(self, state: "RedisLaneState", lane: str, cfg: Any) -> None:
+        self.state, self.lane = state, lane
+        self.alpha, self.window = cfg.alpha, cfg.window
+        self._pending: List[Tuple[float, Any]] = []
+        self._task: Any = None
+
+    async def submit(self, drift: float) -> Tuple[int, float]:
+        """Apply one drift; returns ``(n, ema)`` after it."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((drift, fut))
+        if self._task is None:  # a task of its own: a cancelled request does not cancel the others' batch
+            self._task = loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    n_before, emas = await self.state._aapply_raw(self.lane, self.alpha, self.window,
+                                                                  [d for d, _ in batch])
+                except BaseException as exc:  # every caller of the batch gets the error (503 in the service)
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for i, (_, f) in enumerate(batch):
+                    if not f.done():
+                        f.set_result((min(self.window, n_before + i + 1), emas[i]))
+        finally:
+            self._task = None
 
 
 class SharedDriftMonitor:

@@ -24,7 +24,7 @@ import os
 from typing import Any, Dict, Tuple
 
 from lukhas_fast import _msgvec
-from lukhas_fast._drift_state import LaneStateUnavailable, RedisLaneState, SharedDriftMonitor, redact
+from lukhas_fast._drift_state import LaneBatcher, LaneStateUnavailable, RedisLaneState, SharedDriftMonitor, redact
 from lukhas_fast._workers import worker_info
 
 __all__ = ["RedisDriftStore", "LaneStateUnavailable", "decode_msgpack", "is_msgpack", "wants_msgpack", "msgpack_response",
@@ -48,17 +48,25 @@ class RedisDriftStore:
 
     def __init__(self, url: str, *, prefix: str = "lukhas_fast:drift:", timeout: float = 5.0) -> None:
         self.state = RedisLaneState(url, prefix=prefix, timeout=timeout)
-        self._monitors: Dict[str, SharedDriftMonitor] = {}
+        self._lanes: Dict[str, Tuple[SharedDriftMonitor, LaneBatcher]] = {}
 
-    def _monitor(self, lane: str) -> SharedDriftMonitor:
-        m = self._monitors.get(lane)
-        if m is None:
-            m = self._monitors[lane] = SharedDriftMonitor(lane, state=self.state)
-        return m
+    def _lane(self, lane: str) -> Tuple[SharedDriftMonitor, LaneBatcher]:
+        entry = self._lanes.get(lane)
+        if entry is None:
+            m = SharedDriftMonitor(lane, state=self.state)
+            entry = self._lanes[lane] = (m, LaneBatcher(self.state, m.lane, m.cfg))
+        return entry
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
-        """``DriftMonitor(lane).update(intent, action)`` against the shared lane state."""
-        return await self._monitor(lane).aupdate(intent, action)
+        """``DriftMonitor(lane).update(intent, action)`` against the shared lane state.
+
+        Concurrent requests for a lane share script calls (:class:`LaneBatcher`):
+        while one call is in flight the next ones queue and go together, in
+        arrival order, each answered exactly as if applied one by one."""
+        m, batcher = self._lane(lane)
+        d = m.drift(intent, action)  # the checks raise here, before the store is touched
+        n, ema = await batcher.submit(d)
+        return m._result(d, n, ema)
 
     async def lane_state(self, lane: str) -> Dict[str, Any]:
         """``{"lane", "ema", "n", "total_analyses"}`` of one lane, read from the store."""
