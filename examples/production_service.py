@@ -84,9 +84,9 @@ async def run(seconds: float) -> bool:
                     print(method, path, r.status, (await r.text())[:120])
                     ok &= r.status < 500 and r.headers["X-Request-ID"] == "example"
     finally:
-        for r in runners:
-            await r.cleanup()
-    return ok
+        for runner in runners:
+            await runner.cleanup()
+    return bool(ok)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -122,6 +122,22 @@ async def test_depth_at_the_limit_is_accepted(client):
     assert r.status == 200, await r.text()
 
 
+async def test_oversized_frame_is_413_and_not_stored(client):
+    """The ring keeps frames until overwritten: a frame over ``MAX_FRAME_BYTES``
+    (estimated Python bytes) is refused naming the field, and nothing is pushed."""
+    from lukhas_fast import _limits
+
+    before = _library_state(client.server.app)
+    big = {"values": [0.5] * (_limits.MAX_FRAME_BYTES // 8)}  # ~4x the limit as Python floats
+    r = await client.post("/consciousness/analyze", json={"frame": big})
+    body = await r.json()
+    assert r.status == 413 and body["field"] == "frame" and "too large" in body["error"], body
+    assert _library_state(client.server.app) == before
+    small = {"values": [0.5] * 100}
+    r = await client.post("/consciousness/analyze", json={"frame": small})
+    assert r.status == 200 and (await r.json())["accepted"] is True
+
+
 def _depth(obj) -> int:
     if isinstance(obj, dict):
         return 1 + max((_depth(v) for v in obj.values()), default=0)

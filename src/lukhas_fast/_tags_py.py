@@ -42,7 +42,6 @@ __all__ = [
     "create_safety_tag_enricher",
     "preprocess_text",
     "canonical_domain",
-    "email_search",
     "METRICS_AVAILABLE",
     "ADVANCED_TAGS_ENABLED",
     "backend_details",

@@ -8,7 +8,7 @@ PROM: bool
 TICK: Any
 TICKS_DROPPED: Any
 SUB_EXC: Any
-__all__ = ["ConsciousnessTicker"]
+__all__ = ["ConsciousnessTicker", "PROM", "TICK", "TICKS_DROPPED", "SUB_EXC", "LANE"]
 
 class ConsciousnessTicker:
     ticker: Ticker

@@ -48,7 +48,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple,
 import numpy as np
 from aiohttp import web
 
-from lukhas_fast import _metrics, _scaleout
+from lukhas_fast import _limits, _metrics, _scaleout
 from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
 from lukhas_fast._drift_py import ema_gauge as _drift_ema_gauge
@@ -701,6 +701,10 @@ class Service:
         data = await self.body.object(request)
         if "frame" in data:  # frame submission (ours)
             frame = _object(data, "frame")
+            try:  # the ring holds frames until overwritten: one frame's memory is bounded
+                _limits.check_frame(frame)
+            except ValueError as exc:
+                raise BadRequest(str(exc), "frame", status=413) from None
             priority = data.get("priority")
             if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
                 raise BadRequest("field 'priority' must be a number", "priority")

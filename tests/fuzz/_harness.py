@@ -16,11 +16,9 @@ Inputs are decoded by :class:`Data` (plain Python, no atheris), so a seed
 means the same thing in both modes and a crash file reproduces with
 ``--corpus-only CRASH_FILE``.
 
-Known differences: :func:`known` records a C-vs-Python difference that is a
-row of issue 13's table and is being fixed in another branch.  It prints the
-row and the input once per row (stderr) and returns, so fuzzing goes on past
-it; with ``LUKHAS_FUZZ_STRICT=1`` it raises like any other difference.  Each
-entry is to be deleted when its fix lands.
+Every C-vs-Python difference is fatal: the issue-13 rows these targets first
+found are fixed, and their inputs stay in the seed corpora as
+``corpus/*/issue13_*`` regressions.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from typing import Callable, Iterator, List, Sequence
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 
-_known_seen: dict = {}
 _current: bytes = b""
 
 
@@ -92,16 +89,6 @@ class Data:
         return "".join(out)
 
 
-def known(row: str, detail: object) -> None:
-    """A difference that is a row of issue 13's table (fixed elsewhere): report it once per row and go on."""
-    if os.environ.get("LUKHAS_FUZZ_STRICT") == "1":
-        raise AssertionError(f"known issue-13 difference ({row}): {detail!r}")
-    if row not in _known_seen:
-        _known_seen[row] = _current
-        print(f"fuzz: KNOWN issue-13 difference [{row}] input={_current[:200]!r} detail={detail!r:.300}",
-              file=sys.stderr, flush=True)
-
-
 def _corpus_files(paths: Sequence[str], name: str) -> Iterator[Path]:
     roots = [Path(p) for p in paths] or [CORPUS / name]
     for root in roots:
@@ -151,7 +138,7 @@ def main(name: str, one_input: Callable[[bytes], None]) -> None:
             n += 1
         if not n:
             raise SystemExit(f"fuzz {name}: empty corpus")
-        print(f"fuzz {name}: {n} corpus inputs, 0 differences, {len(_known_seen)} known issue-13 rows seen")
+        print(f"fuzz {name}: {n} corpus inputs, 0 differences")
         return
     import atheris
 
