@@ -1101,10 +1101,15 @@ class _BoundSite(web.BaseSite):
         await self._bound.start_serving()
 
 
-def _metrics_app() -> web.Application:
-    """The ``--metrics-port`` application: the Prometheus exposition on ``/metrics`` (and ``/``)."""
+def _metrics_app(flush: Optional[Callable[[], None]] = None) -> web.Application:
+    """The ``--metrics-port`` application: the Prometheus exposition on ``/metrics`` (and ``/``).
+
+    ``flush``: called before each scrape (the service's ``reqmetrics.flush``, so that the
+    request counts are current, as on ``/metrics/prometheus``)."""
 
     async def exposition(request: web.Request) -> web.Response:
+        if flush is not None:
+            flush()
         body, ctype = _scaleout.prometheus_exposition()
         return web.Response(body=body, headers={"Content-Type": ctype})
 
@@ -1165,7 +1170,9 @@ async def start_sites(app: Union[web.Application, Callable[[], web.Application]]
     main_ref.append(web.AppRunner(app, handle_signals=False, access_log=None,
                                   keepalive_timeout=config.keepalive_timeout, shutdown_timeout=config.shutdown_grace))
     if config.metrics_port is not None:
-        metrics_ref.append(web.AppRunner(_metrics_app(), access_log=None, shutdown_timeout=1.0))
+        svc = app.get(SERVICE_KEY)
+        metrics_ref.append(web.AppRunner(_metrics_app(svc.reqmetrics.flush if svc is not None else None),
+                                         access_log=None, shutdown_timeout=1.0))
     runners: List[web.BaseRunner] = []
     try:
         for ref, server in zip((main_ref, metrics_ref), servers):
