@@ -10,6 +10,7 @@ are measured by ``python -m lukhas_fast bench`` (tags rows ``worst-case``)."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import numpy as np
@@ -17,6 +18,13 @@ import pytest
 
 from lukhas_fast import _metrics
 from lukhas_fast._backend import tier_modules
+
+
+# Under AddressSanitizer (tests/sanitize/run.sh preloads libasan) freed memory sits in
+# ASan's quarantine and every allocation carries shadow memory and redzones, so RSS
+# measures the sanitizer, not the cache: the RSS bounds are checked in the ordinary runs.
+_under_asan = pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                                 reason="RSS is not meaningful under AddressSanitizer")
 
 
 def _rss_mib() -> float:
@@ -69,6 +77,7 @@ def test_one_mib_of_worst_cases_on_the_c_tier():
 
 # --- row 3: distinct large plans with an emoji (+226 MB RSS for 60 before, C tier) ----------
 
+@_under_asan
 def test_large_plans_do_not_grow_the_cache_keys(tags_impl, oracle):
     """The issue's 60 plans on the C tier (its 16-hex-digit keys never held the
     plan on the pure-Python tier, which runs 10: its normaliser is 10x slower)."""
@@ -151,6 +160,7 @@ print(e.tag_cache.nbytes, rss_mib() - before)
 
 
 @pytest.mark.slow
+@_under_asan
 def test_thousand_distinct_one_mb_plans_stay_under_the_budget(tags_impl, oracle):
     """1000 distinct 1 MB plans, most with tags that quote a 1 MB key (~1 MB of
     detected types per entry), one in ten a 4-byte-per-character text (the

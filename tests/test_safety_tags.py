@@ -387,12 +387,16 @@ def test_metrics(tags_impl, monkeypatch):
     assert tags_impl.METRICS_AVAILABLE is True
     import importlib.util
 
-    # a second execution of the module registers its metrics again: tolerated (run
-    # on a fresh module object, so the classes other tests use stay the imported ones)
+    # a second execution of the module (run on a fresh module object, so the classes
+    # other tests use stay the imported ones) registers nothing at import; its lazy
+    # handles reuse the collectors already registered under the SDK's names
     spec = importlib.util.find_spec("lukhas_fast._tags_py")
     fresh = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fresh)
-    assert fresh.SAFETY_TAGS_DETECTION is tags_impl.SAFETY_TAGS_DETECTION
+    assert not fresh.SAFETY_TAGS_DETECTION.created
+    fresh.SAFETY_TAGS_DETECTION.labels(**lbl).inc(0)
+    assert fresh.SAFETY_TAGS_DETECTION._get() is tags_impl.SAFETY_TAGS_DETECTION._get()
+    assert get("safety_tags_detection_total", lbl) == before + 1
 
 
 # --- the advanced block (deviation: it works) ----------------------------------------------------

@@ -280,7 +280,6 @@ def _pipeline_thunk(m):
     tags_mod = tier_modules("tags").get(tier)
     if tags_mod is None:
         return None
-    logging.getLogger("lukhas_fast.ethics").setLevel(logging.WARNING)
     rules = m.load_ethics_rules(None, metrics=False).rules + m.load_ethics_rules(_safety_rules_path(), metrics=False).rules
     engine = m.EthicsEngine(m.RuleSet(rules, metrics=False))
     enricher = tags_mod.SafetyTagEnricher(enable_caching=False)
