@@ -397,7 +397,7 @@ class SharedDriftMonitor:
         self._state = state
         self._metrics = _metrics.resolve_metrics(metrics)
         self._gauge = _metrics.gauge("lukhas_drift_ema", "EMA of intent/action drift", ["lane"]).labels(
-            lane=self._lane) if self._metrics else None
+            lane=_metrics.lane_label(self._lane)) if self._metrics else None  # other lanes: "other"
         # The active tier's kernel and checks; this monitor's own window/EMA are never read.
         self._kernel = _drift.DriftMonitor(self._lane, metrics=False)
 
