@@ -268,6 +268,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"must be one of 1, 0, true, false, yes, no, on, off, got {text!r}")
 
 
+def _state_url(text: str) -> str:
+    t = text.strip()
+    if not t.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"must be a redis://host:port/db URL, got {text!r}")
+    return t
+
+
 _LANES = ("experimental", "candidate", "prod", "labs", "production")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -300,6 +307,10 @@ SERVE_OPTIONS: List[Tuple[str, Optional[str], Callable[[str], Any], Any, str]] =
      "an offloaded enrichment running longer is abandoned with 503 (default 30)"),
     ("--stall-seconds", "stall_seconds", _float_range(0, True), 2.0,
      "the ticker counts as stalled (/health 503) after this long without a tick (default 2)"),
+    ("--workers", "workers", _int_min(1), 1,
+     "worker processes on the one port (default 1); a supervisor restarts crashed ones"),
+    ("--state", "state", _state_url, None,
+     "shared drift lane state: redis://HOST:PORT/DB (Redis or Valkey; default: in each process)"),
     ("--log-level", None, _choice(_LOG_LEVELS), "info", "debug, info, warning, error or critical (default info)"),
     ("--log-format", None, _choice(("text", "json")), "text", "text, or json (one object a line) for log shippers"),
     ("--seconds", None, _float_range(0, False), 0.0, "stop after this long (default 0: until SIGINT/SIGTERM)"),
@@ -369,6 +380,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # (every value was parsed already; kept for defence in depth)
         args.parser.error(str(exc))
     _setup_logging(args.log_level, args.log_format)
+    if config.state is not None:
+        try:
+            from lukhas_fast.drift import RedisLaneState
+
+            RedisLaneState(config.state).close()  # the URL parses and the redis package imports
+        except (ImportError, TypeError, ValueError) as exc:
+            args.parser.error(f"--state: {exc}")
+    from lukhas_fast._workers import supervise, worker_info
+
+    if config.workers > 1 and not worker_info().supervised:
+        if config.state is None:
+            logging.getLogger("lukhas_fast.service").warning(
+                "--workers %d without --state: each worker keeps its own drift lane state "
+                "(use --state redis://host:port/db to share it)", config.workers)
+        try:  # the workers re-run this command line (flags and LUKHAS_SERVICE_* variables alike)
+            return supervise(args.argv if args.argv is not None else sys.argv[1:], config.host, config.port,
+                             config.workers, grace=config.shutdown_grace + 5.0, seconds=args.seconds)
+        except OSError as exc:
+            print(f"{prog}: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     try:
         return serve(config, seconds=args.seconds)
     except OSError as exc:  # a busy port, an unknown host, a privileged port...
@@ -389,7 +421,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=_UNSET,
                    help="one log line per request (logger lukhas_fast.service.access; default off) "
                         "[LUKHAS_SERVICE_ACCESS_LOG]")
-    p.set_defaults(func=cmd_serve, parser=p)
+    p.set_defaults(func=cmd_serve, parser=p, argv=None)
 
 
 #: Subcommand registrations: each adds its parser to the subparsers object.
@@ -408,6 +440,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for register in COMMANDS:
         register(sub)
     args = parser.parse_args(argv)
+    if argv is not None:
+        args.argv = list(argv)  # serve --workers re-runs this command line in each worker
     return int(args.func(args) or 0)
 
 

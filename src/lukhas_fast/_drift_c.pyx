@@ -6,7 +6,9 @@ dot/norm kernel of ``csrc/drift.c`` (SIMD variant chosen at run time), and
 does the window/EMA/guardian update in C.  ``update_many`` and
 ``cosine_similarity_batch`` run the row kernel with the GIL released.
 ``loads_vectors`` parses the service's drift request bodies with the number
-arrays read straight into float64 arrays (``csrc/jsonvec.c``; C tier only).
+arrays read straight into float64 arrays (``csrc/jsonvec.c``; C tier only);
+``loads_msgpack_fields`` splits msgpack drift bodies without copying their
+``bin`` vectors (see :mod:`lukhas_fast._msgvec`).
 
 Configuration, lane resolution, snapshot parsing and error wording come from
 :mod:`lukhas_fast._drift_py` (the oracle) so the tiers cannot drift apart.
@@ -31,7 +33,8 @@ from lukhas_fast._drift_py import (DriftConfig, LANE_CFG, GUARDIAN_NAMES, SUPPOR
 from lukhas_fast import _metrics
 
 __all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity",
-           "cosine_similarity_batch", "backend_details", "loads_vectors"]
+           "cosine_similarity_batch", "backend_details", "loads_vectors", "loads_msgpack_fields",
+           "loads_msgpack_vectors"]
 
 
 cdef extern from "drift.h" nogil:
@@ -686,3 +689,126 @@ def loads_vectors(data):
         lk_jv_free(&doc)
         if has_view:
             PyBuffer_Release(&view)
+
+
+cdef inline Py_ssize_t _mp_str(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t *length) noexcept:
+    """Start of the payload of the msgpack str at ``p[i]`` (its length in ``length``), or -1."""
+    cdef unsigned char b
+    if i >= n:
+        return -1
+    b = p[i]
+    if 0xA0 <= b <= 0xBF:
+        length[0] = b & 0x1F
+        i += 1
+    elif b == 0xD9 and i + 1 < n:
+        length[0] = p[i + 1]
+        i += 2
+    elif b == 0xDA and i + 2 < n:
+        length[0] = (<Py_ssize_t>p[i + 1] << 8) | p[i + 2]
+        i += 3
+    else:
+        return -1
+    return i if i + length[0] <= n else -1
+
+
+def loads_msgpack_fields(data):
+    """loads_msgpack_fields(data) -> dict | None
+
+    The common shape of a msgpack drift request body -- a map (fixmap or
+    map16) of str keys whose values are str or ``bin`` -- as a dict of str
+    values and ``memoryview`` slices of ``data`` for the ``bin`` values (no
+    copy).  ``data`` must be ``bytes``.  None for anything else (other value
+    types, truncated input, trailing bytes, invalid UTF-8): the caller then
+    uses the general msgpack decoder.  Linear in the body size.
+    """
+    if type(data) is not bytes:
+        return None
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i, count, k, s, length = 0
+    cdef unsigned char t
+    cdef object mv = None
+    if n == 0:
+        return None
+    t = p[0]
+    if 0x80 <= t <= 0x8F:
+        count = t & 0x0F
+        i = 1
+    elif t == 0xDE and n >= 3:
+        count = (<Py_ssize_t>p[1] << 8) | p[2]
+        i = 3
+    else:
+        return None
+    out = {}
+    try:
+        for k in range(count):
+            s = _mp_str(p, i, n, &length)
+            if s < 0:
+                return None
+            key = (<const char *>p)[s:s + length].decode("utf-8")
+            i = s + length
+            if i >= n:
+                return None
+            t = p[i]
+            if t == 0xC4 or t == 0xC5 or t == 0xC6:  # bin 8/16/32
+                if t == 0xC4 and i + 1 < n:
+                    length = p[i + 1]
+                    i += 2
+                elif t == 0xC5 and i + 2 < n:
+                    length = (<Py_ssize_t>p[i + 1] << 8) | p[i + 2]
+                    i += 3
+                elif t == 0xC6 and i + 4 < n:
+                    length = ((<Py_ssize_t>p[i + 1] << 24) | (<Py_ssize_t>p[i + 2] << 16)
+                              | (<Py_ssize_t>p[i + 3] << 8) | p[i + 4])
+                    i += 5
+                else:
+                    return None
+                if i + length > n:
+                    return None
+                if mv is None:
+                    mv = memoryview(data)
+                out[key] = mv[i:i + length]
+                i += length
+            else:
+                s = _mp_str(p, i, n, &length)
+                if s < 0:
+                    return None
+                out[key] = (<const char *>p)[s:s + length].decode("utf-8")
+                i = s + length
+    except UnicodeDecodeError:
+        return None
+    return out if i == n else None
+
+
+_MP_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+
+
+def loads_msgpack_vectors(data):
+    """loads_msgpack_vectors(data) -> dict | None
+
+    :func:`loads_msgpack_fields` for a well-formed body whose ``"dtype"`` is
+    ``"float32"`` or ``"float64"``: the ``intent``/``action`` ``bin`` values
+    are returned as read-only 1-D numpy views into ``data`` (no copy; other
+    ``bin`` values as ``bytes``).  None whenever anything is off (no or
+    another dtype, a length that is not a whole number of values, any shape
+    ``loads_msgpack_fields`` refuses): the caller's general path then decodes
+    the body and reports the error.  Little-endian hosts only (None elsewhere).
+    """
+    if not _LITTLE_ENDIAN:
+        return None
+    out = loads_msgpack_fields(data)
+    if out is None:
+        return None
+    dt = _MP_DTYPES.get(out.get("dtype"))
+    for key, v in out.items():
+        if type(v) is memoryview:
+            if key == "intent" or key == "action":
+                if dt is None or len(<memoryview>v) % dt.itemsize:
+                    return None
+                out[key] = np.frombuffer(v, dtype=dt)
+            else:
+                out[key] = bytes(v)
+    return out
+
+
+cdef bint _LITTLE_ENDIAN = __import__("sys").byteorder == "little"  # the wire format is little-endian

@@ -4,11 +4,16 @@ Drop-in for ``lukhas.core.drift``.  The names come from the tier chosen by
 ``LUKHAS_FAST_BACKEND``; on the C tier ``DriftMonitor`` is an extension type
 whose ``update`` reads lists or buffers in place and runs a SIMD kernel
 selected at run time (see ``lukhas_fast.backend_info()``).
+
+Shared lane state (several processes or machines, one monitor per lane):
+:class:`RedisLaneState` and :class:`SharedDriftMonitor` (needs the ``redis``
+extra); see :mod:`lukhas_fast._drift_state`.
 """
 
 from __future__ import annotations
 
 from lukhas_fast._backend import load as _load
+from lukhas_fast._drift_state import LaneStateUnavailable, RedisLaneState, SharedDriftMonitor
 
 _impl = _load("drift")
 
@@ -26,4 +31,7 @@ __all__ = [
     "_cosine",
     "cosine_similarity",
     "cosine_similarity_batch",
+    "RedisLaneState",
+    "SharedDriftMonitor",
+    "LaneStateUnavailable",
 ]

@@ -37,6 +37,7 @@ import logging
 import os
 import platform
 import re
+import socket
 import time
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -47,9 +48,12 @@ from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple,
 import numpy as np
 from aiohttp import web
 
-from lukhas_fast import _limits, _metrics
+from lukhas_fast import _limits, _metrics, _scaleout
 from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
+from lukhas_fast._drift_py import ema_gauge as _drift_ema_gauge
+from lukhas_fast._reqmetrics import RequestMetrics
+from lukhas_fast._workers import worker_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
 from lukhas_fast.ethics import get_ethics_engine
@@ -93,6 +97,7 @@ access_logger = logging.getLogger("lukhas_fast.service.access")
 
 MAX_VECTOR_DIM = 65536
 _F64 = np.dtype(np.float64)
+_FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
 
 # The C drift tier parses drift bodies with the float arrays read straight
 # into float64 arrays (None for any body it does not handle); other tiers
@@ -147,6 +152,10 @@ class ServiceConfig:
     metrics_port: Optional[int] = None
     access_log: bool = False
     run_ticker: bool = True
+    #: drift lane state: None (in this process) or ``redis://host:port/db`` (shared by every worker/replica)
+    state: Optional[str] = None
+    #: worker processes of ``serve`` (a supervisor starts them; informational inside a worker)
+    workers: int = 1
 
     def validate(self) -> "ServiceConfig":
         """Check every value; ``ValueError("name: reason")`` for the first bad one."""
@@ -178,6 +187,11 @@ class ServiceConfig:
             bad("fps", "must be at most 10000")
         if not isinstance(self.default_lane, str) or self.default_lane.lower() not in LANE_CFG:
             bad("default_lane", f"must be one of {', '.join(LANE_CFG)}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            bad("workers", "must be an integer >= 1")
+        if self.state is not None and (not isinstance(self.state, str)
+                                       or not self.state.startswith(("redis://", "rediss://", "unix://"))):
+            bad("state", "must be None or a redis://host:port/db URL")
         return self
 
 
@@ -209,8 +223,12 @@ class BadRequest(Exception):
         self.close = close  # answer with "Connection: close" (the rest of the body is not read)
 
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=_dumps(data), status=status, content_type="application/json")
+    # headers= is cheaper than content_type= (no parsing of the type on every response)
+    return web.Response(body=_dumps(data), status=status, headers=_JSON_HEADERS)
 
 
 # --------------------------------------------------------------------------------------
@@ -253,7 +271,8 @@ def decode_json(raw: bytes, config: ServiceConfig) -> Any:
 #: Body decoders by media type (``Content-Type`` without parameters); a type
 #: not listed here (or none) is decoded as JSON.  Each takes the raw body and
 #: the config and returns the decoded object or raises :class:`BadRequest`.
-DECODERS: Dict[str, Callable[[bytes, ServiceConfig], Any]] = {"application/json": decode_json}
+DECODERS: Dict[str, Callable[[bytes, ServiceConfig], Any]] = {"application/json": decode_json,
+                                                               _scaleout.MSGPACK_TYPE: _scaleout.decode_msgpack}
 
 
 class BodyTimeout(Exception):
@@ -362,7 +381,7 @@ def _vector(data: Dict[str, Any], name: str, alias: str) -> Union[List[float], n
         v = data.get(alias)
         if v is None:
             raise BadRequest(f"missing field {name!r} (or {alias!r}): a list of numbers", name)
-    if type(v) is np.ndarray and v.ndim == 1 and v.dtype is _F64:
+    if type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS:
         pass
     elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
@@ -408,7 +427,9 @@ class LocalDriftStore(DriftStore):
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         monitor = self.monitors.get(lane)
         if monitor is None:
-            monitor = DriftMonitor(lane)
+            # metrics=False: the service publishes the EMA gauges when it flushes its metrics
+            # (before each scrape and every second) instead of writing one per update
+            monitor = DriftMonitor(lane, metrics=False)
             result = monitor.update(intent, action)  # raises before registering: bad input leaves no lane
             self.monitors[lane] = monitor
             self.totals[lane] = 1
@@ -497,7 +518,9 @@ class Service:
         self.started = time.time()
         self.ready = False  # set once started, cleared when shutting down
         self.body = BodyReader(config)
-        self.drift_store = drift_store if drift_store is not None else LocalDriftStore()
+        if drift_store is None:
+            drift_store = _scaleout.RedisDriftStore(config.state) if config.state else LocalDriftStore()
+        self.drift_store = drift_store
         self.default_lane = config.default_lane.lower()
         self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
         self.ticker = Ticker(config.fps)
@@ -525,25 +548,22 @@ class Service:
                                                 ["endpoint"], buckets=buckets)
         self.guide_health = _metrics.gauge("consciousness_system_health",
                                            "Overall consciousness system health score")
-        # labelled children, looked up once per (route, method, status) instead of per request
-        self._children: Dict[Tuple[str, str, int], Tuple[Any, Any, Any, Any]] = {}
+        # per request: a dict update; flushed into the metrics above before each scrape and every second
+        self.reqmetrics = RequestMetrics(
+            [(self.requests, lambda k: (k[0], k[1], str(k[2]))),
+             (self.guide_requests, lambda k: (_ENDPOINTS.get(k[0], "unmatched"), "success" if k[2] < 400 else "error"))],
+            [(self.latency, lambda k: (k[0],)), (self.guide_latency, lambda k: (_ENDPOINTS.get(k[0], "unmatched"),))],
+            buckets)
+        self.reqmetrics.before_flush.append(self._publish_drift_gauges)
+        self._metrics_on = _metrics.metrics_default()
 
     # -- metrics helpers ----------------------------------------------------------------
-    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        ch = self._children.get(key)
-        if ch is None:
-            endpoint = _ENDPOINTS.get(route, "unmatched")
-            ch = (self.requests.labels(route=route, method=method, status=str(status)),
-                  self.latency.labels(route=route),
-                  self.guide_requests.labels(endpoint=endpoint, status="success" if status < 400 else "error"),
-                  self.guide_latency.labels(endpoint=endpoint))
-            if len(self._children) < 1024:  # routes x methods x statuses: bounded, but be safe
-                self._children[key] = ch
-        ch[0].inc()
-        ch[1].observe(seconds)
-        ch[2].inc()
-        ch[3].observe(seconds)
+    def _publish_drift_gauges(self) -> None:
+        # the local store's monitors run with metrics=False (a gauge write per update
+        # costs ~1 us); their EMA gauges are set here, before every scrape and every second
+        if self._metrics_on:
+            for lane, m in self.monitors.items():
+                _drift_ema_gauge(lane).set(m.ema)
 
     def next_request_id(self) -> str:
         return f"{self._rid_prefix}-{next(self._rid_counter):x}"
@@ -661,15 +681,16 @@ class Service:
                                       "workers": self.offload_workers_alive()},
             "engine": {k: v for k, v in self.engine.get_stats().items() if k != "recent_evaluations"},
             "backend": {f: e["tier"] for f, e in backend_info()["families"].items()},
+            **_scaleout.worker_section(self.drift_store),  # which worker answered; whether drift state is shared
         })
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        try:
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-        except ImportError:
-            raise BadRequest("prometheus_client is not installed", None, status=501) from None
+        if not _metrics.PROMETHEUS_AVAILABLE:
+            raise BadRequest("prometheus_client is not installed", None, status=501)
         self.health_score(await self.live_state())  # consciousness_system_health is current at each scrape
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        self.reqmetrics.flush()
+        body, ctype = _scaleout.prometheus_exposition()  # every worker's metrics under serve --workers
+        return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def openapi(self, request: web.Request) -> web.Response:
         from lukhas_fast._openapi import openapi_document
@@ -807,11 +828,16 @@ class Service:
 
     async def drift(self, request: web.Request) -> web.Response:
         raw = await self.body.read(request)
-        data = _loads_vectors(raw) if _loads_vectors is not None else None
-        if data is None:  # not the fast parser's shape (or a non-C tier): the general decoder, same errors
-            data = self.body.decode(raw, request)
+        if _scaleout.is_msgpack(request):  # bin vectors come back as views into the body
+            data = _scaleout.decode_msgpack(raw)
             if not isinstance(data, dict):
-                raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
+                raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
+        else:
+            data = _loads_vectors(raw) if _loads_vectors is not None else None
+            if data is None:  # not the fast parser's shape (or a non-C tier): the general decoder, same errors
+                data = self.body.decode(raw, request)
+                if not isinstance(data, dict):
+                    raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         lane = data.get("lane")
         if lane is None:
             lane = self.default_lane
@@ -830,7 +856,7 @@ class Service:
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-        return _json(result)
+        return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
 
     async def ethics(self, request: web.Request) -> web.Response:
         raw = await self.body.read(request)
@@ -859,6 +885,7 @@ class Service:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
+        self.reqmetrics.start()
         if self.config.run_ticker:
             self._ticker_started = time.monotonic()
             self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
@@ -875,6 +902,10 @@ class Service:
             self._ticker_task = None
 
     async def on_cleanup(self, app: web.Application) -> None:
+        self.reqmetrics.stop()
+        aclose = getattr(self.drift_store, "aclose", None)
+        if aclose is not None:
+            await aclose()
         pool, self._pool = self._pool, None
         if pool is not None:
             _kill_pool(pool)
@@ -902,53 +933,74 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
     svc = Service(config, drift_store)
     access = config.access_log
 
-    @web.middleware
-    async def errors_and_metrics(request: web.Request, handler: Any) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        t0 = time.perf_counter()
-        rid = request.headers.get("X-Request-ID")
-        if rid is None or not _REQUEST_ID_OK.match(rid):
-            rid = svc.next_request_id()
-        status = 500
-        try:
-            resp = await handler(request)
-        except BadRequest as exc:
-            resp = _json({"error": str(exc), "field": exc.field, "request_id": rid}, status=exc.status)
-            if exc.close:
-                resp.force_close()
-        except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
-            field = "body" if exc.status == 413 else None
-            resp = _json({"error": exc.reason, "field": field, "request_id": rid}, status=exc.status)
-            if exc.status == 413:
-                resp.force_close()  # do not read the rest of an oversized body
-        except Exception as exc:  # a bug: log it, never leak a traceback
-            logger.exception("unhandled error on %s (request %s)", route, rid)
-            resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid},
-                         status=500)
-        status = resp.status
-        resp.headers["X-Request-ID"] = rid
-        dt = time.perf_counter() - t0
-        svc._observe(route, request.method, status, dt)
-        if access:
-            access_logger.info('%s "%s %s" %d %.3f ms', request.remote, request.method, request.path_qs, status,
-                               dt * 1e3, extra={"request_id": rid, "method": request.method, "path": request.path,
-                                                "status": status, "duration_ms": round(dt * 1e3, 3),
-                                                "remote": request.remote})
-        return resp
+    def guarded(route: str, handler: Any) -> Any:
+        """``handler`` with request ids, JSON error answers, request metrics and the access log.
 
-    app = web.Application(client_max_size=config.max_body, middlewares=[errors_and_metrics])
+        Applied to each route's handler instead of an aiohttp middleware: any
+        middleware makes aiohttp also run its own extra middleware layer on every
+        request, and the route label is known here without a lookup per request."""
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            t0 = time.perf_counter()
+            rid = request.headers.get("X-Request-ID")
+            if rid is None or not _REQUEST_ID_OK.match(rid):
+                rid = svc.next_request_id()
+            try:
+                resp = await handler(request)
+            except BadRequest as exc:
+                resp = _json({"error": str(exc), "field": exc.field, "request_id": rid}, status=exc.status)
+                if exc.close:  # the rest of the body is not read (timeout, bad gzip ...)
+                    resp.force_close()
+            except _scaleout.LaneStateUnavailable as exc:  # never a silent fall back to local state
+                logger.warning("%s (request %s)", exc, rid)
+                resp = _json({"error": str(exc), "field": None, "request_id": rid}, status=503)
+                resp.headers["Retry-After"] = str(exc.retry_after)
+            except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
+                field = "body" if exc.status == 413 else None
+                resp = _json({"error": exc.reason, "field": field, "request_id": rid}, status=exc.status)
+                if exc.status == 405:
+                    resp.headers["Allow"] = exc.headers.get("Allow", "")
+                if exc.status == 413:
+                    resp.force_close()  # do not read the rest of an oversized body
+            except Exception as exc:  # a bug: log it, never leak a traceback
+                logger.exception("unhandled error on %s (request %s)", route, rid)
+                resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid},
+                             status=500)
+            status = resp.status
+            resp.headers["X-Request-ID"] = rid
+            dt = time.perf_counter() - t0
+            svc.reqmetrics.observe((route, request.method, status), dt)
+            if access:
+                access_logger.info('%s "%s %s" %d %.3f ms', request.remote, request.method, request.path_qs, status,
+                                   dt * 1e3, extra={"request_id": rid, "method": request.method, "path": request.path,
+                                                    "status": status, "duration_ms": round(dt * 1e3, 3),
+                                                    "remote": request.remote})
+            return resp
+
+        return run
+
+    routes = [("GET", "/health", svc.health), ("GET", "/livez", svc.livez), ("GET", "/readyz", svc.readyz),
+              ("GET", "/metrics", svc.metrics), ("GET", "/metrics/prometheus", svc.prometheus),
+              ("GET", "/openapi.json", svc.openapi), ("POST", "/consciousness/analyze", svc.consciousness),
+              ("POST", "/safety/enrich", svc.safety), ("POST", "/drift/analyze", svc.drift),
+              ("POST", "/ethics/evaluate", svc.ethics)]
+    allowed = {path: (["GET", "HEAD"] if method == "GET" else [method]) for method, path, _ in routes}
+
+    async def unmatched(request: web.Request) -> web.Response:
+        methods = allowed.get(request.path)
+        if methods is None:
+            raise web.HTTPNotFound()
+        raise web.HTTPMethodNotAllowed(request.method, methods)
+
+    app = web.Application(client_max_size=config.max_body)
     app[SERVICE_KEY] = svc
-    app.router.add_get("/health", svc.health)
-    app.router.add_get("/livez", svc.livez)
-    app.router.add_get("/readyz", svc.readyz)
-    app.router.add_get("/metrics", svc.metrics)
-    app.router.add_get("/metrics/prometheus", svc.prometheus)
-    app.router.add_get("/openapi.json", svc.openapi)
-    app.router.add_post("/consciousness/analyze", svc.consciousness)
-    app.router.add_post("/safety/enrich", svc.safety)
-    app.router.add_post("/drift/analyze", svc.drift)
-    app.router.add_post("/ethics/evaluate", svc.ethics)
+    for method, path, handler in routes:
+        if method == "GET":
+            app.router.add_get(path, guarded(path, handler))  # and HEAD
+        else:
+            app.router.add_route(method, path, guarded(path, handler))
+    # everything else (unknown paths, wrong methods): JSON 404 / 405 through the same guard
+    app.router.add_route("*", "/{tail:.*}", guarded("unmatched", unmatched))
     app.on_startup.append(svc.on_startup)
     app.on_shutdown.append(svc.on_shutdown)
     app.on_cleanup.append(svc.on_cleanup)
@@ -1049,13 +1101,17 @@ class _BoundSite(web.BaseSite):
         await self._bound.start_serving()
 
 
-def _metrics_app() -> web.Application:
-    """The ``--metrics-port`` application: the Prometheus exposition on ``/metrics`` (and ``/``)."""
+def _metrics_app(flush: Optional[Callable[[], None]] = None) -> web.Application:
+    """The ``--metrics-port`` application: the Prometheus exposition on ``/metrics`` (and ``/``).
+
+    ``flush``: called before each scrape (the service's ``reqmetrics.flush``, so that the
+    request counts are current, as on ``/metrics/prometheus``)."""
 
     async def exposition(request: web.Request) -> web.Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        if flush is not None:
+            flush()
+        body, ctype = _scaleout.prometheus_exposition()
+        return web.Response(body=body, headers={"Content-Type": ctype})
 
     app = web.Application()
     app.router.add_get("/metrics", exposition)
@@ -1063,13 +1119,19 @@ def _metrics_app() -> web.Application:
     return app
 
 
-async def _bind(host: str, port: int, header_timeout: float,
-                runner: List[web.BaseRunner]) -> asyncio.AbstractServer:
+async def _bind(host: str, port: int, header_timeout: float, runner: List[web.BaseRunner], *,
+                sock: Optional[socket.socket] = None, reuse_port: Optional[bool] = None) -> asyncio.AbstractServer:
     """Listening sockets (not serving yet); each connection gets the header timeout.  The
-    runner (``runner[0]``) is looked up per connection, so it may be made after this."""
+    runner (``runner[0]``) is looked up per connection, so it may be made after this.
+
+    ``sock``: an already bound, listening socket to accept on instead of binding
+    ``host:port`` (a worker of ``serve --workers N`` inherits the supervisor's)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _HeaderTimeout(runner[0].server(), header_timeout, loop),  # type: ignore
-                                    host, port, start_serving=False, reuse_address=True, backlog=128)
+    factory = lambda: _HeaderTimeout(runner[0].server(), header_timeout, loop)  # type: ignore  # noqa: E731
+    if sock is not None:  # keep the supervisor's backlog (_workers.bind_socket)
+        return await loop.create_server(factory, sock=sock, start_serving=False, backlog=1024)
+    return await loop.create_server(factory, host, port, start_serving=False, reuse_address=True,
+                                    reuse_port=reuse_port, backlog=128)
 
 
 async def start_sites(app: Union[web.Application, Callable[[], web.Application]],
@@ -1085,10 +1147,20 @@ async def start_sites(app: Union[web.Application, Callable[[], web.Application]]
         config = app[SERVICE_KEY].config
     main_ref: List[web.BaseRunner] = []
     metrics_ref: List[web.BaseRunner] = []
-    servers = [await _bind(config.host, config.port, config.header_timeout, main_ref)]
+    worker = worker_info()
+    # serve --workers N: the supervisor bound the port; each worker accepts on that socket
+    inherited = socket.socket(fileno=worker.fd) if worker.supervised else None
+    try:
+        servers = [await _bind(config.host, config.port, config.header_timeout, main_ref, sock=inherited)]
+    except BaseException:
+        if inherited is not None:
+            inherited.close()
+        raise
     try:
         if config.metrics_port is not None:
-            servers.append(await _bind(config.host, config.metrics_port, config.header_timeout, metrics_ref))
+            # every worker serves the (multiprocess) exposition on the metrics port too
+            servers.append(await _bind(config.host, config.metrics_port, config.header_timeout, metrics_ref,
+                                       reuse_port=True if worker.supervised else None))
         if not isinstance(app, web.Application):
             app = app()
     except BaseException:
@@ -1098,7 +1170,9 @@ async def start_sites(app: Union[web.Application, Callable[[], web.Application]]
     main_ref.append(web.AppRunner(app, handle_signals=False, access_log=None,
                                   keepalive_timeout=config.keepalive_timeout, shutdown_timeout=config.shutdown_grace))
     if config.metrics_port is not None:
-        metrics_ref.append(web.AppRunner(_metrics_app(), access_log=None, shutdown_timeout=1.0))
+        svc = app.get(SERVICE_KEY)
+        metrics_ref.append(web.AppRunner(_metrics_app(svc.reqmetrics.flush if svc is not None else None),
+                                         access_log=None, shutdown_timeout=1.0))
     runners: List[web.BaseRunner] = []
     try:
         for ref, server in zip((main_ref, metrics_ref), servers):
@@ -1167,6 +1241,9 @@ def serve(config: Optional[ServiceConfig] = None, seconds: float = 0.0,
                     version, config.host, ports[0] if ports else config.port, tiers, platform.python_version(),
                     aiohttp.__version__, "" if len(runners) < 2 else
                     f"; Prometheus exposition on http://{config.host}:{bound_ports(runners[1])[0]}/metrics")
+        w = worker_info()
+        logger.info("worker %d of %d (pid %d); drift lane state: %s", w.id, w.count, w.pid,
+                    _scaleout.redact(config.state) if config.state else "in-process")
 
         async def warm() -> None:
             try:

@@ -1,14 +1,25 @@
 """Load benchmark of the production service, against 127.0.0.1 only.
 
-For each tier (``LUKHAS_FAST_BACKEND=c`` and ``=python`` in the server
-process) a server is started as ``python -m lukhas_fast serve`` on a free
-loopback port; a minimal keep-alive HTTP/1.1 client on asyncio protocols
-(64 concurrent connections, prebuilt requests) sends a bounded number of
-requests per route and records requests/s and p50/p99 latency.  The client
-costs a few microseconds per request, so the server, on the other core, is
-what limits the figures (an aiohttp client costs about as much as the
-server and made every POST route look slower than it is).  Any non-2xx
-answer, and any request a dropped connection lost, counts as an error.
+The load generator is ``wrk`` (1 thread, 32 keep-alive connections, the
+request body from a file) when it is installed; otherwise a built-in asyncio
+client (the rows then say so).  On a machine with two or more cores the
+server is pinned to CPU 0 and the load generator to CPU 1, so the figures
+are what one server core does.
+
+Rows, each the best of ROUNDS interleaved runs (errors summed over all runs):
+
+* every route of ``python -m lukhas_fast serve`` (C tier, metrics on) and
+  the same request against a bare aiohttp app whose handlers only read the
+  body and answer a constant (the framework's floor); the ratio is ours /
+  floor for the same body;
+* ``POST /drift/analyze`` with a JSON body (768-d, 17-digit doubles), a
+  msgpack body with arrays, and a msgpack body with ``bin`` float32 vectors;
+* ``--workers 2`` against ``--workers 1`` (unpinned: the load generator
+  shares the two cores with the workers);
+* ``--state redis://`` (a real ``redis-server`` started here) against
+  in-process lane state.
+
+Any non-2xx answer and any socket error counts as an error.
 """
 
 from __future__ import annotations
@@ -17,55 +28,68 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from typing import Dict, List, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lukhas_fast._bench.core import Row, measurement
+from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
-CONCURRENCY = 64
-ROUNDS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CONNECTIONS = 32
+ROUNDS = 3
 
 
-def _start(tier: str) -> Tuple[subprocess.Popen, int]:
-    """The service on ``tier`` (``c``/``python``), or (``aiohttp``) the bare
-    aiohttp app of :func:`_bare_main`: the framework's own floor."""
-    port = _free_port()
-    env = dict(os.environ, LUKHAS_FAST_BACKEND=tier, LUKHAS_FAST_METRICS="1")
-    if tier == "aiohttp":
-        env.pop("LUKHAS_FAST_BACKEND")
-        cmd = [sys.executable, "-c", f"from lukhas_fast._bench.service import _bare_main; _bare_main({port})"]
-    else:
-        cmd = [sys.executable, "-m", "lukhas_fast", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                pass
-            if tier == "aiohttp":
-                return proc, port
-            # serve starts its offload worker processes in the background: measure once they are up
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                workers = json.loads(r.read()).get("offloaded_enrichments", {}).get("workers")
-            if workers is None or workers >= 2:  # the default --offload-workers
-                return proc, port
-            time.sleep(0.2)
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"service ({tier}) did not start")
-            time.sleep(0.1)
+@dataclass(frozen=True)
+class Req:
+    """One benchmark request: a label, method, path, body and content type."""
+
+    label: str
+    path: str
+    body: Optional[bytes] = None
+    ctype: str = "application/json"
+    accept: Optional[str] = None
+
+    def raw(self) -> bytes:
+        head = f"{'POST' if self.body is not None else 'GET'} {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if self.accept:
+            head += f"Accept: {self.accept}\r\n"
+        if self.body is None:
+            return (head + "\r\n").encode()
+        head += f"Content-Type: {self.ctype}\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        return head.encode() + self.body
+
+
+def requests_() -> List[Req]:
+    """The benchmark requests (deterministic bodies)."""
+    import msgpack
+    import numpy as np
+
+    rng = random.Random(0)
+    a = [rng.uniform(-1, 1) for _ in range(768)]
+    b = [x + rng.uniform(-0.1, 0.1) for x in a]
+    plan = {"action": "send_email", "params": {"to": "alice@example.com", "body": "quarterly report draft",
+                                                "url": "https://api.partner.io/v1"}}
+    mp = "application/msgpack"
+    return [
+        Req("GET /health", "/health"),
+        Req("POST /drift/analyze JSON (768-d, 17-digit doubles)", "/drift/analyze",
+            json.dumps({"lane": "prod", "intent": a, "action": b}).encode()),
+        Req("POST /drift/analyze msgpack arrays (768-d float64)", "/drift/analyze",
+            msgpack.packb({"lane": "prod", "intent": a, "action": b}), mp, mp),
+        Req("POST /drift/analyze msgpack bin float32 (768-d)", "/drift/analyze",
+            msgpack.packb({"lane": "prod", "dtype": "float32", "intent": np.asarray(a, "<f4").tobytes(),
+                           "action": np.asarray(b, "<f4").tobytes()}), mp, mp),
+        Req("POST /safety/enrich (small plan, cache hit)", "/safety/enrich", json.dumps({"plan": plan}).encode()),
+        Req("POST /consciousness/analyze (small frame)", "/consciousness/analyze",
+            json.dumps({"frame": {"kind": "percept", "value": 0.5}, "priority": 0.7}).encode()),
+        Req("POST /ethics/evaluate (small plan)", "/ethics/evaluate", json.dumps({"plan": plan}).encode()),
+    ]
 
 
 def _bare_main(port: int) -> None:
@@ -83,35 +107,130 @@ def _bare_main(port: int) -> None:
 
     app = web.Application(client_max_size=1 << 20)
     app.router.add_get("/health", health)
-    app.router.add_post("/drift/analyze", post)
-    app.router.add_post("/safety/enrich", post)
+    for path in ("/drift/analyze", "/safety/enrich", "/consciousness/analyze", "/ethics/evaluate"):
+        app.router.add_post(path, post)
     web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
 
 
-def _routes() -> List[Tuple[str, str, object]]:
-    rng = random.Random(0)
-    # two payloads: full 17-digit doubles (32 KB body: JSON float parsing
-    # dominates the request) and 6-decimal values (12 KB, as float32
-    # embeddings are commonly serialised)
-    full_a = [rng.uniform(-1, 1) for _ in range(768)]
-    full_b = [x + rng.uniform(-0.1, 0.1) for x in full_a]
-    vec_a = [round(x, 6) for x in full_a]
-    vec_b = [round(x, 6) for x in full_b]
-    plan = {"plan": {"action": "send_email", "params": {"to": "alice@example.com", "body": "quarterly report draft",
-                                                          "url": "https://api.partner.io/v1"}}}
-    return [
-        ("GET /health", "/health", None),
-        ("POST /drift/analyze (768-d, 17-digit doubles)", "/drift/analyze",
-         {"lane": "prod", "intent": full_a, "action": full_b}),
-        ("POST /drift/analyze (768-d, 6 decimals)", "/drift/analyze", {"lane": "prod", "intent": vec_a, "action": vec_b}),
-        ("POST /safety/enrich", "/safety/enrich", plan),
-    ]
+def _cpus() -> List[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return list(range(os.cpu_count() or 1))
+
+
+def _pin(cpu: Optional[int]) -> List[str]:
+    return ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
+
+
+class _Server:
+    """A server process (ours with ``args``, or the bare app) on a free port."""
+
+    def __init__(self, kind: str, args: Sequence[str] = (), cpu: Optional[int] = None) -> None:
+        self.port = free_port()
+        env = dict(os.environ, LUKHAS_FAST_METRICS="1")
+        if kind == "bare":
+            cmd = [sys.executable, "-c", f"from lukhas_fast._bench.service import _bare_main; _bare_main({self.port})"]
+        else:
+            cmd = [sys.executable, "-m", "lukhas_fast", "serve", "--port", str(self.port), *args]
+        self.proc = subprocess.Popen(_pin(cpu) + cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, 60, self.proc)
+        deadline = time.monotonic() + 60
+        while True:  # with workers the parent listens before the workers answer
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"server did not start: {cmd}")
+                time.sleep(0.05)
+        while kind != "bare":  # serve starts its offload worker processes in the background: measure once they are up
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                    workers = json.loads(r.read()).get("offloaded_enrichments", {}).get("workers")
+                if workers is None or workers >= 2:  # the default --offload-workers
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"server did not start: {cmd}")
+            if time.monotonic() > deadline:
+                break  # measure anyway: the offload workers only matter for large enrichments
+            time.sleep(0.2)
+
+    def check(self, req: Req) -> None:
+        """One request through urllib: the route must answer 200 (a fast 400 is no figure)."""
+        r = urllib.request.Request(f"http://127.0.0.1:{self.port}{req.path}", data=req.body,
+                                   headers={"Content-Type": req.ctype, **({"Accept": req.accept} if req.accept else {})})
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            if resp.status != 200:  # pragma: no cover - urlopen raises on 4xx/5xx
+                raise RuntimeError(f"{req.label}: status {resp.status}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- load generators --------------------------------------------------------------------
+
+_WRK_LUA = """
+local f = assert(io.open(os.getenv("LUKHAS_WRK_BODY"), "rb"))
+local body = f:read("*all")
+f:close()
+wrk.method = os.getenv("LUKHAS_WRK_METHOD")
+if wrk.method == "POST" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = os.getenv("LUKHAS_WRK_CTYPE")
+end
+local accept = os.getenv("LUKHAS_WRK_ACCEPT")
+if accept ~= nil and accept ~= "" then wrk.headers["Accept"] = accept end
+"""
+
+
+def _unit(v: str, u: str) -> float:
+    return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[u]
+
+
+def run_wrk(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, errors, requests) from one wrk run."""
+    with tempfile.TemporaryDirectory(prefix="lukhas-wrk-") as d:
+        script, body = os.path.join(d, "req.lua"), os.path.join(d, "body")
+        with open(script, "w") as fh:
+            fh.write(_WRK_LUA)
+        with open(body, "wb") as fh:
+            fh.write(req.body or b"")
+        env = dict(os.environ, LUKHAS_WRK_BODY=body, LUKHAS_WRK_METHOD="POST" if req.body is not None else "GET",
+                   LUKHAS_WRK_CTYPE=req.ctype, LUKHAS_WRK_ACCEPT=req.accept or "")
+        secs = max(1, int(round(seconds)))  # wrk takes whole seconds
+        cmd = _pin(cpu) + ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{secs}s", "--latency", "-s", script,
+                           f"http://127.0.0.1:{port}{req.path}"]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=secs + 60)
+    out = p.stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr.strip() or out.strip()}")
+    rps = float(m.group(1))
+    lat = dict((m.group(1), _unit(m.group(2), m.group(3)))
+               for m in re.finditer(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    m = re.search(r"(\d+) requests in", out)
+    return rps, lat.get("50", float("nan")), lat.get("99", float("nan")), errors, int(m.group(1)) if m else 0
 
 
 class _Client(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection sending a prebuilt request back to
-    back: the load generator costs a few microseconds per request, so the
-    server (on its own core) is what the figures measure."""
+    """Built-in fallback: one keep-alive connection sending a prebuilt request back to back."""
 
     def __init__(self, request: bytes, state: Dict[str, object]) -> None:
         self.request = request
@@ -126,19 +245,21 @@ class _Client(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self._next()
 
+    def _finish(self) -> None:
+        st = self.state
+        st["open"] -= 1  # type: ignore[operator]
+        if st["open"] == 0 and not st["done"].done():  # type: ignore[attr-defined]
+            st["done"].set_result(None)  # type: ignore[attr-defined]
+
     def _next(self) -> None:
         st = self.state
-        if st["left"] <= 0:  # type: ignore[operator]
-            assert self.transport is not None
+        assert self.transport is not None
+        if time.perf_counter() >= st["until"]:  # type: ignore[operator]
             self.transport.close()
-            st["open"] -= 1  # type: ignore[operator]
-            if st["open"] == 0 and not st["done"].done():  # type: ignore[attr-defined]
-                st["done"].set_result(None)  # type: ignore[attr-defined]
+            self._finish()
             return
-        st["left"] -= 1  # type: ignore[operator]
         self.inflight = True
         self.t0 = time.perf_counter()
-        assert self.transport is not None
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
@@ -163,90 +284,142 @@ class _Client(asyncio.Protocol):
             self._next()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        st = self.state
-        if self.inflight:  # the server dropped the connection with a request in flight
-            st["errors"] += 1  # type: ignore[operator]
-            st["open"] -= 1  # type: ignore[operator]
-            if st["open"] == 0 and not st["done"].done():  # type: ignore[attr-defined]
-                st["done"].set_result(None)  # type: ignore[attr-defined]
+        if self.inflight:
+            self.state["errors"] += 1  # type: ignore[operator]
+            self._finish()
 
 
-async def _load(port: int, path: str, body: object, n: int) -> Tuple[float, float, float, int]:
-    """``n`` requests over CONCURRENCY keep-alive connections: (requests/s, p50 ms, p99 ms, errors)."""
-    loop = asyncio.get_running_loop()
-    if body is None:
-        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    else:
-        import json
-
-        data = json.dumps(body).encode()
-        request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                   f"Content-Length: {len(data)}\r\n\r\n").encode() + data
-    state: Dict[str, object] = {"left": n, "errors": 0, "lat": [], "open": CONCURRENCY, "done": loop.create_future()}
-    t0 = time.perf_counter()
-    for _ in range(CONCURRENCY):
-        await loop.create_connection(lambda: _Client(request, state), "127.0.0.1", port)
-    await asyncio.wait_for(state["done"], timeout=600)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - t0
-    latencies: List[float] = sorted(state["lat"])  # type: ignore[arg-type]
-    done = len(latencies)
-    p = lambda q: latencies[min(done - 1, int(q * done))] * 1e3 if done else float("nan")
-    errors = int(state["errors"]) + (n - done if done < n else 0)  # type: ignore[call-overload]
-    return done / elapsed, p(0.50), p(0.99), errors
-
-
-@measurement("Production service under load (127.0.0.1, 64 connections)", "service")
-def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
-    """Requests/s and p50/p99 per route (best of ROUNDS interleaved rounds; errors summed over
-    all), server on the C tier and on the pure-Python tier; the same requests against a bare
-    aiohttp app (column ``aiohttp``) show what the framework alone allows."""
+def run_builtin(port: int, req: Req, seconds: float, cpu: Optional[int]) -> Tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, errors, requests) from the built-in client (this process pinned to ``cpu``)."""
+    old = None
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        old = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
     try:
-        import aiohttp  # noqa: F401  (the server needs it)
+        async def go() -> Tuple[float, float, float, int, int]:
+            loop = asyncio.get_running_loop()
+            t0 = time.perf_counter()
+            state: Dict[str, object] = {"until": t0 + seconds, "errors": 0, "lat": [], "open": CONNECTIONS,
+                                        "done": loop.create_future()}
+            for _ in range(CONNECTIONS):
+                await loop.create_connection(lambda: _Client(req.raw(), state), "127.0.0.1", port)
+            await asyncio.wait_for(state["done"], timeout=seconds + 60)  # type: ignore[arg-type]
+            elapsed = time.perf_counter() - t0
+            lat: List[float] = sorted(state["lat"])  # type: ignore[arg-type]
+            p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
+            return (len(lat) / elapsed, p(0.5), p(0.99), int(state["errors"]),  # type: ignore[call-overload]
+                    len(lat))
+
+        return asyncio.run(go())
+    finally:
+        if old is not None:
+            os.sched_setaffinity(0, old)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux ``/proc``), 0.0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _best(runs: List[Tuple[float, ...]]) -> Tuple[float, float, float, int, float]:
+    """Best run's (requests/s, p50, p99), errors summed, and the lowest server CPU per request (us)."""
+    best = max(runs, key=lambda r: r[0])
+    cpu = [r[5] for r in runs if r[5] > 0]
+    return best[0], best[1], best[2], int(sum(r[3] for r in runs)), min(cpu) if cpu else float("nan")
+
+
+@measurement("Production service under load (127.0.0.1, wrk -t1 -c32; server pinned to CPU 0)", "service")
+def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
+    """Requests/s per route of the C-tier service and of a bare aiohttp app (the floor) for the
+    same body; drift with JSON / msgpack arrays / msgpack bin float32; --workers 2 vs 1;
+    --state redis:// vs in-process.  Best of ROUNDS interleaved runs; errors summed."""
+    try:
+        import aiohttp  # noqa: F401
+        import msgpack  # noqa: F401
     except ImportError:
         return []
-    n = 1000 if quick else 20000
+    seconds = 1.0 if quick else 3.0
+    rounds = 1 if quick else ROUNDS
+    cpus = _cpus()
+    srv_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    have_wrk = shutil.which("wrk") is not None
+    run = run_wrk if have_wrk else run_builtin
+    gen = "wrk" if have_wrk else "built-in asyncio client (wrk not installed)"
+    reqs = requests_()
     rows: List[Row] = []
-    results: Dict[str, Dict[str, Tuple[float, float, float, int]]] = {}
-    tiers = ("c", "python", "aiohttp")
-    for tier in tiers:
+
+    def measure(servers: Dict[str, "_Server"], todo: Sequence[Req], cpu: Optional[int]) -> Dict[Tuple[str, str], Tuple]:
+        for s in servers.values():
+            for r in todo:
+                s.check(r)
+                run(s.port, r, 1.0, cpu)  # warm-up
+        runs: Dict[Tuple[str, str], List[Tuple[float, ...]]] = {}
+        for _ in range(rounds):  # interleaved: a slow spell of a shared VM hits every column alike
+            for r in todo:
+                for name, s in servers.items():
+                    c0 = _cpu_seconds(s.proc.pid)
+                    res = run(s.port, r, seconds, cpu)
+                    used = _cpu_seconds(s.proc.pid) - c0  # the server process only (not workers)
+                    runs.setdefault((name, r.label), []).append(res + (used / res[4] * 1e6 if res[4] and used else 0.0,))
+        return {k: _best(v) for k, v in runs.items()}
+
+    # 1. every route against the floor (server on one core, generator on the other)
+    servers = {"ours": _Server("ours", ["--fps", "30"], srv_cpu), "floor": _Server("bare", (), srv_cpu)}
+    try:
+        res = measure(servers, reqs, gen_cpu)
+    finally:
+        for s in servers.values():
+            s.stop()
+    for r in reqs:
+        ours, floor = res[("ours", r.label)], res[("floor", r.label)]
+        rows.append(Row(r.label, {"ours": ours[0], "floor": floor[0], "ours/floor": ours[0] / floor[0],
+                                  "cpu us/req": ours[4], "floor cpu": floor[4], "floor/ours cpu": floor[4] / ours[4]},
+                        "req/s",
+                        f"p50 {ours[1]:.2f} ms, p99 {ours[2]:.2f} ms; errors ours {ours[3]}, floor {floor[3]}; "
+                        f"{len(r.body or b'')} B body; {gen}"))
+
+    drift_bin = reqs[3]
+    drift_json = reqs[1]
+    # 2. --workers 2 against --workers 1 (unpinned: the generator shares both cores)
+    servers = {"1 worker": _Server("ours", ["--workers", "1"]), "2 workers": _Server("ours", ["--workers", "2"])}
+    try:
+        res = measure(servers, [drift_bin], None)
+    finally:
+        for s in servers.values():
+            s.stop()
+    one, two = res[("1 worker", drift_bin.label)], res[("2 workers", drift_bin.label)]
+    rows.append(Row("drift msgpack bin: --workers 2 vs 1", {"ours": two[0], "floor": one[0], "ours/floor": two[0] / one[0]},
+                    "req/s", f"columns: 2 workers, 1 worker, ratio; unpinned, the load generator shares the 2 cores; "
+                    f"errors {two[3]} / {one[3]}; {gen}"))
+
+    # 3. --state redis:// against in-process (server pinned to CPU 0, redis-server and generator on CPU 1)
+    if shutil.which("redis-server"):
         try:
-            proc, port = _start(tier)
-        except RuntimeError:
-            continue
-        try:
-            routes = _routes()
-            for label, path, body in routes:
-                asyncio.run(_load(port, path, body, min(n, 200)))  # warm-up
-            # interleaved rounds, best round per route: a shared VM's slow
-            # spells then hit every route alike instead of skewing the ratios
-            for _ in range(ROUNDS):
-                for label, path, body in routes:
-                    res = asyncio.run(_load(port, path, body, n // ROUNDS))
-                    prev = results.setdefault(label, {}).get(tier)
-                    if prev is None or res[0] > prev[0]:
-                        errs = res[3] + (prev[3] if prev else 0)
-                        results[label][tier] = (res[0], res[1], res[2], errs)
-                    else:
-                        results[label][tier] = prev[:3] + (prev[3] + res[3],)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for label, per_tier in results.items():
-        service = {t: v for t, v in per_tier.items() if t != "aiohttp"}
-        rows.append(Row(f"{label}: requests/s", {t: v[0] for t, v in per_tier.items()}, "req/s",
-                        f"{n} requests in {ROUNDS} rounds, errors: "
-                        + ", ".join(f"{t} {v[3]}" for t, v in per_tier.items())))
-        rows.append(Row(f"{label}: p50 / p99 latency", {t: v[1] for t, v in service.items()}, "ms p50",
-                        "p99: " + ", ".join(f"{t} {v[2]:.2f} ms" for t, v in service.items())))
-    for tier, note in (("c", "bar: >= 0.67"), ("aiohttp", "bare aiohttp (no parsing, no middleware): the floor")):
-        health = results.get("GET /health", {}).get(tier)
-        if not health:
-            continue
-        for label in list(results)[1:]:
-            r = results[label].get(tier)
-            if r:
-                rows.append(Row(f"{label} / health throughput ({tier})", {tier: r[0] / health[0]}, "ratio", note))
+            import redis  # noqa: F401
+        except ImportError:
+            redis = None  # type: ignore[assignment]
+        if redis is not None:
+            with RedisServer() as store:
+                if gen_cpu is not None and shutil.which("taskset"):
+                    subprocess.run(["taskset", "-pc", str(gen_cpu), str(store.proc.pid)],  # type: ignore[union-attr]
+                                   capture_output=True)
+                servers = {"redis": _Server("ours", ["--state", store.url], srv_cpu),
+                           "local": _Server("ours", [], srv_cpu)}
+                try:
+                    res = measure(servers, [drift_bin, drift_json], gen_cpu)
+                finally:
+                    for s in servers.values():
+                        s.stop()
+            for r in (drift_bin, drift_json):
+                red, loc = res[("redis", r.label)], res[("local", r.label)]
+                rows.append(Row(f"{r.label.split(' (')[0]}: --state redis vs in-process",
+                                {"ours": red[0], "floor": loc[0], "ours/floor": red[0] / loc[0],
+                                 "cpu us/req": red[4], "floor cpu": loc[4], "floor/ours cpu": loc[4] / red[4]}, "req/s",
+                                f"columns: redis state, in-process state, ratio; redis-server shares CPU 1 with "
+                                f"the generator; errors {red[3]} / {loc[3]}; {gen}"))
     return rows

@@ -1,0 +1,260 @@
+"""Shared drift lane state on a real redis-server (started here on a free
+loopback port, stopped after): RedisLaneState / SharedDriftMonitor give exactly
+the results of one in-process DriftMonitor per lane, sequentially and from
+several processes; a store outage raises LaneStateUnavailable and the client
+recovers by itself when the server is back."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from lukhas_fast import drift
+from lukhas_fast._bench.procs import RedisServer
+from lukhas_fast.drift import LANE_CFG, DriftConfig, DriftMonitor, LaneStateUnavailable, RedisLaneState
+
+pytest.importorskip("redis", reason="the redis extra is not installed")
+
+BIG = "shared-test-big"  # a lane with a window large enough to hold every update of a run
+
+
+@pytest.fixture(scope="module")
+def server():
+    with RedisServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def state(server, request):
+    st = RedisLaneState(server.url, prefix=f"t:{request.node.name}:")
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def big_lane(monkeypatch):
+    monkeypatch.setitem(LANE_CFG, BIG, DriftConfig(0.15, 0.25, 0.2, 3000))
+    return BIG
+
+
+def _vectors(rng, n, d):
+    kind = rng.integers(0, 5, size=n)
+    out = []
+    for k in kind:
+        a = rng.uniform(-1e3, 1e3, size=d)
+        if k == 0:
+            b = a.copy()  # drift 0
+        elif k == 1:
+            b = -a  # drift 2
+        elif k == 2:
+            b = np.zeros(d)  # zero norm: drift 1
+        else:
+            b = a + rng.normal(0, 300, size=d)
+        out.append((a.tolist(), b.tolist()))
+    return out
+
+
+@pytest.mark.parametrize("lane", ["experimental", "candidate", "prod", "labs", "production"])
+def test_sequential_updates_equal_an_in_process_monitor(state, lane):
+    rng = np.random.default_rng(17)
+    shared = state.monitor(lane, metrics=False)
+    local = DriftMonitor(lane, metrics=False)
+    for intent, action in _vectors(rng, 150, 24):
+        got = shared.update(intent, action)
+        want = local.update(intent, action)
+        assert got == want  # exact: same drift bits, same EMA bits, same decision
+    assert shared._raw == local._raw and len(shared._raw) == local.cfg.window
+    assert shared.ema == local.ema
+    assert shared.snapshot() == local.snapshot()
+
+
+def test_guardian_progression_and_reference_facts(state):
+    shared = state.monitor("experimental", metrics=False)
+    r = shared.update([0.0, 0.0], [0.0, 0.0])
+    assert (r["drift"], r["guardian"], r["n"]) == (1.0, "allow", 1)
+    shared.reset()
+    assert shared.update([1.0, 0.0], [1.0, 0.0])["ema"] == 0.0
+    shared.reset()
+    assert shared.update([1.0, 0.0], [0.0, 1.0])["ema"] == shared.cfg.alpha * 1.0
+    seen = [shared.update([1.0, 0.0], [0.0, 1.0])["guardian"] for _ in range(10)]
+    assert seen.index("warn") < seen.index("block")
+
+
+def test_numpy_inputs_and_update_many(state, big_lane):
+    rng = np.random.default_rng(3)
+    for lane in ("prod", big_lane):
+        shared = state.monitor(lane, metrics=False)
+        local = DriftMonitor(lane, metrics=False)
+        A = rng.uniform(-1, 1, size=(2100, 16))  # > 1000: the script pushes in chunks
+        B = A + rng.normal(0, 0.8, size=A.shape)
+        got = shared.update_many(A, B)
+        want = local.update_many(A, B)
+        for key in ("drift", "ema", "guardian_code"):
+            np.testing.assert_array_equal(got[key], want[key])
+        assert (got["guardian"], got["n"], got["lane"]) == (want["guardian"], want["n"], want["lane"])
+        assert shared._raw == local._raw
+        f32 = rng.uniform(-1, 1, size=(2, 64)).astype(np.float32)
+        assert shared.update(f32[0], f32[1]) == local.update(f32[0], f32[1])
+        assert shared.update_many(A[:0], B[:0])["n"] == local.update_many(A[:0], B[:0])["n"]
+
+
+def test_bad_input_raises_before_the_store_changes(state):
+    shared = state.monitor("prod", metrics=False)
+    shared.update([1.0, 2.0], [2.0, 1.0])
+    before = shared.snapshot()
+    with pytest.raises(ValueError, match="non-finite"):
+        shared.update([1.0, float("nan")], [1.0, 1.0])
+    with pytest.raises(TypeError, match="action"):
+        shared.update([1.0, 2.0], [1.0, "x"])
+    with pytest.raises(ValueError, match="row 1"):
+        shared.update_many([[1.0, 2.0], [1.0, float("inf")]], [[1.0, 2.0], [1.0, 2.0]])
+    assert shared.snapshot() == before
+    with pytest.raises(TypeError, match="state"):
+        drift.SharedDriftMonitor("prod", state=object())
+    with pytest.raises(ValueError, match="redis://"):
+        RedisLaneState("http://127.0.0.1:1/0")
+    with pytest.raises(TypeError, match="url"):
+        RedisLaneState(None)
+    with pytest.raises(ValueError, match="lane"):
+        shared.load_snapshot({"lane": "experimental", "ema": 0.0, "window": []})
+
+
+def test_snapshot_round_trip_with_an_in_process_monitor(state):
+    local = DriftMonitor("candidate", metrics=False)
+    rng = np.random.default_rng(5)
+    for intent, action in _vectors(rng, 80, 8):
+        local.update(intent, action)
+    shared = state.monitor("candidate", metrics=False)
+    shared.load_snapshot(local.snapshot())
+    assert shared.snapshot() == local.snapshot()
+    for intent, action in _vectors(rng, 10, 8):
+        assert shared.update(intent, action) == local.update(intent, action)
+    restored = DriftMonitor.from_snapshot(shared.snapshot(), metrics=False)
+    assert restored.snapshot() == local.snapshot()
+    shared.reset()
+    assert shared.ema == 0.0 and shared._raw == []
+
+
+def test_metrics_gauge_is_set(state):
+    prom = pytest.importorskip("prometheus_client")
+    shared = state.monitor("labs", metrics=True)
+    r = shared.update([1.0, 0.0], [0.0, 1.0])
+    assert prom.REGISTRY.get_sample_value("lukhas_drift_ema", {"lane": "labs"}) == r["ema"]
+
+
+def _worker(url, prefix, seed, count, out):
+    # a separate interpreter (spawn): define the big lane there too
+    from lukhas_fast.drift import LANE_CFG, DriftConfig, RedisLaneState
+
+    LANE_CFG[BIG] = DriftConfig(0.15, 0.25, 0.2, 3000)
+    mon = RedisLaneState(url, prefix=prefix).monitor(BIG, metrics=False)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for intent, action in _vectors(rng, count, 12):
+        rows.append((intent, action, mon.update(intent, action)))
+    out.put(rows)
+
+
+def test_several_processes_behave_like_one_monitor(server, big_lane):
+    prefix = "t:procs:"
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(server.url, prefix, 100 + i, 120, out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    rows = [r for _ in procs for r in out.get(timeout=120)]
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    # the window is larger than the run, so each answer's n is its position in
+    # the store's order of application: replay that order through one
+    # in-process monitor and compare every answer a worker got, exactly
+    rows.sort(key=lambda r: r[2]["n"])
+    assert [r[2]["n"] for r in rows] == list(range(1, 481))
+    local = DriftMonitor(big_lane, metrics=False)
+    for intent, action, res in rows:
+        assert res == local.update(intent, action)
+    state = RedisLaneState(server.url, prefix=prefix)
+    assert state.monitor(big_lane, metrics=False).snapshot() == local.snapshot()
+    state.close()
+
+
+def test_store_outage_503_semantics_and_reconnect(request):
+    with RedisServer() as srv:
+        st = RedisLaneState(srv.url, prefix="t:outage:", timeout=0.5)
+        mon = st.monitor("prod", metrics=False)
+        mon.update([1.0, 0.0], [0.0, 1.0])
+        srv.stop()
+        t0 = time.monotonic()
+        with pytest.raises(LaneStateUnavailable, match="unavailable"):
+            mon.update([1.0, 0.0], [0.0, 1.0])
+        assert time.monotonic() - t0 < 5
+        with pytest.raises(LaneStateUnavailable):
+            asyncio.run(mon.aupdate([1.0, 0.0], [0.0, 1.0]))
+        srv.start()  # same port, empty store (no persistence)
+        r = mon.update([1.0, 0.0], [0.0, 1.0])  # the pooled dead connection is replaced by itself
+        assert r["n"] == 1 and r["ema"] == 0.2
+
+        async def run():
+            try:
+                return await mon.aupdate([1.0, 0.0], [0.0, 1.0])
+            finally:
+                await st.aclose()
+
+        assert asyncio.run(run())["n"] == 2
+        st.close()
+
+
+def test_concurrent_updates_are_batched_and_exact(server, big_lane):
+    """RedisDriftStore (the service's store): 300 concurrent updates on one loop share
+    script calls, and every answer is what one in-process monitor gives at its position."""
+    import redis as _redis
+
+    from lukhas_fast._scaleout import RedisDriftStore
+
+    prefix = "t:batch:"
+    store = RedisDriftStore(server.url, prefix=prefix)
+    rng = np.random.default_rng(11)
+    pairs = _vectors(rng, 300, 16)
+    plain = _redis.Redis.from_url(server.url)
+    plain.config_resetstat()
+
+    async def run():
+        try:
+            return await asyncio.gather(*(store.update(big_lane, a, b) for a, b in pairs))
+        finally:
+            await store.aclose()
+
+    answers = asyncio.run(run())
+    calls = sum(v["calls"] for k, v in plain.info("commandstats").items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    plain.close()
+    assert calls < len(pairs) / 4  # batched
+    order = sorted(range(len(pairs)), key=lambda i: answers[i]["n"])
+    assert [answers[i]["n"] for i in order] == list(range(1, 301))
+    local = DriftMonitor(big_lane, metrics=False)
+    for i in order:
+        assert answers[i] == local.update(*pairs[i])
+
+
+def test_batches_across_a_full_window_count_n_exactly(server):
+    from lukhas_fast._scaleout import RedisDriftStore
+
+    store = RedisDriftStore(server.url, prefix="t:batchfull:")
+    rng = np.random.default_rng(12)
+    pairs = _vectors(rng, 100, 8)  # the prod window (64) fills in the middle of a batch
+
+    async def run():
+        try:
+            first = [await store.update("prod", a, b) for a, b in pairs[:60]]
+            rest = await asyncio.gather(*(store.update("prod", a, b) for a, b in pairs[60:]))
+            return first + list(rest)
+        finally:
+            await store.aclose()
+
+    answers = asyncio.run(run())
+    local = DriftMonitor("prod", metrics=False)
+    assert answers == [local.update(a, b) for a, b in pairs]  # gather keeps submission order

@@ -1,0 +1,158 @@
+"""msgpack drift bodies: bin vectors are zero-copy views into the body, arrays
+decode like JSON lists, and bad bodies raise MsgpackError naming the field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+msgpack = pytest.importorskip("msgpack")
+from lukhas_fast import _msgvec  # noqa: E402
+from lukhas_fast._msgvec import MsgpackError, loads_drift  # noqa: E402
+from lukhas_fast.drift import DriftMonitor  # noqa: E402
+
+
+def _body(dtype="float32", n=5, **extra):
+    rng = np.random.default_rng(n)
+    a = rng.uniform(-1, 1, n).astype(dtype)
+    b = rng.uniform(-1, 1, n).astype(dtype)
+    obj = {"lane": "prod", "dtype": dtype, "intent": a.astype("<" + a.dtype.str[1:]).tobytes(),
+           "action": b.astype("<" + b.dtype.str[1:]).tobytes(), **extra}
+    return msgpack.packb(obj), a, b
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 7, 768, 20000])  # bin8, bin16, bin32 headers
+def test_bin_vectors_are_views_into_the_body(dtype, n):
+    raw, a, b = _body(dtype, n)
+    d = loads_drift(raw)
+    assert d["lane"] == "prod" and d["dtype"] == dtype
+    body = np.frombuffer(raw, np.uint8)
+    for name, want in (("intent", a), ("action", b)):
+        v = d[name]
+        assert v.dtype == np.dtype(dtype) and v.ndim == 1 and not v.flags.writeable
+        np.testing.assert_array_equal(v, want)
+        assert np.shares_memory(v, body)  # no copy
+
+
+def test_unaligned_views_give_the_kernel_the_same_drift():
+    raw, a, b = _body("float32", 33)
+    d = loads_drift(raw)
+    assert d["intent"].ctypes.data % 4 or d["action"].ctypes.data % 4 or True  # offsets are whatever msgpack gives
+    m1, m2 = DriftMonitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
+    assert m1.update(d["intent"], d["action"]) == m2.update(a.copy(), b.copy())
+
+
+def test_arrays_and_other_shapes_use_msgpack():
+    d = loads_drift(msgpack.packb({"lane": "prod", "intent": [1, 2.5, True], "action": [0.0, 1.0, 2.0]}))
+    assert d == {"lane": "prod", "intent": [1, 2.5, True], "action": [0.0, 1.0, 2.0]}
+    # bins still become views (of msgpack's bytes) when the fast path does not apply
+    raw = msgpack.packb({"lane": "prod", "dtype": "float64", "n": 1,
+                         "intent": np.ones(3).tobytes(), "action": np.arange(3.0).tobytes()})
+    d = loads_drift(raw)
+    np.testing.assert_array_equal(d["action"], [0.0, 1.0, 2.0])
+    assert d["n"] == 1
+    assert loads_drift(msgpack.packb([1, 2])) == [1, 2]  # the caller reports "expected an object"
+    big = {f"k{i}": "v" for i in range(20)}  # map16 header
+    big.update(intent=np.ones(2, "<f4").tobytes(), action=np.ones(2, "<f4").tobytes(), dtype="float32")
+    d = loads_drift(msgpack.packb(big))
+    assert d["k19"] == "v" and d["intent"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("obj, field, match", [
+    ({"intent": b"\0" * 8, "action": b"\0" * 8}, "dtype", "dtype"),
+    ({"dtype": "int8", "intent": b"\0" * 8, "action": b"\0" * 8}, "dtype", "dtype"),
+    ({"dtype": 4, "intent": b"\0" * 8, "action": b"\0" * 8}, "dtype", "dtype"),
+    ({"dtype": "float32", "intent": b"\0" * 6, "action": b"\0" * 8}, "intent", "whole number"),
+    ({"dtype": "float64", "intent": b"\0" * 8, "action": b"\0" * 12}, "action", "whole number"),
+    ({"dtype": "float64", "x": [1], "intent": b"\0" * 8, "action": b"\0" * 12}, "action", "whole number"),
+])
+def test_bad_bins_name_the_field(obj, field, match):
+    with pytest.raises(MsgpackError, match=match) as ei:
+        loads_drift(msgpack.packb(obj))
+    assert ei.value.field == field
+
+
+@pytest.mark.parametrize("raw", [b"\xc1", b"\x82\xa1a", msgpack.packb({"a": 1}) + b"\x00", b"\x81\x01\x02",
+                                 b"\x81\xa1a\xc6\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff"])
+def test_malformed_bodies(raw):
+    with pytest.raises(MsgpackError, match="malformed msgpack") as ei:
+        loads_drift(raw)
+    assert ei.value.field == "body"
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.binary(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12)
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["lane", "dtype", "intent", "action", "x", ""]) | st.text(max_size=40),
+                       values, max_size=6))
+def test_fast_path_agrees_with_msgpack(obj):
+    raw = msgpack.packb(obj, use_bin_type=True)
+    want = msgpack.unpackb(raw, raw=False)
+    try:
+        got = loads_drift(raw)
+    except MsgpackError as exc:  # only the vector conversion may refuse a valid body
+        assert exc.field in ("dtype", "intent", "action")
+        return
+    assert set(got) == set(want)
+    for k, v in want.items():
+        if k in ("intent", "action") and isinstance(v, bytes):
+            assert got[k].tobytes() == v
+        else:
+            assert got[k] == v
+
+
+def test_dumps_answers():
+    out = msgpack.unpackb(_msgvec.dumps({"ema": np.float64(0.5), "a": np.arange(2.0), "n": 3}))
+    assert out == {"ema": 0.5, "a": [0.0, 1.0], "n": 3}
+
+
+@settings(derandomize=True, max_examples=600, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=64),
+    st.dictionaries(st.text(max_size=40), st.text(max_size=40) | st.binary(max_size=300), max_size=18).map(
+        lambda d: msgpack.packb(d, use_bin_type=True)),
+).flatmap(lambda raw: st.tuples(st.just(raw), st.integers(0, max(0, len(raw))), st.binary(max_size=3))))
+def test_c_splitter_agrees_with_the_python_one(case):
+    raw, cut, tail = case
+    c_fields = pytest.importorskip("lukhas_fast._drift_c").loads_msgpack_fields
+    for body in (raw, raw[:cut], raw + tail):
+        want = _msgvec.fields_py(body)
+        got = c_fields(body)
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None and set(got) == set(want)
+            for k, v in want.items():
+                assert type(got[k]) is type(v) and (got[k] == v if isinstance(v, str) else got[k].tobytes() == v.tobytes())
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["lane", "dtype", "intent", "action", "x"]),
+                       st.sampled_from(["prod", "float32", "float64", "float16", ""]) | st.binary(max_size=40),
+                       max_size=5))
+def test_c_vector_views_agree_with_the_general_path(obj):
+    c_vectors = pytest.importorskip("lukhas_fast._drift_c").loads_msgpack_vectors
+    raw = msgpack.packb(obj, use_bin_type=True)
+    got = c_vectors(raw)
+    try:
+        want = _msgvec._general(raw)
+    except MsgpackError:
+        assert got is None  # the error comes from the general path
+        return
+    if got is None:
+        return  # allowed: the general path handles it
+    assert set(got) == set(want)
+    for k, v in want.items():
+        if isinstance(v, np.ndarray):
+            assert got[k].dtype == v.dtype and got[k].tobytes() == v.tobytes() and not got[k].flags.writeable
+            assert got[k].size == 0 or np.shares_memory(got[k], np.frombuffer(raw, np.uint8))
+        else:
+            assert got[k] == v
