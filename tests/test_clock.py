@@ -505,6 +505,10 @@ def test_sigint_ends_cleanly(clock_impl, busy):
         t.subscribe(abs)
     else:
         t = clock_impl.Ticker(2)  # sleeps ~0.5 s between ticks
+    # A job started in the background by a shell without job control inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # install Python's default one for the test.
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()
@@ -512,6 +516,7 @@ def test_sigint_ends_cleanly(clock_impl, busy):
         t.run(10)
     finally:
         timer.join()
+        signal.signal(signal.SIGINT, old_handler)
     assert time.perf_counter() - t0 < 5  # noticed the signal, did not run for 10 s
     assert t.running is False
     if not busy:
