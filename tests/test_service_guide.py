@@ -114,6 +114,17 @@ async def test_consciousness_numbers_follow_the_live_state(aiohttp_client):
     assert m["drift_monitor"] == {"current_ema": ema, "lane": "production", "total_analyses": 3, "window": 3}
 
 
+@pytest.mark.parametrize("body", [{}, {"plan": None}, {"context": {"lane": "production"}}])
+async def test_safety_without_a_plan_enriches_the_empty_plan(client, body):
+    # the guide's service reads data.get("plan", {})
+    r = await client.post("/safety/enrich", json=body)
+    got = await r.json()
+    assert r.status == 200
+    assert got["tagged_plan"]["original_plan"] == {}
+    want = SafetyTagEnricher(enable_caching=False).enrich_plan({}, body.get("context"))
+    assert got["tag_names"] == sorted(t.name for t in want.tags)
+
+
 async def test_safety_guide_tagged_plan(client):
     plan = {"action": "export_data", "params": {"email": "user@example.com", "data_type": "personal_information"},
             "description": "Export user personal data for GDPR request"}

@@ -109,7 +109,9 @@ CONSCIOUSNESS_RESPONSE = {"anyOf": [
 _GUIDE_TAG = _obj({"name": _STR, "category": _STR, "confidence": _UNIT, "description": _STR})
 _TAG = _obj({"name": _STR, "category": _STR, "confidence": _UNIT, "source": _STR, "metadata": _OBJ})
 
-SAFETY_REQUEST = _obj({"plan": _OBJ, "context": _OBJ}, required=["plan"])
+SAFETY_REQUEST = _obj({"plan": {"type": ["object", "null"],
+                                "description": "the plan; missing or null: the empty plan, as in the guide"},
+                       "context": _OBJ}, required=[])
 SAFETY_RESPONSE = _obj({
     "tagged_plan": _obj({"original_plan": _OBJ, "tags": {"type": "array", "items": _GUIDE_TAG},
                          "enrichment_time_ms": _NUM}),

@@ -807,7 +807,8 @@ class Service:
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
-        plan = _object(data, "plan")
+        # as in the guide's service, a body without a plan enriches the empty plan
+        plan = _object(data, "plan", required=False) or {}
         context = _object(data, "context", required=False)
         rows, ms, ctx = await self._enrich(plan, context, len(raw))
         return _json({
