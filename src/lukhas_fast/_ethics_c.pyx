@@ -39,6 +39,14 @@ from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset, memcpy
 from cpython.mem cimport PyMem_Free
+from cpython.number cimport PyNumber_Float
+
+cdef extern from "sha256.h":
+    ctypedef struct lk_sha256:
+        pass
+    void lk_sha256_init(lk_sha256 *s) nogil
+    void lk_sha256_update(lk_sha256 *s, const void *data, size_t n) nogil
+    void lk_sha256_final(lk_sha256 *s, unsigned char *out) nogil
 
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
@@ -64,7 +72,6 @@ cdef extern from "Python.h":
 import math as _math
 import re as _re
 from collections import OrderedDict as _OrderedDict
-from hashlib import sha256 as _sha256
 
 from lukhas_fast import _ethics_dsl as dsl
 from lukhas_fast import _ethics_engine as eng
@@ -556,6 +563,66 @@ cdef object _lowered_ascii_repr(object o):
         free(b.p)
 
 
+cdef object _lowered(object hay):
+    """``str(hay).lower()``: ASCII bytes for dicts and lists that print as
+    ASCII, a str otherwise."""
+    text = None
+    if type(hay) is dict or type(hay) is list:
+        text = _lowered_ascii_repr(hay)
+    if text is None:
+        text = str(hay).lower()
+    return text
+
+
+# float() accepts, in an ASCII str, only these characters: digits, signs, the
+# decimal point, exponent marks, underscores, whitespace (str.isspace) and the
+# letters of "inf", "infinity", "nan" (any case).  An ASCII str with any other
+# character cannot convert, so greater_than/less_than answer False without
+# letting float() build and raise a ValueError (the costly part).
+cdef unsigned char _FLOAT_CHARS[128]
+for _c in "0123456789+-._eEiInNfFtTyYaA \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f":
+    _FLOAT_CHARS[ord(_c)] = 1
+
+
+cdef inline bint _may_be_float(str s):
+    cdef const unsigned char *d
+    cdef Py_ssize_t i
+    if not PyUnicode_IS_ASCII(s):
+        return True  # non-ASCII digits and spaces convert: let float() decide
+    d = <const unsigned char *>PyUnicode_DATA(s)
+    for i in range(PyUnicode_GET_LENGTH(s)):
+        if not _FLOAT_CHARS[d[i]]:
+            return False
+    return True
+
+
+# parse_bytes/parse_seconds of a str are pure functions of the text: the
+# results are remembered (None for "does not parse", i.e. ValueError or
+# TypeError), per unit kind, for texts of at most 64 characters; cleared when
+# 256 are held.  Other exceptions (an overflow) are raised again every time.
+cdef dict _unit_memo = {}
+cdef dict _seconds_memo = {}
+
+
+cdef object _parse_unit(bint is_bytes, object text):
+    cdef dict memo = _unit_memo if is_bytes else _seconds_memo
+    cdef PyObject *hit
+    cdef bint keep = type(text) is str and len(<str>text) <= 64
+    if keep:
+        hit = PyDict_GetItem(memo, text)
+        if hit != NULL:
+            return <object>hit
+    try:
+        parsed = (parse_bytes if is_bytes else parse_seconds)(text)
+    except (ValueError, TypeError):
+        parsed = None
+    if keep:
+        if len(memo) >= 256:
+            memo.clear()
+        memo[text] = parsed
+    return parsed
+
+
 # --- per-evaluation state ---------------------------------------------------------------
 
 cdef class _Frame:
@@ -607,11 +674,7 @@ cdef class _Frame:
         hit = PyDict_GetItem(self.texts, id(hay))
         if hit != NULL and (<tuple>hit)[0] is hay:
             return (<tuple>hit)[1]
-        text = None
-        if type(hay) is dict or type(hay) is list:
-            text = _lowered_ascii_repr(hay)
-        if text is None:
-            text = str(hay).lower()
+        text = _lowered(hay)
         self.texts[id(hay)] = (hay, text)
         return text
 
@@ -689,7 +752,7 @@ cdef class _Pred:
             if s0 >= 0:  # a path: its lowered text once per evaluation, shared by every rule
                 text = f.plower[s0]
                 if text is None:
-                    text = (<str>hay).lower() if type(hay) is str else f.lowered(hay)
+                    text = (<str>hay).lower() if type(hay) is str else _lowered(hay)
                     f.plower[s0] = text
             elif type(hay) is str:
                 return 1 if needle in (<str>hay).lower() else 0
@@ -716,9 +779,13 @@ cdef class _Pred:
             left = self.arg(0, f)
             if left is None:
                 return 0
+            if type(left) is str and not _may_be_float(<str>left):
+                return 0  # float() would raise ValueError: skip building the exception
             try:
-                x = float(left)
-                y = self.num if self.has_pre else float(self.arg(1, f))
+                # PyNumber_Float is Python's float(): Cython's own float() of a
+                # str parses differently (it accepted "\x1c1", which Python rejects)
+                x = PyNumber_Float(left)
+                y = self.num if self.has_pre else PyNumber_Float(self.arg(1, f))
             except (TypeError, ValueError):
                 return 0
             if code == P_GT:
@@ -746,9 +813,8 @@ cdef class _Pred:
             if type(value) is int and 0 <= value < 9007199254740992:
                 parsed = value  # str(int) parses to the same number (exact below 2**53)
             else:
-                try:
-                    parsed = (parse_bytes if code == P_BYTES_LTE else parse_seconds)(str(value))
-                except (ValueError, TypeError):
+                parsed = _parse_unit(code == P_BYTES_LTE, str(value))
+                if parsed is None:
                     return 0
             if self.pre is None:
                 return 0  # the literal limit does not parse
@@ -1251,35 +1317,53 @@ cdef int _put_items(_Buf *b, object d) except -1:
     return _put(b, u, k)
 
 
+cdef str _hex16(lk_sha256 *s):
+    """The first 16 hex digits of the digest (``hexdigest()[:16]``)."""
+    cdef unsigned char d[32]
+    cdef char hx[16]
+    cdef int i
+    cdef const char *digits = b"0123456789abcdef"
+    lk_sha256_final(s, d)
+    for i in range(16):
+        hx[i] = digits[(d[i >> 1] >> (0 if i & 1 else 4)) & 15]
+    return hx[:16].decode("ascii")
+
+
 def plan_digest(plan):
     """``(UTF-8 repr of the sorted plan pairs, plan_hash)``; same hash as
-    :func:`lukhas_fast._ethics_engine.plan_digest`."""
+    :func:`lukhas_fast._ethics_engine.plan_digest` (SHA-256 in C: csrc/sha256.c)."""
     cdef _Buf b
+    cdef lk_sha256 s
     b.p = NULL
     b.n = b.cap = 0
     try:
         _put_items(&b, plan)
         data = PyBytes_FromStringAndSize(b.p, b.n)
+        lk_sha256_init(&s)
+        lk_sha256_update(&s, b.p, b.n)
     finally:
         free(b.p)
-    return data, _sha256(data).hexdigest()[:16]
+    return data, _hex16(&s)
 
 
-def facts_digest(context, bytes plan_data):
+def facts_digest(context, bytes plan_data not None):
     """The facts hash from the context and :func:`plan_digest`'s bytes; same
     hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
     cdef _Buf b
+    cdef lk_sha256 s
     b.p = NULL
     b.n = b.cap = 0
     try:
         _put(&b, "[('context', ", 13)
         _put_items(&b, context)
         _put(&b, "), ('plan', ", 12)
-        _put(&b, plan_data, len(plan_data))
-        _put(&b, ")]", 2)
-        return _sha256(PyBytes_FromStringAndSize(b.p, b.n)).hexdigest()[:16]
+        lk_sha256_init(&s)
+        lk_sha256_update(&s, b.p, b.n)
     finally:
         free(b.p)
+    lk_sha256_update(&s, PyBytes_AS_STRING(plan_data), PyBytes_GET_SIZE(plan_data))
+    lk_sha256_update(&s, b")]", 2)
+    return _hex16(&s)
 
 
 class EthicsRule(eng.EthicsRule):
