@@ -47,6 +47,8 @@ cdef extern from "sha256.h":
     void lk_sha256_init(lk_sha256 *s) nogil
     void lk_sha256_update(lk_sha256 *s, const void *data, size_t n) nogil
     void lk_sha256_final(lk_sha256 *s, unsigned char *out) nogil
+    int lk_sha256_uses_ni() nogil
+    void lk_sha256_hex(const void *data, size_t len, char *hex, size_t n, int allow_ni) nogil
 
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
@@ -99,7 +101,8 @@ cdef Py_ssize_t _MATCH_MEMO_MAX_TEXT = 512
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
     return {"evaluator": "Cython rule-set program (shared sub-expressions, per-plan tag view, "
-                         "URL memo, precompiled patterns)"}
+                         "URL memo, precompiled patterns)",
+            "sha256": "C, x86 SHA extensions" if lk_sha256_uses_ni() else "C, scalar"}
 
 
 cdef enum:
@@ -1327,6 +1330,14 @@ cdef str _hex16(lk_sha256 *s):
     for i in range(16):
         hx[i] = digits[(d[i >> 1] >> (0 if i & 1 else 4)) & 15]
     return hx[:16].decode("ascii")
+
+
+def _sha256_hex(bytes data not None, bint ni=True):
+    """``hashlib.sha256(data).hexdigest()`` from csrc/sha256.c (tests: ``ni=False``
+    forces the scalar code on CPUs with the SHA extensions)."""
+    cdef char hx[64]
+    lk_sha256_hex(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), hx, 64, ni)
+    return hx[:64].decode("ascii")
 
 
 def plan_digest(plan):
