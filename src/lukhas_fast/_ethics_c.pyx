@@ -35,9 +35,9 @@ error behaviour.  Plans are not expected to change while they are evaluated.
 
 cimport cython
 from cpython.dict cimport PyDict_GetItem
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memset, memcpy
+from libc.string cimport memset, memcpy, memcmp
 from cpython.mem cimport PyMem_Free
 from cpython.number cimport PyNumber_Float
 
@@ -172,6 +172,29 @@ cdef inline bint _is_empty(object v) except -1:
     return False
 
 
+# not_has_consent on an ASCII str: its lowercase compared with the (ASCII)
+# refusal words in a stack buffer, without building the lowered str
+cdef tuple _NO_CONSENT_ASCII = tuple(sorted(w.encode("ascii") for w in _NO_CONSENT))
+cdef Py_ssize_t _NO_CONSENT_MAX = max(len(w) for w in _NO_CONSENT_ASCII)
+assert _NO_CONSENT_MAX < 16
+
+
+cdef bint _ascii_no_consent(str s):
+    cdef char low[16]
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(s)
+    cdef unsigned char c
+    if n > _NO_CONSENT_MAX:
+        return False
+    for i in range(n):
+        c = d[i]
+        low[i] = <char>(c + 32 if 65 <= c <= 90 else c)
+    for w in _NO_CONSENT_ASCII:
+        if PyBytes_GET_SIZE(w) == n and memcmp(PyBytes_AS_STRING(w), low, n) == 0:
+            return True
+    return False
+
+
 # --- domains: a bounded LRU memo shared by every rule ------------------------------------
 # URL (exact str) -> [canonical host, registrable domain or _UNSET].  All memo
 # operations are single C calls on exact-str keys under the GIL, so the memo
@@ -230,55 +253,125 @@ cdef inline bint _plain_conf(object c):
 
 cdef class _TagView:
     """The entries of one tags value as the shared ``_entries`` reads them, in
-    parallel lists: names (exact str), categories (exact str or None) and
-    confidences (None: no confidence, which satisfies any minimum).  Plans
-    carry a handful of tags, so a linear scan beats hashing.  ``ok`` is False
-    when some entry is outside what the view answers exactly (then the tag
-    predicates call the shared Python predicates)."""
+    parallel C arrays of strong references: names (exact str), categories
+    (exact str or None) and confidences (None: no confidence, which satisfies
+    any minimum).  Plans carry a handful of tags, so a linear scan beats
+    hashing, and arrays (reused by the frame from one evaluation to the next)
+    cost no allocation per plan.  ``ok`` is False when some entry is outside
+    what the view answers exactly (then the tag predicates call the shared
+    Python predicates)."""
     cdef bint ok
-    cdef list names
-    cdef list cats
-    cdef list confs
+    cdef Py_ssize_t n
+    cdef Py_ssize_t cap
+    cdef PyObject **names
+    cdef PyObject **cats
+    cdef PyObject **confs
+
+    def __cinit__(self):
+        self.ok = True
+        self.n = self.cap = 0
+        self.names = self.cats = self.confs = NULL
+
+    def __dealloc__(self):
+        self.reset()
+        free(self.names)
+        free(self.cats)
+        free(self.confs)
+
+    cdef void reset(self):
+        """Drop every entry (the arrays are kept for the next plan)."""
+        cdef Py_ssize_t i, n = self.n
+        self.n = 0
+        self.ok = True
+        for i in range(n):
+            Py_DECREF(<object>self.names[i])
+            Py_DECREF(<object>self.cats[i])
+            Py_DECREF(<object>self.confs[i])
 
     cdef int add(self, object name, object cat, object conf) except -1:
+        cdef Py_ssize_t cap
         if type(name) is not str or (cat is not None and type(cat) is not str) or \
                 (conf is not None and not _plain_conf(conf)):
             self.ok = False
             return 0
-        self.names.append(name)
-        self.cats.append(cat)
-        self.confs.append(conf)
+        if self.n == self.cap:
+            cap = self.cap * 2 if self.cap else 8
+            if not _grow(&self.names, cap) or not _grow(&self.cats, cap) or not _grow(&self.confs, cap):
+                raise MemoryError()
+            self.cap = cap
+        Py_INCREF(name)
+        Py_INCREF(cat)
+        Py_INCREF(conf)
+        self.names[self.n] = <PyObject *>name
+        self.cats[self.n] = <PyObject *>cat
+        self.confs[self.n] = <PyObject *>conf
+        self.n += 1
         return 0
 
     cdef inline bint has(self, object name):
-        for n in self.names:
-            if n == name:  # exact str == exact str
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            if self.names[i] == <PyObject *>name or (<str><object>self.names[i]) == <str>name:  # exact strs
                 return True
         return False
+
+
+cdef inline bint _grow(PyObject ***arr, Py_ssize_t cap):
+    cdef PyObject **q = <PyObject **>realloc(arr[0], cap * sizeof(PyObject *))
+    if q == NULL:
+        return False
+    arr[0] = q
+    return True
 
 
 # getattr(category, "value", category) of an Enum member is a Python-level
 # property call (the costliest part of reading a SafetyTag); members are
 # singletons with constant values, so their value is remembered by identity
-# (the member is held, so its id cannot be reused).  Bounded: cleared when full.
-cdef dict _enum_values = {}
+# in a small table of strong references (the member is held, so its address
+# cannot be reused): a pointer scan, no hashing.  Bounded: 16 members, the
+# oldest replaced when full (a category enum has a handful of members).
+cdef enum:
+    _ENUM_SLOTS = 16
+cdef PyObject *_enum_keys[_ENUM_SLOTS]
+cdef PyObject *_enum_vals[_ENUM_SLOTS]
+cdef int _enum_used = 0
+cdef int _enum_next = 0
 from lukhas_fast._tags_py import SafetyTag as _SafetyTag, TaggedPlan as _TaggedPlan
 cdef object _Enum = __import__("enum").Enum
 
 
+cdef int _remember_enum(object member, object value) except -1:
+    global _enum_used, _enum_next
+    cdef int slot
+    cdef PyObject *old_k = NULL
+    cdef PyObject *old_v = NULL
+    if _enum_used < _ENUM_SLOTS:
+        slot = _enum_used
+        _enum_used += 1
+    else:
+        slot = _enum_next
+        _enum_next = (_enum_next + 1) % _ENUM_SLOTS
+        old_k, old_v = _enum_keys[slot], _enum_vals[slot]
+    Py_INCREF(member)
+    Py_INCREF(value)
+    _enum_keys[slot] = <PyObject *>member
+    _enum_vals[slot] = <PyObject *>value
+    if old_k != NULL:  # released only once the slot is consistent again
+        Py_DECREF(<object>old_k)
+        Py_DECREF(<object>old_v)
+    return 0
+
+
 cdef inline object _cat_value(object cat):
-    cdef PyObject *hit
+    cdef int i
     if cat is None or type(cat) is str:
         return cat
-    key = <Py_ssize_t><PyObject *>cat
-    hit = PyDict_GetItem(_enum_values, key)
-    if hit != NULL and (<tuple>hit)[0] is cat:  # only Enum members are remembered
-        return (<tuple>hit)[1]
+    for i in range(_enum_used):
+        if _enum_keys[i] == <PyObject *>cat:
+            return <object>_enum_vals[i]
     if isinstance(cat, _Enum):
         value = getattr(cat, "value", cat)
-        if len(_enum_values) >= 1024:
-            _enum_values.clear()
-        _enum_values[key] = (cat, value)
+        _remember_enum(cat, value)
         return value
     return getattr(cat, "value", cat)
 
@@ -293,21 +386,16 @@ cdef inline bint _plain_tagged(object tags, list inner):
 
 
 cdef _TagView _new_view():
-    cdef _TagView v = _TagView.__new__(_TagView)
-    v.ok = True
-    v.names = []
-    v.cats = []
-    v.confs = []
-    return v
+    return _TagView.__new__(_TagView)
 
 
-cdef _TagView _build_view(object tags):
-    cdef _TagView v = _new_view()
+cdef int _fill_view(_TagView v, object tags) except -1:
+    """Read ``tags`` into the (empty) view ``v``."""
     t = type(tags)
     if t is str:
         for p in (<str>tags).split(","):
             v.add(p.strip(), None, None)
-        return v
+        return 0
     if t is dict:
         for k, val in (<dict>tags).items():
             if type(val) is dict:
@@ -323,7 +411,7 @@ cdef _TagView _build_view(object tags):
                 break
             else:
                 v.add(k, None, None)
-        return v
+        return 0
     if t is list or t is tuple or t is set or t is frozenset:
         for el in tags:
             if not v.ok:
@@ -358,7 +446,7 @@ cdef _TagView _build_view(object tags):
                 else:
                     cat = getattr(el, "category", None)
                     v.add(name, _cat_value(cat), getattr(el, "confidence", None))
-        return v
+        return 0
     if t is int or t is float or t is bool:
         return v  # no entries
     inner = getattr(tags, "tags", None)
@@ -367,9 +455,9 @@ cdef _TagView _build_view(object tags):
     # read anyway, so only then is the property evaluated; any other element without
     # .name makes the view not ok (the shared predicate decides)
     if type(inner) is list and (_plain_tagged(tags, inner) or hasattr(tags, "tag_names")):
-        return _build_view(inner)
+        return _fill_view(v, inner)
     v.ok = False
-    return v
+    return 0
 
 
 # --- per-evaluation state ---------------------------------------------------------------
@@ -645,6 +733,7 @@ cdef class _Frame:
     cdef object view_obj
     cdef _TagView view
     cdef dict views
+    cdef _TagView view0  # the first tags view of every evaluation, reused (see _TagView)
 
     def __dealloc__(self):
         free(self.memo)
@@ -659,6 +748,8 @@ cdef class _Frame:
         self.views = None
         self.view_obj = None
         self.view = None
+        if self.view0 is not None:
+            self.view0.reset()
         return 0
 
     cdef inline object path(self, int slot, tuple parts, bint in_ctx):
@@ -695,10 +786,16 @@ cdef class _Frame:
             if hit != NULL and (<tuple>hit)[0] is tags:
                 v = <_TagView>(<tuple>hit)[1]
         if v is None:
+            if self.view is None and self.views is None:  # the first view: the reused one
+                if self.view0 is None:
+                    self.view0 = _new_view()
+                v = self.view0
+            else:
+                v = _new_view()
             try:
-                v = _build_view(tags)
+                _fill_view(v, tags)
             except Exception:  # e.g. a tag object whose attribute raises: the
-                v = _new_view()  # shared predicates raise (or not) as the oracle does
+                v.reset()      # shared predicates raise (or not) as the oracle does
                 v.ok = False
         self.view_obj = tags
         self.view = v
@@ -804,6 +901,8 @@ cdef class _Pred:
                 return 1
             if type(value) is bool:
                 return 0 if value else 1
+            if type(value) is str and PyUnicode_IS_ASCII(value):
+                return 1 if _ascii_no_consent(<str>value) else 0
             if isinstance(value, str):
                 return 1 if value.lower() in _NO_CONSENT else 0
             return 0
@@ -867,6 +966,7 @@ cdef class _Pred:
     cdef int run_tags(self, _Frame f) except -1:
         cdef int code = self.code
         cdef _TagView v
+        cdef Py_ssize_t k
         tags = self.arg(0, f)
         if tags is None:
             return 0  # every tag predicate: None tags -> False
@@ -900,11 +1000,11 @@ cdef class _Pred:
             members = _CATEGORY_NAMES.get(cat)
             if members is None:
                 return 0
-            for c in v.cats:
-                if c is not None and c == cat:
+            for k in range(v.n):
+                if v.cats[k] != <PyObject *>None and (<str><object>v.cats[k]) == <str>cat:
                     return 1
-            for n in v.names:
-                if n in <frozenset>members:
+            for k in range(v.n):
+                if <object>v.names[k] in <frozenset>members:
                     return 1
             return 0
         if code == P_TAG_CONF:
@@ -912,16 +1012,16 @@ cdef class _Pred:
             m = self.arg(2, f) if self.nargs > 2 else 0.8
             if type(name) is not str or not _plain_conf(m):
                 return 1 if self.call(f) else 0
-            for k in range(len(v.names)):
-                if v.names[k] == name:
-                    c = v.confs[k]
+            for k in range(v.n):
+                if (<str><object>v.names[k]) == <str>name:
+                    c = <object>v.confs[k]
                     if c is None or c >= m:
                         return 1
             return 0
         if code == P_HUMAN:
             if self.has_pre:  # every name a literal: the human-oversight ones, precomputed
-                for n in v.names:
-                    if n in <frozenset>self.pre:
+                for k in range(v.n):
+                    if <object>v.names[k] in <frozenset>self.pre:
                         return 1
                 return 0
             for j in range(1, self.nargs):
@@ -934,7 +1034,7 @@ cdef class _Pred:
                     return 1
             return 0
         if code == P_HIGH_RISK:
-            if len(v.names) < 2:
+            if v.n < 2:
                 return 0
             for pair in _HIGH_RISK:
                 if v.has((<tuple>pair)[0]) and v.has((<tuple>pair)[1]):
