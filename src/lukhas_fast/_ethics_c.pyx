@@ -37,9 +37,11 @@ cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memset, memcpy, memcmp
+from libc.string cimport memset, memcpy, memcmp, strlen
 from cpython.mem cimport PyMem_Free
 from cpython.number cimport PyNumber_Float
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsDouble
 
 cdef extern from "sha256.h":
     ctypedef struct lk_sha256:
@@ -203,10 +205,14 @@ cdef bint _ascii_no_consent(str s):
 _domains = _OrderedDict()
 
 
+cdef object _domains_get = _domains.get
+cdef object _domains_touch = _domains.move_to_end
+
+
 cdef list _domain_entry(str url):
-    hit = _domains.get(url)
+    hit = _domains_get(url)
     if hit is not None:
-        _domains.move_to_end(url)
+        _domains_touch(url)
         return <list>hit
     entry = [canonical_domain(url), _UNSET]
     if len(url) <= DOMAIN_CACHE_MAX_URL:
@@ -563,7 +569,7 @@ cdef int _put_repr(_Buf *b, object o) except -1:
     if t is float:
         fs = PyOS_double_to_string(<double>o, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         try:
-            _put(b, fs, len(<bytes>fs))
+            _put(b, fs, strlen(fs))
         finally:
             PyMem_Free(fs)
         return 0
@@ -673,6 +679,19 @@ cdef object _lowered(object hay):
 cdef unsigned char _FLOAT_CHARS[128]
 for _c in "0123456789+-._eEiInNfFtTyYaA \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f":
     _FLOAT_CHARS[ord(_c)] = 1
+
+
+cdef inline double _as_float(object v) except? -1.0:
+    """``float(v)`` as a C double: exact floats and ints read directly (an int
+    too large raises OverflowError, as float() does), anything else through
+    PyNumber_Float, which is Python's float() (Cython's own conversion of a
+    str parses differently: it accepted "\x1c1", which Python rejects)."""
+    t = type(v)
+    if t is float:
+        return PyFloat_AS_DOUBLE(v)
+    if t is int:
+        return PyLong_AsDouble(v)
+    return PyFloat_AS_DOUBLE(PyNumber_Float(v))
 
 
 cdef inline bint _may_be_float(str s):
@@ -882,10 +901,8 @@ cdef class _Pred:
             if type(left) is str and not _may_be_float(<str>left):
                 return 0  # float() would raise ValueError: skip building the exception
             try:
-                # PyNumber_Float is Python's float(): Cython's own float() of a
-                # str parses differently (it accepted "\x1c1", which Python rejects)
-                x = PyNumber_Float(left)
-                y = self.num if self.has_pre else PyNumber_Float(self.arg(1, f))
+                x = _as_float(left)
+                y = self.num if self.has_pre else _as_float(self.arg(1, f))
             except (TypeError, ValueError):
                 return 0
             if code == P_GT:
@@ -1397,7 +1414,7 @@ cdef int _put_items(_Buf *b, object d) except -1:
     (where sorting the keys alone gives the same order) are written directly,
     from a copy, as ``sorted(d.items())`` works on one in case a value's
     ``__repr__`` edits ``d``; anything else takes the engine's path."""
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, i
     cdef const char *u
     if type(d) is dict:
         d = (<dict>d).copy()
@@ -1408,7 +1425,8 @@ cdef int _put_items(_Buf *b, object d) except -1:
         else:
             keys.sort()
             _put(b, "[", 1)
-            for i, key in enumerate(keys):
+            for i in range(len(keys)):
+                key = keys[i]
                 _put(b, ", (" if i else "(", 3 if i else 1)
                 _put_repr(b, key)
                 _put(b, ", ", 2)
