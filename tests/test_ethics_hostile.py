@@ -406,3 +406,30 @@ def test_unit_predicates_remembered_results_match_oracle(ethics_impl, oracle):
             for v in values:
                 plan = {"params": {"v": v}}
                 assert _outcome(fast, plan, {}) == _outcome(want, plan, {}), (rule, v)
+
+
+def test_compiled_rule_call_forms_match_oracle(ethics_impl, oracle):
+    """Rules are called through the vectorcall protocol on the C tier: positional and keyword
+    forms give the oracle's results, bad calls are TypeErrors, and no reference leaks."""
+    import sys
+
+    ref = oracle("ethics")
+    text = 'and(equals(action, "x"), is_empty(context.user))'
+    fast, want = ethics_impl.compile_rule(text), ref.compile_rule(text)
+    plan, ctx = {"action": "x"}, {"user": "u"}
+    forms = [((plan,), {}), ((plan, ctx), {}), ((plan, None), {}), ((), {"plan": plan}),
+             ((plan,), {"context": ctx}), ((), {"context": ctx, "plan": plan}), (({"action": "y"},), {})]
+    for args, kwargs in forms:
+        assert fast(*args, **kwargs) == want(*args, **kwargs), (args, kwargs)
+    for args, kwargs in [((), {}), ((plan, ctx, 1), {}), ((plan,), {"other": 1}), ((plan,), {"plan": plan})]:
+        with pytest.raises(TypeError):
+            fast(*args, **kwargs)
+        with pytest.raises(TypeError):
+            want(*args, **kwargs)
+    before = sys.getrefcount(plan), sys.getrefcount(ctx)
+    for _ in range(1000):
+        fast(plan, ctx)
+        fast(plan, context=ctx)
+    assert (sys.getrefcount(plan), sys.getrefcount(ctx)) == before
+    with pytest.raises(RuleEvaluationError):
+        ethics_impl.compile_rule("greater_than(params.x, 0)")({"params": {"x": 10**400}})

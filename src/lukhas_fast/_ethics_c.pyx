@@ -56,6 +56,15 @@ cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
 
 cdef extern from "Python.h":
+    ctypedef PyObject *(*vectorcallfunc)(PyObject *, PyObject *const *, size_t, PyObject *)
+    ctypedef PyObject *(*ternaryfunc)(PyObject *, PyObject *, PyObject *) except NULL
+    ctypedef struct PyTypeObject:
+        Py_ssize_t tp_vectorcall_offset
+        unsigned long tp_flags
+        ternaryfunc tp_call
+    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    Py_ssize_t PyVectorcall_NARGS(size_t)
+    void PyType_Modified(PyTypeObject *)
     char *PyBytes_AS_STRING(object)
     Py_ssize_t PyBytes_GET_SIZE(object)
     bint PyUnicode_IS_ASCII(object)
@@ -74,6 +83,7 @@ cdef extern from "Python.h":
     object PyBytes_FromStringAndSize(const char *, Py_ssize_t)
 
 import math as _math
+from sys import intern as _intern
 import re as _re
 from collections import OrderedDict as _OrderedDict
 
@@ -1078,7 +1088,9 @@ cdef _Pred _make_pred(str name, list args, dict path_slots):
             if key not in path_slots:
                 path_slots[key] = len(path_slots)
             lit.append(False)
-            vals.append(a[2])
+            # interned: plan dicts' keys are usually interned literals, so the
+            # lookups then match by pointer instead of comparing the text
+            vals.append(tuple(_intern(x) if type(x) is str else x for x in a[2]))
             slots.append(path_slots[key])
             inctx.append(a[1])
     p.lit, p.vals = tuple(lit), tuple(vals)
@@ -1270,6 +1282,7 @@ cdef class CompiledRule:
     cdef int root
     cdef readonly object tree
     cdef readonly str source
+    cdef vectorcallfunc vc  # see _rule_vectorcall
 
     cdef object _call(self, object plan, object context):
         cdef _Program p = self.prog
@@ -1304,7 +1317,48 @@ def compile_rule(rule_str):
     r.root = r.prog.roots[0]
     r.tree = tree
     r.source = rule_str
+    r.vc = <vectorcallfunc>_rule_vectorcall
     return r
+
+
+# Calling a rule is the whole cost of a cheap rule, and a type's tp_call gets
+# its arguments as a new tuple.  CompiledRule objects take the vectorcall
+# protocol instead (the arguments in place): the type gets the flag and the
+# offset of ``vc`` once, here; a rule whose ``vc`` is unset (made without
+# compile_rule) falls back to tp_call.  Keywords and odd argument counts go
+# through tp_call too, which parses and reports them.
+cdef PyObject *_rule_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames) except NULL:
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    if kwnames == NULL and (n == 1 or n == 2):
+        r = (<CompiledRule><object>callable)._call(<object>args[0], <object>args[1] if n == 2 else None)
+    else:
+        r = _rule_call_slow(<object>callable, args, n, kwnames)
+    Py_INCREF(r)
+    return <PyObject *>r
+
+
+cdef object _rule_call_slow(object rule, PyObject *const *args, Py_ssize_t n, PyObject *kwnames):
+    cdef Py_ssize_t i, nkw = 0 if kwnames == NULL else len(<tuple>kwnames)
+    pos = tuple([<object>args[i] for i in range(n)])
+    kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(nkw)} if nkw else None
+    cdef PyObject *res = (<PyTypeObject *>CompiledRule).tp_call(<PyObject *>rule, <PyObject *>pos,
+                                                                <PyObject *>kw if nkw else NULL)
+    r = <object>res
+    Py_DECREF(r)  # tp_call's own reference (r holds one of its own)
+    return r
+
+
+cdef int _enable_rule_vectorcall() except -1:
+    cdef CompiledRule probe = CompiledRule.__new__(CompiledRule)
+    cdef PyTypeObject *t = <PyTypeObject *>CompiledRule
+    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>&probe.vc - <char *><PyObject *>probe)
+    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+    PyType_Modified(t)
+    return 0
+
+
+_enable_rule_vectorcall()
 
 
 _BASE_EVALUATE = eng.EthicsRule.evaluate
