@@ -65,6 +65,7 @@ cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
     Py_ssize_t PyVectorcall_NARGS(size_t)
     void PyType_Modified(PyTypeObject *)
+    str PyUnicode_Substring(object, Py_ssize_t, Py_ssize_t)
     char *PyBytes_AS_STRING(object)
     Py_ssize_t PyBytes_GET_SIZE(object)
     bint PyUnicode_IS_ASCII(object)
@@ -405,10 +406,38 @@ cdef _TagView _new_view():
     return _TagView.__new__(_TagView)
 
 
+cdef inline bint _ascii_space(unsigned char c):
+    """str.isspace() of an ASCII character (what str.strip() removes)."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+cdef int _fill_comma_ascii(_TagView v, str tags) except -1:
+    """``[p.strip() for p in tags.split(",")]`` of an ASCII str, without the
+    list and the unstripped pieces."""
+    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(tags)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(tags)
+    cdef Py_ssize_t a = 0, b, e
+    while True:
+        b = a
+        while b < n and d[b] != 44:  # ','
+            b += 1
+        e = b
+        while a < e and _ascii_space(d[a]):
+            a += 1
+        while e > a and _ascii_space(d[e - 1]):
+            e -= 1
+        v.add(PyUnicode_Substring(tags, a, e), None, None)
+        if b >= n:
+            return 0
+        a = b + 1
+
+
 cdef int _fill_view(_TagView v, object tags) except -1:
     """Read ``tags`` into the (empty) view ``v``."""
     t = type(tags)
     if t is str:
+        if PyUnicode_IS_ASCII(tags):
+            return _fill_comma_ascii(v, <str>tags)
         for p in (<str>tags).split(","):
             v.add(p.strip(), None, None)
         return 0
