@@ -350,3 +350,86 @@ def test_c_compiled_rule_and_program_pickle():
     prog = c.make_program(c.load_ethics_rules(None, metrics=False).rules)
     plan = {"action": "external_call", "params": {"url": "https://evil.example"}}
     assert pickle.loads(pickle.dumps(prog))(plan, {}) == prog(plan, {})
+
+
+# --- issue 16, follow-up: hashing in C, float and unit predicates without exceptions ------
+
+def test_sha256_in_c_matches_hashlib_on_both_code_paths():
+    """csrc/sha256.c (SHA extensions where the CPU has them, and the scalar code, forced)
+    gives hashlib's digest on every length around the block boundaries, and beyond."""
+    import hashlib
+    import random
+
+    from lukhas_fast._backend import tier_modules
+
+    c = tier_modules("ethics").get("c")
+    if c is None:
+        pytest.skip("C tier not installed")
+    rng = random.Random(16)
+    for n in list(range(0, 260)) + [1000, 4095, 4096, 65537] + [rng.randrange(20000) for _ in range(50)]:
+        data = bytes(rng.getrandbits(8) for _ in range(n))
+        want = hashlib.sha256(data).hexdigest()
+        assert c._sha256_hex(data) == want, n
+        assert c._sha256_hex(data, False) == want, n
+    assert c.backend_details()["sha256"].startswith("C, ")
+
+
+FLOATISH = ["1", " 2 ", "-3.5", "+4e2", "1_000", "1__0", "_1", "inf", "-Infinity", "nAn", "infinit", "1e", "e1",
+            ".", "0x10", "5m", "250ms", "", " ", "\x1c1", "1\x1f", "\t7\n", "\x0b8\x0c", "\u0661\u0662", "\xa09",
+            "9\u2003", "\x1cInfinity\u2003", "1.5.2", "--1", "١.٥", "12abc", "abc", "y", "a"]
+
+
+@settings(max_examples=300)
+@given(parts=st.lists(st.sampled_from(FLOATISH + [chr(i) for i in range(128)]), max_size=4))
+def test_greater_less_than_on_strings_match_oracle(ethics_impl, oracle, parts):
+    """The C tier answers False for ASCII strs float() cannot convert without calling it, and
+    converts the rest exactly as Python's float() (Cython's own conversion accepted "\\x1c1")."""
+    ref = oracle("ethics")
+    text = "".join(parts)
+    for rule in ("greater_than(params.x, 0)", "less_than(params.x, 5)", "less_than(params.y, params.x)",
+                 "greater_than(params.x, params.y)"):
+        plan = {"params": {"x": text, "y": "2"}}
+        assert _outcome(ethics_impl.compile_rule(rule), plan, {}) == _outcome(ref.compile_rule(rule), plan, {}), \
+            (rule, text)
+
+
+def test_unit_predicates_remembered_results_match_oracle(ethics_impl, oracle):
+    """Parsed str values are remembered per text; failures stay False and an overflow raises
+    (fail closed) every time, not only the first."""
+    ref = oracle("ethics")
+    values = ["5m", "250ms", "1 GiB", "5", "abc", "", " 7 KB ", 3.5, "1e400", "400s", "inf", "-5", "10 MIB",
+              "9" * 400, "x" * 100]
+    for rule in ('param_seconds_lte(params.v, "300s")', 'param_bytes_lte(params.v, "1MB")',
+                 'not(param_seconds_lte(params.v, "2m"))'):
+        fast, want = ethics_impl.compile_rule(rule), ref.compile_rule(rule)
+        for _ in range(3):  # the second and third round come from the memo
+            for v in values:
+                plan = {"params": {"v": v}}
+                assert _outcome(fast, plan, {}) == _outcome(want, plan, {}), (rule, v)
+
+
+def test_compiled_rule_call_forms_match_oracle(ethics_impl, oracle):
+    """Rules are called through the vectorcall protocol on the C tier: positional and keyword
+    forms give the oracle's results, bad calls are TypeErrors, and no reference leaks."""
+    import sys
+
+    ref = oracle("ethics")
+    text = 'and(equals(action, "x"), is_empty(context.user))'
+    fast, want = ethics_impl.compile_rule(text), ref.compile_rule(text)
+    plan, ctx = {"action": "x"}, {"user": "u"}
+    forms = [((plan,), {}), ((plan, ctx), {}), ((plan, None), {}), ((), {"plan": plan}),
+             ((plan,), {"context": ctx}), ((), {"context": ctx, "plan": plan}), (({"action": "y"},), {})]
+    for args, kwargs in forms:
+        assert fast(*args, **kwargs) == want(*args, **kwargs), (args, kwargs)
+    for args, kwargs in [((), {}), ((plan, ctx, 1), {}), ((plan,), {"other": 1}), ((plan,), {"plan": plan})]:
+        with pytest.raises(TypeError):
+            fast(*args, **kwargs)
+        with pytest.raises(TypeError):
+            want(*args, **kwargs)
+    before = sys.getrefcount(plan), sys.getrefcount(ctx)
+    for _ in range(1000):
+        fast(plan, ctx)
+        fast(plan, context=ctx)
+    assert (sys.getrefcount(plan), sys.getrefcount(ctx)) == before
+    with pytest.raises(RuleEvaluationError):
+        ethics_impl.compile_rule("greater_than(params.x, 0)")({"params": {"x": 10**400}})

@@ -35,15 +35,37 @@ error behaviour.  Plans are not expected to change while they are evaluated.
 
 cimport cython
 from cpython.dict cimport PyDict_GetItem
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memset, memcpy
+from libc.string cimport memset, memcpy, memcmp, strlen
 from cpython.mem cimport PyMem_Free
+from cpython.number cimport PyNumber_Float
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsDouble
+
+cdef extern from "sha256.h":
+    ctypedef struct lk_sha256:
+        pass
+    void lk_sha256_init(lk_sha256 *s) nogil
+    void lk_sha256_update(lk_sha256 *s, const void *data, size_t n) nogil
+    void lk_sha256_final(lk_sha256 *s, unsigned char *out) nogil
+    int lk_sha256_uses_ni() nogil
+    void lk_sha256_hex(const void *data, size_t len, char *hex, size_t n, int allow_ni) nogil
 
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
 
 cdef extern from "Python.h":
+    ctypedef PyObject *(*vectorcallfunc)(PyObject *, PyObject *const *, size_t, PyObject *)
+    ctypedef PyObject *(*ternaryfunc)(PyObject *, PyObject *, PyObject *) except NULL
+    ctypedef struct PyTypeObject:
+        Py_ssize_t tp_vectorcall_offset
+        unsigned long tp_flags
+        ternaryfunc tp_call
+    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    Py_ssize_t PyVectorcall_NARGS(size_t)
+    void PyType_Modified(PyTypeObject *)
+    str PyUnicode_Substring(object, Py_ssize_t, Py_ssize_t)
     char *PyBytes_AS_STRING(object)
     Py_ssize_t PyBytes_GET_SIZE(object)
     bint PyUnicode_IS_ASCII(object)
@@ -62,9 +84,9 @@ cdef extern from "Python.h":
     object PyBytes_FromStringAndSize(const char *, Py_ssize_t)
 
 import math as _math
+from sys import intern as _intern
 import re as _re
 from collections import OrderedDict as _OrderedDict
-from hashlib import sha256 as _sha256
 
 from lukhas_fast import _ethics_dsl as dsl
 from lukhas_fast import _ethics_engine as eng
@@ -92,7 +114,8 @@ cdef Py_ssize_t _MATCH_MEMO_MAX_TEXT = 512
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
     return {"evaluator": "Cython rule-set program (shared sub-expressions, per-plan tag view, "
-                         "URL memo, precompiled patterns)"}
+                         "URL memo, precompiled patterns)",
+            "sha256": "C, x86 SHA extensions" if lk_sha256_uses_ni() else "C, scalar"}
 
 
 cdef enum:
@@ -162,6 +185,29 @@ cdef inline bint _is_empty(object v) except -1:
     return False
 
 
+# not_has_consent on an ASCII str: its lowercase compared with the (ASCII)
+# refusal words in a stack buffer, without building the lowered str
+cdef tuple _NO_CONSENT_ASCII = tuple(sorted(w.encode("ascii") for w in _NO_CONSENT))
+cdef Py_ssize_t _NO_CONSENT_MAX = max(len(w) for w in _NO_CONSENT_ASCII)
+assert _NO_CONSENT_MAX < 16
+
+
+cdef bint _ascii_no_consent(str s):
+    cdef char low[16]
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(s)
+    cdef unsigned char c
+    if n > _NO_CONSENT_MAX:
+        return False
+    for i in range(n):
+        c = d[i]
+        low[i] = <char>(c + 32 if 65 <= c <= 90 else c)
+    for w in _NO_CONSENT_ASCII:
+        if PyBytes_GET_SIZE(w) == n and memcmp(PyBytes_AS_STRING(w), low, n) == 0:
+            return True
+    return False
+
+
 # --- domains: a bounded LRU memo shared by every rule ------------------------------------
 # URL (exact str) -> [canonical host, registrable domain or _UNSET].  All memo
 # operations are single C calls on exact-str keys under the GIL, so the memo
@@ -170,10 +216,14 @@ cdef inline bint _is_empty(object v) except -1:
 _domains = _OrderedDict()
 
 
+cdef object _domains_get = _domains.get
+cdef object _domains_touch = _domains.move_to_end
+
+
 cdef list _domain_entry(str url):
-    hit = _domains.get(url)
+    hit = _domains_get(url)
     if hit is not None:
-        _domains.move_to_end(url)
+        _domains_touch(url)
         return <list>hit
     entry = [canonical_domain(url), _UNSET]
     if len(url) <= DOMAIN_CACHE_MAX_URL:
@@ -220,55 +270,125 @@ cdef inline bint _plain_conf(object c):
 
 cdef class _TagView:
     """The entries of one tags value as the shared ``_entries`` reads them, in
-    parallel lists: names (exact str), categories (exact str or None) and
-    confidences (None: no confidence, which satisfies any minimum).  Plans
-    carry a handful of tags, so a linear scan beats hashing.  ``ok`` is False
-    when some entry is outside what the view answers exactly (then the tag
-    predicates call the shared Python predicates)."""
+    parallel C arrays of strong references: names (exact str), categories
+    (exact str or None) and confidences (None: no confidence, which satisfies
+    any minimum).  Plans carry a handful of tags, so a linear scan beats
+    hashing, and arrays (reused by the frame from one evaluation to the next)
+    cost no allocation per plan.  ``ok`` is False when some entry is outside
+    what the view answers exactly (then the tag predicates call the shared
+    Python predicates)."""
     cdef bint ok
-    cdef list names
-    cdef list cats
-    cdef list confs
+    cdef Py_ssize_t n
+    cdef Py_ssize_t cap
+    cdef PyObject **names
+    cdef PyObject **cats
+    cdef PyObject **confs
+
+    def __cinit__(self):
+        self.ok = True
+        self.n = self.cap = 0
+        self.names = self.cats = self.confs = NULL
+
+    def __dealloc__(self):
+        self.reset()
+        free(self.names)
+        free(self.cats)
+        free(self.confs)
+
+    cdef void reset(self):
+        """Drop every entry (the arrays are kept for the next plan)."""
+        cdef Py_ssize_t i, n = self.n
+        self.n = 0
+        self.ok = True
+        for i in range(n):
+            Py_DECREF(<object>self.names[i])
+            Py_DECREF(<object>self.cats[i])
+            Py_DECREF(<object>self.confs[i])
 
     cdef int add(self, object name, object cat, object conf) except -1:
+        cdef Py_ssize_t cap
         if type(name) is not str or (cat is not None and type(cat) is not str) or \
                 (conf is not None and not _plain_conf(conf)):
             self.ok = False
             return 0
-        self.names.append(name)
-        self.cats.append(cat)
-        self.confs.append(conf)
+        if self.n == self.cap:
+            cap = self.cap * 2 if self.cap else 8
+            if not _grow(&self.names, cap) or not _grow(&self.cats, cap) or not _grow(&self.confs, cap):
+                raise MemoryError()
+            self.cap = cap
+        Py_INCREF(name)
+        Py_INCREF(cat)
+        Py_INCREF(conf)
+        self.names[self.n] = <PyObject *>name
+        self.cats[self.n] = <PyObject *>cat
+        self.confs[self.n] = <PyObject *>conf
+        self.n += 1
         return 0
 
     cdef inline bint has(self, object name):
-        for n in self.names:
-            if n == name:  # exact str == exact str
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            if self.names[i] == <PyObject *>name or (<str><object>self.names[i]) == <str>name:  # exact strs
                 return True
         return False
+
+
+cdef inline bint _grow(PyObject ***arr, Py_ssize_t cap):
+    cdef PyObject **q = <PyObject **>realloc(arr[0], cap * sizeof(PyObject *))
+    if q == NULL:
+        return False
+    arr[0] = q
+    return True
 
 
 # getattr(category, "value", category) of an Enum member is a Python-level
 # property call (the costliest part of reading a SafetyTag); members are
 # singletons with constant values, so their value is remembered by identity
-# (the member is held, so its id cannot be reused).  Bounded: cleared when full.
-cdef dict _enum_values = {}
+# in a small table of strong references (the member is held, so its address
+# cannot be reused): a pointer scan, no hashing.  Bounded: 16 members, the
+# oldest replaced when full (a category enum has a handful of members).
+cdef enum:
+    _ENUM_SLOTS = 16
+cdef PyObject *_enum_keys[_ENUM_SLOTS]
+cdef PyObject *_enum_vals[_ENUM_SLOTS]
+cdef int _enum_used = 0
+cdef int _enum_next = 0
 from lukhas_fast._tags_py import SafetyTag as _SafetyTag, TaggedPlan as _TaggedPlan
 cdef object _Enum = __import__("enum").Enum
 
 
+cdef int _remember_enum(object member, object value) except -1:
+    global _enum_used, _enum_next
+    cdef int slot
+    cdef PyObject *old_k = NULL
+    cdef PyObject *old_v = NULL
+    if _enum_used < _ENUM_SLOTS:
+        slot = _enum_used
+        _enum_used += 1
+    else:
+        slot = _enum_next
+        _enum_next = (_enum_next + 1) % _ENUM_SLOTS
+        old_k, old_v = _enum_keys[slot], _enum_vals[slot]
+    Py_INCREF(member)
+    Py_INCREF(value)
+    _enum_keys[slot] = <PyObject *>member
+    _enum_vals[slot] = <PyObject *>value
+    if old_k != NULL:  # released only once the slot is consistent again
+        Py_DECREF(<object>old_k)
+        Py_DECREF(<object>old_v)
+    return 0
+
+
 cdef inline object _cat_value(object cat):
-    cdef PyObject *hit
+    cdef int i
     if cat is None or type(cat) is str:
         return cat
-    key = <Py_ssize_t><PyObject *>cat
-    hit = PyDict_GetItem(_enum_values, key)
-    if hit != NULL and (<tuple>hit)[0] is cat:  # only Enum members are remembered
-        return (<tuple>hit)[1]
+    for i in range(_enum_used):
+        if _enum_keys[i] == <PyObject *>cat:
+            return <object>_enum_vals[i]
     if isinstance(cat, _Enum):
         value = getattr(cat, "value", cat)
-        if len(_enum_values) >= 1024:
-            _enum_values.clear()
-        _enum_values[key] = (cat, value)
+        _remember_enum(cat, value)
         return value
     return getattr(cat, "value", cat)
 
@@ -283,21 +403,44 @@ cdef inline bint _plain_tagged(object tags, list inner):
 
 
 cdef _TagView _new_view():
-    cdef _TagView v = _TagView.__new__(_TagView)
-    v.ok = True
-    v.names = []
-    v.cats = []
-    v.confs = []
-    return v
+    return _TagView.__new__(_TagView)
 
 
-cdef _TagView _build_view(object tags):
-    cdef _TagView v = _new_view()
+cdef inline bint _ascii_space(unsigned char c):
+    """str.isspace() of an ASCII character (what str.strip() removes)."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+cdef int _fill_comma_ascii(_TagView v, str tags) except -1:
+    """``[p.strip() for p in tags.split(",")]`` of an ASCII str, without the
+    list and the unstripped pieces."""
+    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(tags)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(tags)
+    cdef Py_ssize_t a = 0, b, e
+    while True:
+        b = a
+        while b < n and d[b] != 44:  # ','
+            b += 1
+        e = b
+        while a < e and _ascii_space(d[a]):
+            a += 1
+        while e > a and _ascii_space(d[e - 1]):
+            e -= 1
+        v.add(PyUnicode_Substring(tags, a, e), None, None)
+        if b >= n:
+            return 0
+        a = b + 1
+
+
+cdef int _fill_view(_TagView v, object tags) except -1:
+    """Read ``tags`` into the (empty) view ``v``."""
     t = type(tags)
     if t is str:
+        if PyUnicode_IS_ASCII(tags):
+            return _fill_comma_ascii(v, <str>tags)
         for p in (<str>tags).split(","):
             v.add(p.strip(), None, None)
-        return v
+        return 0
     if t is dict:
         for k, val in (<dict>tags).items():
             if type(val) is dict:
@@ -313,7 +456,7 @@ cdef _TagView _build_view(object tags):
                 break
             else:
                 v.add(k, None, None)
-        return v
+        return 0
     if t is list or t is tuple or t is set or t is frozenset:
         for el in tags:
             if not v.ok:
@@ -348,7 +491,7 @@ cdef _TagView _build_view(object tags):
                 else:
                     cat = getattr(el, "category", None)
                     v.add(name, _cat_value(cat), getattr(el, "confidence", None))
-        return v
+        return 0
     if t is int or t is float or t is bool:
         return v  # no entries
     inner = getattr(tags, "tags", None)
@@ -357,9 +500,9 @@ cdef _TagView _build_view(object tags):
     # read anyway, so only then is the property evaluated; any other element without
     # .name makes the view not ok (the shared predicate decides)
     if type(inner) is list and (_plain_tagged(tags, inner) or hasattr(tags, "tag_names")):
-        return _build_view(inner)
+        return _fill_view(v, inner)
     v.ok = False
-    return v
+    return 0
 
 
 # --- per-evaluation state ---------------------------------------------------------------
@@ -465,7 +608,7 @@ cdef int _put_repr(_Buf *b, object o) except -1:
     if t is float:
         fs = PyOS_double_to_string(<double>o, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         try:
-            _put(b, fs, len(<bytes>fs))
+            _put(b, fs, strlen(fs))
         finally:
             PyMem_Free(fs)
         return 0
@@ -556,6 +699,79 @@ cdef object _lowered_ascii_repr(object o):
         free(b.p)
 
 
+cdef object _lowered(object hay):
+    """``str(hay).lower()``: ASCII bytes for dicts and lists that print as
+    ASCII, a str otherwise."""
+    text = None
+    if type(hay) is dict or type(hay) is list:
+        text = _lowered_ascii_repr(hay)
+    if text is None:
+        text = str(hay).lower()
+    return text
+
+
+# float() accepts, in an ASCII str, only these characters: digits, signs, the
+# decimal point, exponent marks, underscores, whitespace (str.isspace) and the
+# letters of "inf", "infinity", "nan" (any case).  An ASCII str with any other
+# character cannot convert, so greater_than/less_than answer False without
+# letting float() build and raise a ValueError (the costly part).
+cdef unsigned char _FLOAT_CHARS[128]
+for _c in "0123456789+-._eEiInNfFtTyYaA \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f":
+    _FLOAT_CHARS[ord(_c)] = 1
+
+
+cdef inline double _as_float(object v) except? -1.0:
+    """``float(v)`` as a C double: exact floats and ints read directly (an int
+    too large raises OverflowError, as float() does), anything else through
+    PyNumber_Float, which is Python's float() (Cython's own conversion of a
+    str parses differently: it accepted "\x1c1", which Python rejects)."""
+    t = type(v)
+    if t is float:
+        return PyFloat_AS_DOUBLE(v)
+    if t is int:
+        return PyLong_AsDouble(v)
+    return PyFloat_AS_DOUBLE(PyNumber_Float(v))
+
+
+cdef inline bint _may_be_float(str s):
+    cdef const unsigned char *d
+    cdef Py_ssize_t i
+    if not PyUnicode_IS_ASCII(s):
+        return True  # non-ASCII digits and spaces convert: let float() decide
+    d = <const unsigned char *>PyUnicode_DATA(s)
+    for i in range(PyUnicode_GET_LENGTH(s)):
+        if not _FLOAT_CHARS[d[i]]:
+            return False
+    return True
+
+
+# parse_bytes/parse_seconds of a str are pure functions of the text: the
+# results are remembered (None for "does not parse", i.e. ValueError or
+# TypeError), per unit kind, for texts of at most 64 characters; cleared when
+# 256 are held.  Other exceptions (an overflow) are raised again every time.
+cdef dict _unit_memo = {}
+cdef dict _seconds_memo = {}
+
+
+cdef object _parse_unit(bint is_bytes, object text):
+    cdef dict memo = _unit_memo if is_bytes else _seconds_memo
+    cdef PyObject *hit
+    cdef bint keep = type(text) is str and len(<str>text) <= 64
+    if keep:
+        hit = PyDict_GetItem(memo, text)
+        if hit != NULL:
+            return <object>hit
+    try:
+        parsed = (parse_bytes if is_bytes else parse_seconds)(text)
+    except (ValueError, TypeError):
+        parsed = None
+    if keep:
+        if len(memo) >= 256:
+            memo.clear()
+        memo[text] = parsed
+    return parsed
+
+
 # --- per-evaluation state ---------------------------------------------------------------
 
 cdef class _Frame:
@@ -575,6 +791,7 @@ cdef class _Frame:
     cdef object view_obj
     cdef _TagView view
     cdef dict views
+    cdef _TagView view0  # the first tags view of every evaluation, reused (see _TagView)
 
     def __dealloc__(self):
         free(self.memo)
@@ -589,6 +806,8 @@ cdef class _Frame:
         self.views = None
         self.view_obj = None
         self.view = None
+        if self.view0 is not None:
+            self.view0.reset()
         return 0
 
     cdef inline object path(self, int slot, tuple parts, bint in_ctx):
@@ -607,11 +826,7 @@ cdef class _Frame:
         hit = PyDict_GetItem(self.texts, id(hay))
         if hit != NULL and (<tuple>hit)[0] is hay:
             return (<tuple>hit)[1]
-        text = None
-        if type(hay) is dict or type(hay) is list:
-            text = _lowered_ascii_repr(hay)
-        if text is None:
-            text = str(hay).lower()
+        text = _lowered(hay)
         self.texts[id(hay)] = (hay, text)
         return text
 
@@ -629,10 +844,16 @@ cdef class _Frame:
             if hit != NULL and (<tuple>hit)[0] is tags:
                 v = <_TagView>(<tuple>hit)[1]
         if v is None:
+            if self.view is None and self.views is None:  # the first view: the reused one
+                if self.view0 is None:
+                    self.view0 = _new_view()
+                v = self.view0
+            else:
+                v = _new_view()
             try:
-                v = _build_view(tags)
+                _fill_view(v, tags)
             except Exception:  # e.g. a tag object whose attribute raises: the
-                v = _new_view()  # shared predicates raise (or not) as the oracle does
+                v.reset()      # shared predicates raise (or not) as the oracle does
                 v.ok = False
         self.view_obj = tags
         self.view = v
@@ -689,7 +910,7 @@ cdef class _Pred:
             if s0 >= 0:  # a path: its lowered text once per evaluation, shared by every rule
                 text = f.plower[s0]
                 if text is None:
-                    text = (<str>hay).lower() if type(hay) is str else f.lowered(hay)
+                    text = (<str>hay).lower() if type(hay) is str else _lowered(hay)
                     f.plower[s0] = text
             elif type(hay) is str:
                 return 1 if needle in (<str>hay).lower() else 0
@@ -716,9 +937,11 @@ cdef class _Pred:
             left = self.arg(0, f)
             if left is None:
                 return 0
+            if type(left) is str and not _may_be_float(<str>left):
+                return 0  # float() would raise ValueError: skip building the exception
             try:
-                x = float(left)
-                y = self.num if self.has_pre else float(self.arg(1, f))
+                x = _as_float(left)
+                y = self.num if self.has_pre else _as_float(self.arg(1, f))
             except (TypeError, ValueError):
                 return 0
             if code == P_GT:
@@ -734,6 +957,8 @@ cdef class _Pred:
                 return 1
             if type(value) is bool:
                 return 0 if value else 1
+            if type(value) is str and PyUnicode_IS_ASCII(value):
+                return 1 if _ascii_no_consent(<str>value) else 0
             if isinstance(value, str):
                 return 1 if value.lower() in _NO_CONSENT else 0
             return 0
@@ -746,9 +971,8 @@ cdef class _Pred:
             if type(value) is int and 0 <= value < 9007199254740992:
                 parsed = value  # str(int) parses to the same number (exact below 2**53)
             else:
-                try:
-                    parsed = (parse_bytes if code == P_BYTES_LTE else parse_seconds)(str(value))
-                except (ValueError, TypeError):
+                parsed = _parse_unit(code == P_BYTES_LTE, str(value))
+                if parsed is None:
                     return 0
             if self.pre is None:
                 return 0  # the literal limit does not parse
@@ -798,6 +1022,7 @@ cdef class _Pred:
     cdef int run_tags(self, _Frame f) except -1:
         cdef int code = self.code
         cdef _TagView v
+        cdef Py_ssize_t k
         tags = self.arg(0, f)
         if tags is None:
             return 0  # every tag predicate: None tags -> False
@@ -831,11 +1056,11 @@ cdef class _Pred:
             members = _CATEGORY_NAMES.get(cat)
             if members is None:
                 return 0
-            for c in v.cats:
-                if c is not None and c == cat:
+            for k in range(v.n):
+                if v.cats[k] != <PyObject *>None and (<str><object>v.cats[k]) == <str>cat:
                     return 1
-            for n in v.names:
-                if n in <frozenset>members:
+            for k in range(v.n):
+                if <object>v.names[k] in <frozenset>members:
                     return 1
             return 0
         if code == P_TAG_CONF:
@@ -843,16 +1068,16 @@ cdef class _Pred:
             m = self.arg(2, f) if self.nargs > 2 else 0.8
             if type(name) is not str or not _plain_conf(m):
                 return 1 if self.call(f) else 0
-            for k in range(len(v.names)):
-                if v.names[k] == name:
-                    c = v.confs[k]
+            for k in range(v.n):
+                if (<str><object>v.names[k]) == <str>name:
+                    c = <object>v.confs[k]
                     if c is None or c >= m:
                         return 1
             return 0
         if code == P_HUMAN:
             if self.has_pre:  # every name a literal: the human-oversight ones, precomputed
-                for n in v.names:
-                    if n in <frozenset>self.pre:
+                for k in range(v.n):
+                    if <object>v.names[k] in <frozenset>self.pre:
                         return 1
                 return 0
             for j in range(1, self.nargs):
@@ -865,7 +1090,7 @@ cdef class _Pred:
                     return 1
             return 0
         if code == P_HIGH_RISK:
-            if len(v.names) < 2:
+            if v.n < 2:
                 return 0
             for pair in _HIGH_RISK:
                 if v.has((<tuple>pair)[0]) and v.has((<tuple>pair)[1]):
@@ -892,7 +1117,9 @@ cdef _Pred _make_pred(str name, list args, dict path_slots):
             if key not in path_slots:
                 path_slots[key] = len(path_slots)
             lit.append(False)
-            vals.append(a[2])
+            # interned: plan dicts' keys are usually interned literals, so the
+            # lookups then match by pointer instead of comparing the text
+            vals.append(tuple(_intern(x) if type(x) is str else x for x in a[2]))
             slots.append(path_slots[key])
             inctx.append(a[1])
     p.lit, p.vals = tuple(lit), tuple(vals)
@@ -1084,6 +1311,7 @@ cdef class CompiledRule:
     cdef int root
     cdef readonly object tree
     cdef readonly str source
+    cdef vectorcallfunc vc  # see _rule_vectorcall
 
     cdef object _call(self, object plan, object context):
         cdef _Program p = self.prog
@@ -1118,7 +1346,48 @@ def compile_rule(rule_str):
     r.root = r.prog.roots[0]
     r.tree = tree
     r.source = rule_str
+    r.vc = <vectorcallfunc>_rule_vectorcall
     return r
+
+
+# Calling a rule is the whole cost of a cheap rule, and a type's tp_call gets
+# its arguments as a new tuple.  CompiledRule objects take the vectorcall
+# protocol instead (the arguments in place): the type gets the flag and the
+# offset of ``vc`` once, here; a rule whose ``vc`` is unset (made without
+# compile_rule) falls back to tp_call.  Keywords and odd argument counts go
+# through tp_call too, which parses and reports them.
+cdef PyObject *_rule_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames) except NULL:
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    if kwnames == NULL and (n == 1 or n == 2):
+        r = (<CompiledRule><object>callable)._call(<object>args[0], <object>args[1] if n == 2 else None)
+    else:
+        r = _rule_call_slow(<object>callable, args, n, kwnames)
+    Py_INCREF(r)
+    return <PyObject *>r
+
+
+cdef object _rule_call_slow(object rule, PyObject *const *args, Py_ssize_t n, PyObject *kwnames):
+    cdef Py_ssize_t i, nkw = 0 if kwnames == NULL else len(<tuple>kwnames)
+    pos = tuple([<object>args[i] for i in range(n)])
+    kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(nkw)} if nkw else None
+    cdef PyObject *res = (<PyTypeObject *>CompiledRule).tp_call(<PyObject *>rule, <PyObject *>pos,
+                                                                <PyObject *>kw if nkw else NULL)
+    r = <object>res
+    Py_DECREF(r)  # tp_call's own reference (r holds one of its own)
+    return r
+
+
+cdef int _enable_rule_vectorcall() except -1:
+    cdef CompiledRule probe = CompiledRule.__new__(CompiledRule)
+    cdef PyTypeObject *t = <PyTypeObject *>CompiledRule
+    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>&probe.vc - <char *><PyObject *>probe)
+    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+    PyType_Modified(t)
+    return 0
+
+
+_enable_rule_vectorcall()
 
 
 _BASE_EVALUATE = eng.EthicsRule.evaluate
@@ -1228,7 +1497,7 @@ cdef int _put_items(_Buf *b, object d) except -1:
     (where sorting the keys alone gives the same order) are written directly,
     from a copy, as ``sorted(d.items())`` works on one in case a value's
     ``__repr__`` edits ``d``; anything else takes the engine's path."""
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, i
     cdef const char *u
     if type(d) is dict:
         d = (<dict>d).copy()
@@ -1239,7 +1508,8 @@ cdef int _put_items(_Buf *b, object d) except -1:
         else:
             keys.sort()
             _put(b, "[", 1)
-            for i, key in enumerate(keys):
+            for i in range(len(keys)):
+                key = keys[i]
                 _put(b, ", (" if i else "(", 3 if i else 1)
                 _put_repr(b, key)
                 _put(b, ", ", 2)
@@ -1251,35 +1521,61 @@ cdef int _put_items(_Buf *b, object d) except -1:
     return _put(b, u, k)
 
 
+cdef str _hex16(lk_sha256 *s):
+    """The first 16 hex digits of the digest (``hexdigest()[:16]``)."""
+    cdef unsigned char d[32]
+    cdef char hx[16]
+    cdef int i
+    cdef const char *digits = b"0123456789abcdef"
+    lk_sha256_final(s, d)
+    for i in range(16):
+        hx[i] = digits[(d[i >> 1] >> (0 if i & 1 else 4)) & 15]
+    return hx[:16].decode("ascii")
+
+
+def _sha256_hex(bytes data not None, bint ni=True):
+    """``hashlib.sha256(data).hexdigest()`` from csrc/sha256.c (tests: ``ni=False``
+    forces the scalar code on CPUs with the SHA extensions)."""
+    cdef char hx[64]
+    lk_sha256_hex(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), hx, 64, ni)
+    return hx[:64].decode("ascii")
+
+
 def plan_digest(plan):
     """``(UTF-8 repr of the sorted plan pairs, plan_hash)``; same hash as
-    :func:`lukhas_fast._ethics_engine.plan_digest`."""
+    :func:`lukhas_fast._ethics_engine.plan_digest` (SHA-256 in C: csrc/sha256.c)."""
     cdef _Buf b
+    cdef lk_sha256 s
     b.p = NULL
     b.n = b.cap = 0
     try:
         _put_items(&b, plan)
         data = PyBytes_FromStringAndSize(b.p, b.n)
+        lk_sha256_init(&s)
+        lk_sha256_update(&s, b.p, b.n)
     finally:
         free(b.p)
-    return data, _sha256(data).hexdigest()[:16]
+    return data, _hex16(&s)
 
 
-def facts_digest(context, bytes plan_data):
+def facts_digest(context, bytes plan_data not None):
     """The facts hash from the context and :func:`plan_digest`'s bytes; same
     hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
     cdef _Buf b
+    cdef lk_sha256 s
     b.p = NULL
     b.n = b.cap = 0
     try:
         _put(&b, "[('context', ", 13)
         _put_items(&b, context)
         _put(&b, "), ('plan', ", 12)
-        _put(&b, plan_data, len(plan_data))
-        _put(&b, ")]", 2)
-        return _sha256(PyBytes_FromStringAndSize(b.p, b.n)).hexdigest()[:16]
+        lk_sha256_init(&s)
+        lk_sha256_update(&s, b.p, b.n)
     finally:
         free(b.p)
+    lk_sha256_update(&s, PyBytes_AS_STRING(plan_data), PyBytes_GET_SIZE(plan_data))
+    lk_sha256_update(&s, b")]", 2)
+    return _hex16(&s)
 
 
 class EthicsRule(eng.EthicsRule):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import os
 import threading
 import time
@@ -200,6 +201,13 @@ class EthicsResult:
 
 _ORDER = {EthicsAction.ALLOW: 0, EthicsAction.WARN: 1, EthicsAction.BLOCK: 2}
 
+# looked up once here rather than per evaluation (RuleSet.evaluate is the hot path of both tiers)
+_perf_counter = time.perf_counter
+_ALLOW = EthicsAction.ALLOW
+_BLOCK = EthicsAction.BLOCK
+_INFO = logging.INFO
+_info_enabled = logger.isEnabledFor  # asked per evaluation: levels may change at run time
+
 
 def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> List[Tuple[int, Any]]:
     """(index, True) for each rule that fires and (index, exception) for each that fails, in order."""
@@ -299,7 +307,7 @@ class RuleSet:
         return [r for r in self.rules if r.priority == priority]
 
     def _blocked(self, start: float, plan_hash: str, reason: str) -> EthicsResult:
-        ms = (time.perf_counter() - start) * 1000.0
+        ms = (_perf_counter() - start) * 1000.0
         self._metrics.evaluations.labels(result="block").inc()
         self._metrics.latency.observe(ms)
         return EthicsResult(EthicsAction.BLOCK, [], ms, plan_hash, [reason], "error", [])
@@ -312,7 +320,7 @@ class RuleSet:
         a dict, or a context that is not a dict, gives a BLOCK result with a
         reason instead of an exception.
         """
-        start = time.perf_counter()
+        start = _perf_counter()
         context = context or {}
         if not isinstance(plan, dict):
             return self._blocked(start, hash_rule(repr(plan)),
@@ -322,8 +330,7 @@ class RuleSet:
         if not isinstance(context, dict):
             return self._blocked(start, plan_hash,
                                  f"block: invalid_context (context must be a dict, got {type(context).__name__})")
-        action = EthicsAction.ALLOW
-        level = 0
+        action = _ALLOW
         triggered: List[EthicsRule] = []
         reasons: List[str] = []
         m = self._metrics
@@ -331,34 +338,36 @@ class RuleSet:
             if self.rules != self._snapshot:
                 self._prepare()
             hits = self._program(plan, context)
-            prepared = self._prepared
-            for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
-                rule, rule_level, fired_reason, error_reason = prepared[i]
-                if fired is True:
+            if hits:
+                level = 0
+                prepared = self._prepared
+                for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
+                    rule, rule_level, fired_reason, error_reason = prepared[i]
+                    if fired is True:
+                        triggered.append(rule)
+                        reasons.append(fired_reason)
+                        if rule_level > level:
+                            level, action = rule_level, rule.action
+                        if m.enabled:
+                            m.hits.labels(rule_name=rule.name, action=rule.action.value).inc()
+                            m.fires.labels(rule_id=rule.name, action=rule.action.value).inc()
+                        continue
+                    logger.error("Error evaluating rule %s: %s", rule.name, fired)
                     triggered.append(rule)
-                    reasons.append(fired_reason)
-                    if rule_level > level:
-                        level, action = rule_level, rule.action
+                    reasons.append(error_reason)
+                    level, action = 2, _BLOCK
                     if m.enabled:
-                        m.hits.labels(rule_name=rule.name, action=rule.action.value).inc()
-                        m.fires.labels(rule_id=rule.name, action=rule.action.value).inc()
-                    continue
-                logger.error("Error evaluating rule %s: %s", rule.name, fired)
-                triggered.append(rule)
-                reasons.append(error_reason)
-                level, action = 2, EthicsAction.BLOCK
-                if m.enabled:
-                    m.hits.labels(rule_name=rule.name, action="block").inc()
-                    m.fires.labels(rule_id=rule.name, action="block").inc()
+                        m.hits.labels(rule_name=rule.name, action="block").inc()
+                        m.fires.labels(rule_id=rule.name, action="block").inc()
             facts_hash = digests[1](context, plan_token)
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
-        ms = (time.perf_counter() - start) * 1000.0
+        ms = (_perf_counter() - start) * 1000.0
         if m.enabled:
             m.evaluations.labels(result=action.value).inc()
             m.latency.observe(ms)
-        if logger.isEnabledFor(logging.INFO):
+        if _info_enabled(_INFO):
             logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
         return EthicsResult(
             action,
@@ -367,8 +376,11 @@ class RuleSet:
             plan_hash,
             reasons or ["allow: no_rules_triggered"],
             facts_hash,
-            [r.name for r in triggered],
+            list(map(_rule_name, triggered)) if triggered else [],
         )
+
+
+_rule_name = operator.attrgetter("name")
 
 
 def _restore_ruleset(cls: type, rules: List[EthicsRule], metrics: bool) -> "RuleSet":
