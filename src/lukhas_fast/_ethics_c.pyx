@@ -1368,14 +1368,12 @@ cdef PyObject *_rule_vectorcall(PyObject *callable, PyObject *const *args, size_
 
 
 cdef object _rule_call_slow(object rule, PyObject *const *args, Py_ssize_t n, PyObject *kwnames):
+    # keywords, or a count the fast path does not take: the type's __call__
+    # (tp_call) parses the arguments and raises its own TypeError
     cdef Py_ssize_t i, nkw = 0 if kwnames == NULL else len(<tuple>kwnames)
     pos = tuple([<object>args[i] for i in range(n)])
-    kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(nkw)} if nkw else None
-    cdef PyObject *res = (<PyTypeObject *>CompiledRule).tp_call(<PyObject *>rule, <PyObject *>pos,
-                                                                <PyObject *>kw if nkw else NULL)
-    r = <object>res
-    Py_DECREF(r)  # tp_call's own reference (r holds one of its own)
-    return r
+    kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(nkw)}
+    return _RULE_TP_CALL(rule, *pos, **kw)
 
 
 cdef int _enable_rule_vectorcall() except -1:
@@ -1387,6 +1385,7 @@ cdef int _enable_rule_vectorcall() except -1:
     return 0
 
 
+_RULE_TP_CALL = CompiledRule.__call__  # the slot wrapper of tp_call, for _rule_call_slow
 _enable_rule_vectorcall()
 
 
