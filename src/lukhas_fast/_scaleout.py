@@ -116,9 +116,13 @@ def wants_msgpack(request: Any) -> bool:
 
 def msgpack_response(data: Any, status: int = 200) -> Any:
     """An aiohttp response with ``data`` as msgpack."""
-    from aiohttp import web
+    global _Response
+    if _Response is None:  # aiohttp is imported on first use (the library works without it)
+        from aiohttp.web import Response as _Response
+    return _Response(body=_msgvec.dumps(data), status=status, headers=_MSGPACK_HEADERS)
 
-    return web.Response(body=_msgvec.dumps(data), status=status, headers=_MSGPACK_HEADERS)
+
+_Response: Any = None
 
 
 _MSGPACK_HEADERS = {"Content-Type": MSGPACK_TYPE}
