@@ -105,7 +105,9 @@ def decode_msgpack(raw: bytes, config: Any = None) -> Any:
 def is_msgpack(request: Any) -> bool:
     """True when the request body is msgpack (``Content-Type: application/msgpack``, any parameters)."""
     ctype = request.headers.get("Content-Type")
-    return ctype is not None and ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
+    if ctype is None:
+        return False
+    return ctype == MSGPACK_TYPE or ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
 
 
 def wants_msgpack(request: Any) -> bool:

@@ -837,18 +837,20 @@ class Service:
         plan = _object(data, "plan")
         context = _object(data, "context", required=False)
         rows, ms, ctx = await self._enrich(plan, context, len(raw))
+        guide_tags, tags, names = [], [], set()
+        for t in rows:  # one pass builds both tag lists
+            name, category, confidence = t["name"], t["category"], t["confidence"]
+            guide_tags.append({"name": name, "category": category, "confidence": confidence,
+                               "description": t["description"]})
+            tags.append({"name": name, "category": category, "confidence": confidence, "source": t["source"],
+                         "metadata": t["metadata"]})
+            names.add(name)
         return _json({
             # the guide's object
-            "tagged_plan": {
-                "original_plan": plan,
-                "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                          "description": t["description"]} for t in rows],
-                "enrichment_time_ms": ms,
-            },
+            "tagged_plan": {"original_plan": plan, "tags": guide_tags, "enrichment_time_ms": ms},
             # ours
-            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
-            "tag_names": sorted({t["name"] for t in rows}),
+            "tags": tags,
+            "tag_names": sorted(names),
             "enrichment_time_ms": ms,
             "enrichment_context": ctx,
         })
