@@ -137,13 +137,15 @@ def _str_at(raw: bytes, i: int) -> Optional[tuple]:
 
 
 def loads_drift(raw: bytes) -> Dict[str, Any]:
-    """A drift request body: dict with ``bin`` vectors as zero-copy numpy views.
+    """A drift request body: dict with ``bin`` vectors as read-only numpy arrays (views
+    into ``raw`` when element-aligned, else aligned copies).
 
-    The fast path takes a top-level map whose keys are strings and whose values
-    are strings or ``bin`` (split by the C tier's ``loads_msgpack_fields``,
-    else by :func:`fields_py`); anything else (arrays of numbers, nested
-    objects, malformed input) is decoded by ``msgpack.unpackb`` and its
-    ``bin`` vectors converted afterwards.  A non-map body is returned as
+    The C tier reads the usual body in one call (``loads_msgpack_vectors``: str and
+    ``bin`` values, and float arrays for the vectors, read into float64 arrays);
+    otherwise a top-level map whose keys are strings and whose values are strings
+    or ``bin`` is split by ``loads_msgpack_fields`` or :func:`fields_py`; anything
+    else (arrays of numbers on other tiers, nested objects, malformed input) is
+    decoded by ``msgpack.unpackb`` and its ``bin`` vectors converted afterwards.  A non-map body is returned as
     decoded, for the caller's "expected an object" error.
     """
     if _vectors is not None:

@@ -10,7 +10,7 @@ Pieces the service (:mod:`lukhas_fast.service`) plugs in:
   with 503 and ``Retry-After``.
 * :func:`decode_msgpack` / :func:`wants_msgpack` / :func:`msgpack_response`
   -- ``Content-Type: application/msgpack`` request bodies (``bin`` vectors read
-  in place, see :mod:`lukhas_fast._msgvec`) and msgpack answers for
+  in place when aligned, see :mod:`lukhas_fast._msgvec`) and msgpack answers for
   ``Accept: application/msgpack``.
 * :func:`worker_section` -- the ``worker`` / ``state`` entries of ``/metrics``.
 * :func:`prometheus_exposition` -- one scrape for all workers
@@ -93,7 +93,7 @@ class RedisDriftStore:
 # -- msgpack bodies and answers -------------------------------------------------------------
 
 def decode_msgpack(raw: bytes, config: Any = None) -> Any:
-    """A msgpack request body (``bin`` vectors as zero-copy views); errors as the service's 400."""
+    """A msgpack request body (``bin`` vectors as views, or aligned copies); errors as the service's 400."""
     try:
         return _msgvec.loads_drift(raw)
     except _msgvec.MsgpackError as exc:
