@@ -47,8 +47,8 @@ def test_bin_vectors_are_views_when_aligned_else_aligned_copies(dtype, n, pad):
 def test_the_drift_does_not_depend_on_the_vectors_offset_in_the_body(dtype):
     # the kernels' typed (SIMD) loop runs only on aligned data: misaligned payloads are
     # copied, so every offset gives the drift of aligned arrays, to the last bit
-    for pad in range(8):
-        raw, a, b = _body(dtype, 333, lane="p" * pad)
+    for pad, n in ((pad, n) for pad in range(8) for n in (768, 1001, 4096)):
+        raw, a, b = _body(dtype, n, lane="p" * pad)
         d = loads_drift(raw)
         m1, m2 = DriftMonitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
         assert m1.update(d["intent"], d["action"]) == m2.update(a.copy(), b.copy())
