@@ -1,5 +1,7 @@
-"""msgpack drift bodies: bin vectors are zero-copy views into the body, arrays
-decode like JSON lists, and bad bodies raise MsgpackError naming the field."""
+"""msgpack drift bodies: bin vectors are zero-copy views into the body when aligned (else
+aligned copies, so answers never depend on a vector's offset), arrays decode like JSON
+lists (float arrays into float64 arrays on the C tier), and bad bodies raise
+MsgpackError naming the field."""
 
 from __future__ import annotations
 
@@ -14,35 +16,42 @@ from lukhas_fast._msgvec import MsgpackError, loads_drift  # noqa: E402
 from lukhas_fast.drift import DriftMonitor  # noqa: E402
 
 
-def _body(dtype="float32", n=5, **extra):
+def _body(dtype="float32", n=5, lane="prod", **extra):
     rng = np.random.default_rng(n)
     a = rng.uniform(-1, 1, n).astype(dtype)
     b = rng.uniform(-1, 1, n).astype(dtype)
-    obj = {"lane": "prod", "dtype": dtype, "intent": a.astype("<" + a.dtype.str[1:]).tobytes(),
+    obj = {"lane": lane, "dtype": dtype, "intent": a.astype("<" + a.dtype.str[1:]).tobytes(),
            "action": b.astype("<" + b.dtype.str[1:]).tobytes(), **extra}
     return msgpack.packb(obj), a, b
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [1, 7, 768, 20000])  # bin8, bin16, bin32 headers
-def test_bin_vectors_are_views_into_the_body(dtype, n):
-    raw, a, b = _body(dtype, n)
+@pytest.mark.parametrize("pad", range(8))  # the lane string's length moves the vectors' offsets
+def test_bin_vectors_are_views_when_aligned_else_aligned_copies(dtype, n, pad):
+    raw, a, b = _body(dtype, n, lane="p" * pad)
     d = loads_drift(raw)
-    assert d["lane"] == "prod" and d["dtype"] == dtype
+    assert d["lane"] == "p" * pad and d["dtype"] == dtype
     body = np.frombuffer(raw, np.uint8)
+    size = np.dtype(dtype).itemsize
     for name, want in (("intent", a), ("action", b)):
         v = d[name]
         assert v.dtype == np.dtype(dtype) and v.ndim == 1 and not v.flags.writeable
         np.testing.assert_array_equal(v, want)
-        assert np.shares_memory(v, body)  # no copy
+        aligned_in_body = (body.ctypes.data + raw.index(want.astype("<" + want.dtype.str[1:]).tobytes())) % size == 0
+        assert np.shares_memory(v, body) == aligned_in_body  # no copy when aligned
+        assert v.ctypes.data % size == 0
 
 
-def test_unaligned_views_give_the_kernel_the_same_drift():
-    raw, a, b = _body("float32", 33)
-    d = loads_drift(raw)
-    assert d["intent"].ctypes.data % 4 or d["action"].ctypes.data % 4 or True  # offsets are whatever msgpack gives
-    m1, m2 = DriftMonitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
-    assert m1.update(d["intent"], d["action"]) == m2.update(a.copy(), b.copy())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_drift_does_not_depend_on_the_vectors_offset_in_the_body(dtype):
+    # the kernels' typed (SIMD) loop runs only on aligned data: misaligned payloads are
+    # copied, so every offset gives the drift of aligned arrays, to the last bit
+    for pad, n in ((pad, n) for pad in range(8) for n in (768, 1001, 4096)):
+        raw, a, b = _body(dtype, n, lane="p" * pad)
+        d = loads_drift(raw)
+        m1, m2 = DriftMonitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
+        assert m1.update(d["intent"], d["action"]) == m2.update(a.copy(), b.copy())
 
 
 def test_arrays_and_other_shapes_use_msgpack():
@@ -105,8 +114,30 @@ def test_fast_path_agrees_with_msgpack(obj):
     for k, v in want.items():
         if k in ("intent", "action") and isinstance(v, bytes):
             assert got[k].tobytes() == v
+        elif isinstance(got[k], np.ndarray):  # the C tier: an array of msgpack floats
+            assert isinstance(v, list) and v and all(type(x) is float for x in v)
+            assert got[k].dtype == np.float64 and got[k].tobytes() == np.array(v, np.float64).tobytes()
         else:
             assert got[k] == v
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.lists(st.floats(width=32), min_size=0, max_size=40), st.lists(st.floats(), max_size=8),
+       st.lists(st.floats(allow_nan=False, width=32) | st.integers(-5, 5) | st.booleans(), min_size=1, max_size=20),
+       st.booleans())
+def test_float_arrays_are_read_exactly(xs, xs64, ys, single):
+    # single: msgpack float 32 elements (widened exactly), else float 64
+    raw = msgpack.packb({"lane": "prod", "intent": xs + ([] if single else xs64), "action": ys},
+                        use_single_float=single)
+    got = loads_drift(raw)
+    want = msgpack.unpackb(raw, raw=False)
+    floats = [v and all(type(x) is float for x in v) for v in (want["intent"], want["action"])]
+    fast = _msgvec._vectors is not None and all(floats)  # the C tier reads the body in one call
+    for k in ("intent", "action"):
+        if fast:
+            assert got[k].dtype == np.float64 and got[k].tobytes() == np.array(want[k], np.float64).tobytes()
+        else:  # an empty array, ints/bools or another tier: msgpack's lists
+            assert type(got[k]) is list and repr(got[k]) == repr(want[k])  # (repr: NaN and -0.0 too)
 
 
 def test_dumps_answers():
@@ -153,6 +184,7 @@ def test_c_vector_views_agree_with_the_general_path(obj):
     for k, v in want.items():
         if isinstance(v, np.ndarray):
             assert got[k].dtype == v.dtype and got[k].tobytes() == v.tobytes() and not got[k].flags.writeable
-            assert got[k].size == 0 or np.shares_memory(got[k], np.frombuffer(raw, np.uint8))
+            assert got[k].ctypes.data % v.dtype.itemsize == 0  # aligned: a view, or a copy
+            assert np.shares_memory(got[k], v) == np.shares_memory(v, np.frombuffer(raw, np.uint8))
         else:
             assert got[k] == v

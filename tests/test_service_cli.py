@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 from lukhas_fast.__main__ import main  # noqa: E402
+from lukhas_fast._bench.procs import kill_group  # noqa: E402
 from lukhas_fast.service import ServiceConfig, create_app, start_sites  # noqa: E402
 
 
@@ -120,7 +121,8 @@ def test_serve_logs_json_with_request_ids_env_config_and_metrics_port():
     env = dict(os.environ, LUKHAS_SERVICE_LOG_FORMAT="json", LUKHAS_SERVICE_ACCESS_LOG="1", LUKHAS_SERVICE_FPS="1",
                LUKHAS_SERVICE_DEFAULT_LANE="candidate")
     proc = subprocess.Popen([sys.executable, "-m", "lukhas_fast", "serve", "--port", "0", "--metrics-port", "0",
-                             "--fps", "50"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--fps", "50"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # own process group: see the finally clause
     lines = []
     try:
         deadline = time.time() + 120
@@ -155,9 +157,11 @@ def test_serve_logs_json_with_request_ids_env_config_and_metrics_port():
         assert mine[0]["duration_ms"] >= 0 and mine[0]["method"] == "GET"
         assert any(r["message"] == "stopped" for r in records)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        # the whole group: a killed server's offload worker processes would keep stderr open
+        # and communicate() would wait for them forever
+        kill_group(proc)
+        if not proc.stderr.closed:
+            proc.communicate(timeout=30)
 
 
 @pytest.mark.parametrize("grace,handler_s,finishes", [(5.0, 0.3, True), (0.2, 3.0, False)])

@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("aiohttp")
 msgpack = pytest.importorskip("msgpack")
 pytest.importorskip("redis")
+from lukhas_fast import _msgvec  # noqa: E402
 from lukhas_fast._bench.procs import RedisServer, ServiceProcess  # noqa: E402
 from lukhas_fast.drift import DriftMonitor  # noqa: E402
 from lukhas_fast.service import SERVICE_KEY, ServiceConfig, create_app  # noqa: E402
@@ -43,13 +44,20 @@ def _pair(rng, d=64):
 
 
 def _as_in_body(obj):
-    """The ``bin`` vectors of ``obj`` as the service sees them: views into the packed body.
-    (The drift kernels take the SIMD path only for aligned views, so the last bit of a
-    drift may depend on a vector's alignment -- within the spec's 1e-12 either way; an
-    in-process monitor fed the same views gives exactly the service's answer.)"""
-    raw = _mp(obj)
-    dt = np.dtype("<f4" if obj.get("dtype") == "float32" else "<f8")
-    return tuple(np.frombuffer(raw, dt, len(obj[k]) // dt.itemsize, raw.index(obj[k])) for k in ("intent", "action"))
+    """The vectors of ``obj`` as the service reads them: ``bin`` vectors as aligned arrays (views
+    into the body when aligned, else aligned copies: the drift kernels take their SIMD path
+    only for aligned data, and the copy makes the answer independent of the offset); on the
+    C tier, arrays of floats as float64 arrays (the one-call msgpack reader)."""
+    out = []
+    for k in ("intent", "action"):
+        v = obj[k]
+        if isinstance(v, bytes):
+            out.append(np.frombuffer(v, "<f4" if obj.get("dtype") == "float32" else "<f8").copy())
+        elif _msgvec._vectors is not None and v and all(type(x) is float for x in v):
+            out.append(np.array(v, np.float64))
+        else:
+            out.append(v)
+    return tuple(out)
 
 
 async def _post_mp(client, obj, accept=MP):
@@ -78,8 +86,7 @@ async def test_msgpack_bodies_match_an_in_process_monitor(aiohttp_client):
             obj, va, vb = {"lane": "prod", "dtype": "float32", "intent": a32.tobytes(), "action": b32.tobytes()}, a32, b32
         else:
             obj, va, vb = {"lane": "prod", "dtype": "float64", "intent": a.tobytes(), "action": b.tobytes()}, a, b
-        if kind:  # the service's vectors are views into the body
-            va, vb = _as_in_body(obj)
+        va, vb = _as_in_body(obj)  # the service's vectors
         r, body = await _post_mp(client, obj, accept=MP if i % 2 else None)
         assert r.status == 200 and r.content_type == (MP if i % 2 else "application/json")
         assert body == local.update(va, vb)

@@ -781,33 +781,170 @@ def loads_msgpack_fields(data):
 
 
 _MP_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+cdef object _np_frombuffer = np.frombuffer
+
+
+cdef inline Py_ssize_t _mp_len(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int width) noexcept:
+    """The big-endian unsigned length of ``width`` (1, 2 or 4) bytes at p[i], or -1 past the end."""
+    if i + width > n:
+        return -1
+    if width == 1:
+        return p[i]
+    if width == 2:
+        return (<Py_ssize_t>p[i] << 8) | p[i + 1]
+    return (<Py_ssize_t>p[i] << 24) | (<Py_ssize_t>p[i + 1] << 16) | (<Py_ssize_t>p[i + 2] << 8) | p[i + 3]
+
+
+cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, Py_ssize_t length, object dt,
+                           Py_ssize_t itemsize):
+    """The ``bin`` payload p[off:off+length] as a read-only 1-D array of ``dt``: a view into
+    ``data`` when the payload is aligned to ``itemsize``, else an aligned copy.
+
+    The drift kernels take their typed (SIMD) loop only for element-aligned data, and
+    the last bits of a sum depend on the loop: with a copy for misaligned payloads the
+    answer never depends on where the vector sits in the body, and the copy (a few KB,
+    one memcpy) costs less than the strided loop it avoids."""
+    cdef Py_buffer out
+    if (<size_t>(p + off)) % <size_t>itemsize == 0:
+        return _np_frombuffer(data, dt, length // itemsize, off)  # read-only: data is bytes
+    arr = _np_empty(length // itemsize, dt)
+    PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    memcpy(out.buf, p + off, <size_t>length)
+    PyBuffer_Release(&out)
+    arr.flags.writeable = False
+    return arr
+
+
+cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t count,
+                            Py_ssize_t *end):
+    """A msgpack array of ``count`` float64/float32 elements starting at p[i] as a fresh
+    float64 array (each value exact: float32 widens exactly), the end offset in ``end``;
+    None for any other element (ints, bools, nil ...: the general decoder's list)."""
+    cdef Py_buffer out
+    cdef double *dst
+    cdef Py_ssize_t k
+    cdef uint64_t u
+    cdef unsigned int v
+    cdef float f
+    cdef unsigned char t
+    arr = _np_empty(count, _f64)
+    PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    dst = <double *>out.buf
+    try:
+        for k in range(count):
+            if i >= n:
+                return None
+            t = p[i]
+            if t == 0xCB and i + 9 <= n:  # float 64, big-endian
+                u = ((<uint64_t>p[i + 1] << 56) | (<uint64_t>p[i + 2] << 48) | (<uint64_t>p[i + 3] << 40)
+                     | (<uint64_t>p[i + 4] << 32) | (<uint64_t>p[i + 5] << 24) | (<uint64_t>p[i + 6] << 16)
+                     | (<uint64_t>p[i + 7] << 8) | <uint64_t>p[i + 8])
+                memcpy(&dst[k], &u, 8)
+                i += 9
+            elif t == 0xCA and i + 5 <= n:  # float 32, big-endian
+                v = ((<unsigned int>p[i + 1] << 24) | (<unsigned int>p[i + 2] << 16)
+                     | (<unsigned int>p[i + 3] << 8) | <unsigned int>p[i + 4])
+                memcpy(&f, &v, 4)
+                dst[k] = <double>f
+                i += 5
+            else:
+                return None
+    finally:
+        PyBuffer_Release(&out)
+    end[0] = i
+    return arr
 
 
 def loads_msgpack_vectors(data):
     """loads_msgpack_vectors(data) -> dict | None
 
-    :func:`loads_msgpack_fields` for a well-formed body whose ``"dtype"`` is
-    ``"float32"`` or ``"float64"``: the ``intent``/``action`` ``bin`` values
-    are returned as read-only 1-D numpy views into ``data`` (no copy; other
-    ``bin`` values as ``bytes``).  None whenever anything is off (no or
-    another dtype, a length that is not a whole number of values, any shape
-    ``loads_msgpack_fields`` refuses): the caller's general path then decodes
-    the body and reports the error.  Little-endian hosts only (None elsewhere).
+    A msgpack drift body of the usual shape in one call: a map (fixmap or map16) of
+    str keys whose values are str, ``bin``, or -- for ``intent``/``action`` -- arrays
+    whose elements are all msgpack floats.  ``bin`` vectors (with ``"dtype"``
+    ``"float32"``/``"float64"``) become read-only 1-D arrays: views into ``data`` when
+    element-aligned, else aligned copies (see :func:`_mp_bin_vector`); float arrays
+    become fresh float64 arrays; other ``bin`` values ``bytes``.  None whenever
+    anything is off (no or another dtype for a ``bin`` vector, a length that is not a
+    whole number of values, other value types, empty arrays, duplicate keys,
+    truncated input, trailing bytes, invalid UTF-8): the caller's general path then
+    decodes the body and reports the error.  Little-endian hosts only (None elsewhere).
     """
-    if not _LITTLE_ENDIAN:
+    if not _LITTLE_ENDIAN or type(data) is not bytes:
         return None
-    out = loads_msgpack_fields(data)
-    if out is None:
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i, count, k, s, length = 0, end = 0
+    cdef unsigned char t
+    if n == 0:
         return None
-    dt = _MP_DTYPES.get(out.get("dtype"))
-    for key, v in out.items():
-        if type(v) is memoryview:
-            if key == "intent" or key == "action":
-                if dt is None or len(<memoryview>v) % dt.itemsize:
+    t = p[0]
+    if 0x80 <= t <= 0x8F:
+        count = t & 0x0F
+        i = 1
+    elif t == 0xDE and n >= 3:
+        count = (<Py_ssize_t>p[1] << 8) | p[2]
+        i = 3
+    else:
+        return None
+    out = {}
+    pending = None  # bin vectors: (key, offset, length), built once "dtype" is known
+    try:
+        for k in range(count):
+            s = _mp_str(p, i, n, &length)
+            if s < 0:
+                return None
+            key = (<const char *>p)[s:s + length].decode("utf-8")
+            if key in out:
+                return None
+            i = s + length
+            if i >= n:
+                return None
+            t = p[i]
+            if t == 0xC4 or t == 0xC5 or t == 0xC6:  # bin 8/16/32
+                length = _mp_len(p, i + 1, n, 1 if t == 0xC4 else 2 if t == 0xC5 else 4)
+                i += 2 if t == 0xC4 else 3 if t == 0xC5 else 5
+                if length < 0 or i + length > n:
                     return None
-                out[key] = np.frombuffer(v, dtype=dt)
+                if key == "intent" or key == "action":
+                    if pending is None:
+                        pending = []
+                    pending.append((key, i, length))
+                    out[key] = None  # (the key's place in the dict)
+                else:
+                    out[key] = data[i:i + length]
+                i += length
+            elif (0x90 <= t <= 0x9F or t == 0xDC or t == 0xDD) and (key == "intent" or key == "action"):
+                if t <= 0x9F:
+                    length = t & 0x0F
+                    i += 1
+                else:
+                    length = _mp_len(p, i + 1, n, 2 if t == 0xDC else 4)
+                    i += 3 if t == 0xDC else 5
+                if length <= 0:
+                    return None
+                arr = _mp_float_array(p, i, n, length, &end)
+                if arr is None:
+                    return None
+                out[key] = arr
+                i = end
             else:
-                out[key] = bytes(v)
+                s = _mp_str(p, i, n, &length)
+                if s < 0:
+                    return None
+                out[key] = (<const char *>p)[s:s + length].decode("utf-8")
+                i = s + length
+    except UnicodeDecodeError:
+        return None
+    if i != n:
+        return None
+    if pending is not None:
+        dt = _MP_DTYPES.get(out.get("dtype"))
+        if dt is None:
+            return None
+        for key, s, length in pending:
+            if length % dt.itemsize:
+                return None
+            out[key] = _mp_bin_vector(data, p, s, length, dt, dt.itemsize)
     return out
 
 

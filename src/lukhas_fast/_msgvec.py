@@ -14,10 +14,15 @@ by the object's ``"dtype"`` field (``"float32"`` or ``"float64"``)::
 
 :func:`loads_drift` reads the usual shape -- a map of string keys whose values
 are strings and ``bin`` vectors -- itself, and returns each vector as a
-read-only numpy view *into the request body* (no copy; the drift kernel then
-reads float32 or float64 in place).  Any other body goes through
-``msgpack.unpackb`` (arrays of numbers stay lists, as in JSON).  The result is
-a plain dict checked by the service exactly as a JSON body is.
+read-only numpy array: a view *into the request body* when the payload is
+aligned to its element size (no copy; the drift kernel reads float32 or float64
+in place), else an aligned copy (a few KB; the kernels' typed loop needs
+aligned data, so answers never depend on a vector's offset in the body).  On
+the C tier, ``intent``/``action`` arrays whose elements are all msgpack floats
+are read straight into float64 arrays (as the JSON fast path does).  Any other
+body goes through ``msgpack.unpackb`` (arrays of numbers stay lists, as in
+JSON).  The result is a plain dict checked by the service exactly as a JSON
+body is.
 """
 
 from __future__ import annotations
@@ -96,7 +101,10 @@ def _default(obj: Any) -> Any:
 
 
 def vector_from_bin(buf: Any, offset: int, length: int, dtype: Any, field: str) -> np.ndarray:
-    """The float vector stored in ``buf[offset:offset+length]`` as a read-only view (no copy)."""
+    """The float vector stored in ``buf[offset:offset+length]`` as a read-only array: a view
+    (no copy) when it is element-aligned, else an aligned copy, as the C tier does (the
+    kernels' typed loop needs aligned data; with the copy, answers never depend on where
+    a vector sits in the body)."""
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise MsgpackError(
             f"field 'dtype' must be one of {', '.join(DTYPES)} when {field!r} is a bin, got {dtype!r}", "dtype")
@@ -104,6 +112,9 @@ def vector_from_bin(buf: Any, offset: int, length: int, dtype: Any, field: str) 
     if length % dt.itemsize:
         raise MsgpackError(f"field {field!r}: {length} bytes is not a whole number of {dtype} values", field)
     arr = np.frombuffer(buf, dtype=dt, count=length // dt.itemsize, offset=offset)
+    if arr.ctypes.data % dt.itemsize:
+        arr = arr.copy()
+        arr.flags.writeable = False
     if not _LITTLE:  # pragma: no cover - big-endian hosts: the kernels read native floats
         arr = arr.astype(dt.newbyteorder("="))
     return arr
@@ -126,13 +137,15 @@ def _str_at(raw: bytes, i: int) -> Optional[tuple]:
 
 
 def loads_drift(raw: bytes) -> Dict[str, Any]:
-    """A drift request body: dict with ``bin`` vectors as zero-copy numpy views.
+    """A drift request body: dict with ``bin`` vectors as read-only numpy arrays (views
+    into ``raw`` when element-aligned, else aligned copies).
 
-    The fast path takes a top-level map whose keys are strings and whose values
-    are strings or ``bin`` (split by the C tier's ``loads_msgpack_fields``,
-    else by :func:`fields_py`); anything else (arrays of numbers, nested
-    objects, malformed input) is decoded by ``msgpack.unpackb`` and its
-    ``bin`` vectors converted afterwards.  A non-map body is returned as
+    The C tier reads the usual body in one call (``loads_msgpack_vectors``: str and
+    ``bin`` values, and float arrays for the vectors, read into float64 arrays);
+    otherwise a top-level map whose keys are strings and whose values are strings
+    or ``bin`` is split by ``loads_msgpack_fields`` or :func:`fields_py`; anything
+    else (arrays of numbers on other tiers, nested objects, malformed input) is
+    decoded by ``msgpack.unpackb`` and its ``bin`` vectors converted afterwards.  A non-map body is returned as
     decoded, for the caller's "expected an object" error.
     """
     if _vectors is not None:

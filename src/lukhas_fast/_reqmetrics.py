@@ -18,23 +18,13 @@ Not thread-safe: one instance belongs to one event loop (the service's).
 from __future__ import annotations
 
 import asyncio
-import bisect
+from bisect import bisect_left as _bisect
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["RequestMetrics"]
 
 logger = logging.getLogger("lukhas_fast.service")
-
-
-class _Hist:
-    """Accumulated histogram deltas of one labelled child."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self, n: int) -> None:
-        self.counts = [0] * n
-        self.total = 0.0
 
 
 class RequestMetrics:
@@ -54,22 +44,22 @@ class RequestMetrics:
         self.histograms = list(histograms)
         self.bounds = list(buckets)
         self.interval = interval
-        self._counts: Dict[Any, int] = {}
-        self._hists: Dict[Any, _Hist] = {}
+        # key -> [sum of seconds, count in bucket 0, ..., count in +Inf]: one list per key, so
+        # observe() is one dict lookup, one bisect and two list updates
+        self._acc: Dict[Any, List[Any]] = {}
+        self._blank = [0.0] + [0] * (len(self.bounds) + 1)
         self._children: Dict[Any, Tuple[List[Any], List[Any]]] = {}
         self._timer: Optional[asyncio.TimerHandle] = None
         #: called before each flush (e.g. to publish gauges read from live state)
         self.before_flush: List[Callable[[], None]] = []
 
     def observe(self, key: Any, seconds: float) -> None:
-        """Count one request with latency ``seconds`` (the hot path: two dict lookups and a bisect)."""
-        counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
-        h = self._hists.get(key)
-        if h is None:
-            h = self._hists[key] = _Hist(len(self.bounds) + 1)
-        h.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        h.total += seconds
+        """Count one request with latency ``seconds`` (the hot path: a dict lookup and a bisect)."""
+        acc = self._acc.get(key)
+        if acc is None:
+            acc = self._acc[key] = self._blank.copy()
+        acc[0] += seconds
+        acc[_bisect(self.bounds, seconds) + 1] += 1
 
     def _labelled(self, key: Any) -> Tuple[List[Any], List[Any]]:
         ch = self._children.get(key)
@@ -84,14 +74,14 @@ class RequestMetrics:
         """Move the accumulated deltas into the prometheus_client metrics."""
         for hook in self.before_flush:
             hook()
-        counts, self._counts = self._counts, {}
-        hists, self._hists = self._hists, {}
-        for key, n in counts.items():
-            for child in self._labelled(key)[0]:
-                child.inc(n)
-        for key, acc in hists.items():
-            for child in self._labelled(key)[1]:
-                _add_histogram(child, acc.counts, acc.total)
+        accs, self._acc = self._acc, {}
+        for key, acc in accs.items():
+            counters, hists = self._labelled(key)
+            buckets = acc[1:]
+            for child in counters:
+                child.inc(sum(buckets))
+            for child in hists:
+                _add_histogram(child, buckets, acc[0])
 
     # -- periodic flush on the event loop --------------------------------------------
     def start(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:

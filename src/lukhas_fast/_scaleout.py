@@ -10,7 +10,7 @@ Pieces the service (:mod:`lukhas_fast.service`) plugs in:
   with 503 and ``Retry-After``.
 * :func:`decode_msgpack` / :func:`wants_msgpack` / :func:`msgpack_response`
   -- ``Content-Type: application/msgpack`` request bodies (``bin`` vectors read
-  in place, see :mod:`lukhas_fast._msgvec`) and msgpack answers for
+  in place when aligned, see :mod:`lukhas_fast._msgvec`) and msgpack answers for
   ``Accept: application/msgpack``.
 * :func:`worker_section` -- the ``worker`` / ``state`` entries of ``/metrics``.
 * :func:`prometheus_exposition` -- one scrape for all workers
@@ -93,7 +93,7 @@ class RedisDriftStore:
 # -- msgpack bodies and answers -------------------------------------------------------------
 
 def decode_msgpack(raw: bytes, config: Any = None) -> Any:
-    """A msgpack request body (``bin`` vectors as zero-copy views); errors as the service's 400."""
+    """A msgpack request body (``bin`` vectors as views, or aligned copies); errors as the service's 400."""
     try:
         return _msgvec.loads_drift(raw)
     except _msgvec.MsgpackError as exc:
@@ -105,7 +105,9 @@ def decode_msgpack(raw: bytes, config: Any = None) -> Any:
 def is_msgpack(request: Any) -> bool:
     """True when the request body is msgpack (``Content-Type: application/msgpack``, any parameters)."""
     ctype = request.headers.get("Content-Type")
-    return ctype is not None and ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
+    if ctype is None:
+        return False
+    return ctype == MSGPACK_TYPE or ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
 
 
 def wants_msgpack(request: Any) -> bool:
@@ -116,9 +118,13 @@ def wants_msgpack(request: Any) -> bool:
 
 def msgpack_response(data: Any, status: int = 200) -> Any:
     """An aiohttp response with ``data`` as msgpack."""
-    from aiohttp import web
+    global _Response
+    if _Response is None:  # aiohttp is imported on first use (the library works without it)
+        from aiohttp.web import Response as _Response
+    return _Response(body=_msgvec.dumps(data), status=status, headers=_MSGPACK_HEADERS)
 
-    return web.Response(body=_msgvec.dumps(data), status=status, headers=_MSGPACK_HEADERS)
+
+_Response: Any = None
 
 
 _MSGPACK_HEADERS = {"Content-Type": MSGPACK_TYPE}

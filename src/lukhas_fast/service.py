@@ -47,6 +47,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple,
 
 import numpy as np
 from aiohttp import web
+from multidict import istr
 
 from lukhas_fast import _limits, _metrics, _scaleout
 from lukhas_fast import drift as _drift
@@ -96,6 +97,11 @@ logger = logging.getLogger("lukhas_fast.service")
 access_logger = logging.getLogger("lukhas_fast.service.access")
 
 MAX_VECTOR_DIM = 65536
+#: A bound on the Python bytes (``_limits.frame_bytes``) per byte of a decoded JSON or
+#: msgpack body.  The densest encoding costs under 120: msgpack nested one-entry maps
+#: with empty keys, 2 bytes per level for a 184-byte dict and a 49-byte key (JSON's
+#: densest is under 100); 512 leaves a margin of over 4x (tests/test_service_fastpath.py).
+FRAME_BYTES_PER_BODY_BYTE = 512
 _F64 = np.dtype(np.float64)
 _FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
 
@@ -224,6 +230,8 @@ class BadRequest(Exception):
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_CONTENT_TYPE = istr("Content-Type")
+_X_REQUEST_ID = istr("X-Request-ID")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -555,7 +563,11 @@ class Service:
             [(self.latency, lambda k: (k[0],)), (self.guide_latency, lambda k: (_ENDPOINTS.get(k[0], "unmatched"),))],
             buckets)
         self.reqmetrics.before_flush.append(self._publish_drift_gauges)
+        self.reqmetrics.before_flush.append(self._publish_health_gauge)
         self._metrics_on = _metrics.metrics_default()
+        cfg = LANE_CFG[self.default_lane]
+        self._warn, self._block = cfg.warn_threshold, cfg.block_threshold
+        self._health_score: Optional[float] = None  # the last computed score (published at flush)
 
     # -- metrics helpers ----------------------------------------------------------------
     def _publish_drift_gauges(self) -> None:
@@ -564,6 +576,12 @@ class Service:
         if self._metrics_on:
             for lane, m in self.monitors.items():
                 _drift_ema_gauge(lane).set(m.ema)
+
+    def _publish_health_gauge(self) -> None:
+        # consciousness_system_health: the last score computed (by /health, /metrics, the
+        # analyses or a scrape, which computes a fresh one first), set at flush, not per request
+        if self._health_score is not None:
+            self.guide_health.set(self._health_score)
 
     def next_request_id(self) -> str:
         return f"{self._rid_prefix}-{next(self._rid_counter):x}"
@@ -602,9 +620,8 @@ class Service:
         tm = self.ticker.get_metrics()
         ring = self.ring.get_backpressure_stats()
         lane = await self.drift_store.lane_state(self.default_lane)
-        cfg = LANE_CFG[self.default_lane]
         return {"ticker_state": state, "measured_fps": measured, "ticker": tm, "ring": ring, "drift": lane,
-                "warn": cfg.warn_threshold, "block": cfg.block_threshold}
+                "warn": self._warn, "block": self._block}
 
     def health_score(self, s: Dict[str, Any]) -> Dict[str, float]:
         """The four factors of ``consciousness_health`` and their mean (each in [0, 1]):
@@ -615,37 +632,40 @@ class Service:
         * ``drift``: default lane's EMA below its warn threshold 1, below block 0.5, else 0;
         * ``ring``: ``1 - drop_rate`` of the consciousness ring.
         """
-        st = s["ticker_state"]
+        return self._factors(s["ticker_state"], s["measured_fps"], s["drift"]["ema"], s["ring"]["drop_rate"])
+
+    def _factors(self, st: str, measured: float, ema: float, drop_rate: float) -> Dict[str, float]:
         if st == "disabled":
             ticker = 1.0
         elif st == "running":
-            ticker = min(1.0, s["measured_fps"] / self.config.fps) if s["measured_fps"] else 1.0
+            ticker = min(1.0, measured / self.config.fps) if measured else 1.0
         else:
             ticker = 0.0
-        ema = s["drift"]["ema"]
-        drift = 1.0 if ema < s["warn"] else 0.5 if ema < s["block"] else 0.0
-        factors = {"service": 1.0 if self.ready else 0.0, "ticker": ticker, "drift": drift,
-                   "ring": 1.0 - min(1.0, s["ring"]["drop_rate"])}
-        factors["score"] = sum(factors.values()) / 4.0
-        self.guide_health.set(factors["score"])
-        return factors
+        drift = 1.0 if ema < self._warn else 0.5 if ema < self._block else 0.0
+        service = 1.0 if self.ready else 0.0
+        ring = 1.0 - min(1.0, drop_rate)
+        score = (service + ticker + drift + ring) / 4.0
+        self._health_score = score  # the consciousness_system_health gauge (set at the next flush)
+        return {"service": service, "ticker": ticker, "drift": drift, "ring": ring, "score": score}
 
     # -- routes -------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        s = await self.live_state()
-        score = self.health_score(s)
-        ticker_state = s["ticker_state"]
-        healthy = self.ready and ticker_state in ("running", "disabled")
+        # only what the score needs (live_state also collects the ticker's and ring's full statistics)
+        ticker_state, measured = self.ticker_status()
+        lane = await self.drift_store.lane_state(self.default_lane)
+        score = self._factors(ticker_state, measured, lane["ema"], self.ring.get_backpressure_stats()["drop_rate"])
+        healthy = self.ready and (ticker_state == "running" or ticker_state == "disabled")
+        now = time.time()
         return _json({
             # the guide's fields
             "status": "healthy" if healthy else "unhealthy",
-            "uptime_seconds": time.time() - self.started,
+            "uptime_seconds": now - self.started,
             "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
                            "safety_enricher": "operational", "ethics_engine": "operational",
                            "service": "ready" if self.ready else "not_ready"},
             "metrics": {"consciousness_health": score["score"], "health_factors": score},
             # ours
-            "uptime_s": time.time() - self.started,
+            "uptime_s": now - self.started,
             "ticker_running": self.ticker.running,
             "tick_count": self.ticker.tick_count,
         }, status=200 if healthy else 503)
@@ -698,13 +718,20 @@ class Service:
         return _json(openapi_document())
 
     async def consciousness(self, request: web.Request) -> web.Response:
-        data = await self.body.object(request)
+        raw = await self.body.read(request)
+        data = self.body.decode(raw, request)
+        if not isinstance(data, dict):
+            raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         if "frame" in data:  # frame submission (ours)
             frame = _object(data, "frame")
-            try:  # the ring holds frames until overwritten: one frame's memory is bounded
-                _limits.check_frame(frame)
-            except ValueError as exc:
-                raise BadRequest(str(exc), "frame", status=413) from None
+            # the ring holds frames until overwritten: one frame's memory is bounded.  A body
+            # of n bytes decodes to at most FRAME_BYTES_PER_BODY_BYTE * n bytes of Python
+            # objects, so a small body needs no walk over the frame
+            if len(raw) * FRAME_BYTES_PER_BODY_BYTE > _limits.MAX_FRAME_BYTES:
+                try:
+                    _limits.check_frame(frame)
+                except ValueError as exc:
+                    raise BadRequest(str(exc), "frame", status=413) from None
             priority = data.get("priority")
             if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
                 raise BadRequest("field 'priority' must be a number", "priority")
@@ -811,18 +838,20 @@ class Service:
         plan = _object(data, "plan", required=False) or {}
         context = _object(data, "context", required=False)
         rows, ms, ctx = await self._enrich(plan, context, len(raw))
+        guide_tags, tags, names = [], [], set()
+        for t in rows:  # one pass builds both tag lists
+            name, category, confidence = t["name"], t["category"], t["confidence"]
+            guide_tags.append({"name": name, "category": category, "confidence": confidence,
+                               "description": t["description"]})
+            tags.append({"name": name, "category": category, "confidence": confidence, "source": t["source"],
+                         "metadata": t["metadata"]})
+            names.add(name)
         return _json({
             # the guide's object
-            "tagged_plan": {
-                "original_plan": plan,
-                "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                          "description": t["description"]} for t in rows],
-                "enrichment_time_ms": ms,
-            },
+            "tagged_plan": {"original_plan": plan, "tags": guide_tags, "enrichment_time_ms": ms},
             # ours
-            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
-            "tag_names": sorted({t["name"] for t in rows}),
+            "tags": tags,
+            "tag_names": sorted(names),
             "enrichment_time_ms": ms,
             "enrichment_context": ctx,
         })
@@ -933,6 +962,12 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
     config = (config or ServiceConfig()).validate()
     svc = Service(config, drift_store)
     access = config.access_log
+    # the per-request path below reads these once, not as attribute lookups per request
+    perf_counter = time.perf_counter
+    rid_ok = _REQUEST_ID_OK.match
+    next_rid = svc.next_request_id
+    observe = svc.reqmetrics.observe
+    XRID = _X_REQUEST_ID
 
     def guarded(route: str, handler: Any) -> Any:
         """``handler`` with request ids, JSON error answers, request metrics and the access log.
@@ -942,10 +977,10 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
         request, and the route label is known here without a lookup per request."""
 
         async def run(request: web.Request) -> web.StreamResponse:
-            t0 = time.perf_counter()
-            rid = request.headers.get("X-Request-ID")
-            if rid is None or not _REQUEST_ID_OK.match(rid):
-                rid = svc.next_request_id()
+            t0 = perf_counter()
+            rid = request.headers.get(XRID)
+            if rid is None or not rid_ok(rid):
+                rid = next_rid()
             try:
                 resp = await handler(request)
             except BadRequest as exc:
@@ -968,9 +1003,9 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
                 resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid},
                              status=500)
             status = resp.status
-            resp.headers["X-Request-ID"] = rid
-            dt = time.perf_counter() - t0
-            svc.reqmetrics.observe((route, request.method, status), dt)
+            resp.headers[XRID] = rid
+            dt = perf_counter() - t0
+            observe((route, request.method, status), dt)
             if access:
                 access_logger.info('%s "%s %s" %d %.3f ms', request.remote, request.method, request.path_qs, status,
                                    dt * 1e3, extra={"request_id": rid, "method": request.method, "path": request.path,

@@ -94,6 +94,22 @@ class RedisServer:
         self.close()
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL every process of ``proc``'s process group (``proc`` started with
+    ``start_new_session=True``): the server and whatever it started (offload worker
+    processes, ``--workers`` children), even after the server itself has exited --
+    a killed server's children would otherwise keep its pipes open, and a
+    ``communicate()`` on them would wait forever."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the whole group is gone already
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+        pass
+
+
 class ServiceProcess:
     """``python -m lukhas_fast serve --port P ARGS...`` as a child process.
 
@@ -118,7 +134,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> "ServiceProcess":
         self._logfh = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.cmd, stdout=self._logfh, stderr=self._logfh, env=self.env)
+        # own process group: stop() can then kill the server with its children if it must
+        self.proc = subprocess.Popen(self.cmd, stdout=self._logfh, stderr=self._logfh, env=self.env,
+                                     start_new_session=True)
         wait_port(self.port, timeout, proc=self.proc)
         # the port may be bound by the parent before the workers are up: wait for an answer
         deadline = time.monotonic() + timeout
@@ -141,8 +159,7 @@ class ServiceProcess:
                 try:
                     rc = proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                    kill_group(proc)
                     raise
             else:
                 rc = proc.returncode

@@ -1,0 +1,78 @@
+"""The service's per-request shortcuts give the answers of the long way.
+
+* ``/consciousness/analyze`` skips the frame-size walk (``_limits.check_frame``) for bodies
+  of at most ``MAX_FRAME_BYTES / FRAME_BYTES_PER_BODY_BYTE`` bytes: the bound must hold
+  for the densest JSON and msgpack encodings, with its documented margin.
+"""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lukhas_fast import _limits
+from lukhas_fast.service import FRAME_BYTES_PER_BODY_BYTE
+
+#: the densest encodings measured must stay this far under the bound (its documented margin)
+MARGIN = 4.0
+
+
+def _dense_values():
+    """Values whose encodings pack the most Python bytes into the fewest body bytes."""
+    keys = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\']
+    for n in (1, 7, 40, 200):
+        yield [{} for _ in range(n)]
+        yield [[] for _ in range(n)]
+        yield ["" for _ in range(n)]
+        yield [0 for _ in range(n)]
+        yield [0.5 for _ in range(n)]
+        yield [[[]] for _ in range(n)]
+        yield {k: {} for k in keys[:n]}
+        yield {k: 0 for k in keys[:n]}
+        yield {k: [] for k in keys[:n]}
+        yield {a + b: {} for a in keys[:n // 10 + 1] for b in keys[:10]}
+    yield {}
+    for depth in (1, 2, 10, 60):  # the densest: nested one-entry maps with empty keys
+        v: dict = {}
+        for _ in range(depth):
+            v = {"": v}
+        yield v
+
+
+def _ratio(value, body: bytes) -> float:
+    decoded = json.loads(body) if body[:1] in b"[{" else msgpack.unpackb(body, raw=False, strict_map_key=False)
+    return _limits.frame_bytes(decoded) / len(body)
+
+
+@pytest.mark.parametrize("value", list(_dense_values()), ids=lambda v: f"{type(v).__name__}{len(v)}")
+def test_dense_bodies_stay_under_the_bound_with_margin(value):
+    frame = {"f": value}
+    for body in (json.dumps(frame, separators=(",", ":")).encode(), msgpack.packb(frame)):
+        assert _ratio(frame, body) * MARGIN <= FRAME_BYTES_PER_BODY_BYTE, (body[:60], _ratio(frame, body))
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=2), inner, max_size=6),
+    max_leaves=60)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.dictionaries(st.text(max_size=2), _json_values, max_size=6))
+def test_random_frames_stay_under_the_bound(frame):
+    for body in (json.dumps(frame, separators=(",", ":")).encode(), msgpack.packb(frame)):
+        assert _ratio(frame, body) * MARGIN <= FRAME_BYTES_PER_BODY_BYTE, (body[:60], _ratio(frame, body))
+
+
+def test_the_bound_can_fail():
+    # the bound is tight enough to matter: the densest body uses over a fifth of it
+    frame: dict = {}
+    for _ in range(60):
+        frame = {"": frame}
+    body = msgpack.packb(frame)
+    assert _ratio(frame, body) * 5 > FRAME_BYTES_PER_BODY_BYTE
