@@ -135,7 +135,7 @@ def test_keyword_spanning_two_values(tags_impl):
 @pytest.mark.parametrize("plan", [
     {"action": "x\u00e9 sudo", "params": {"v": "caf\u00e9 a@b.com"}},          # non-ASCII text
     {"action": "x", "params": {1: "a@b.com", "email": "c@d.com"}},              # non-str key
-    {"action": "x", "params": {f"k{i}": "root" for i in range(70)}},            # more items than the C arrays
+    {"action": "x", "params": {f"k{i}": "root" for i in range(70)}},            # C arrays on the heap
     {"action": "x", "params": {"v": "\u0661\u0662\u0663-\u0664\u0665-\u0666\u0667\u0668\u0669"}},  # Arabic-Indic digits
     {"action": "x", "params": {"v": "\u212aey admin"}},                         # Kelvin sign (NFKC -> K)
 ])

@@ -1130,10 +1130,11 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
 # The term tables are indexed once into a struct owned by this module; the
 # scan itself touches no Python object.  ASCII text is read in place; other
 # text is transcoded to stand-in bytes value by value (_set_part), so one
-# non-ASCII value costs a linear pass over that value only.  Plans with str
-# subclasses, non-str params keys, more than _MAXP params items or one of the
-# characters _set_part cannot represent take the Cython path above (same
-# results, linear, just slower).
+# non-ASCII value costs a linear pass over that value only.  The per-item
+# arrays live on the stack up to _MAXP params items, on the heap beyond.
+# Plans with str subclasses, non-str params keys, params values of other
+# types or one of the characters _set_part cannot represent take the Cython
+# path above (same results, linear, just slower; JSON input never needs it).
 
 DEF _MAXP = 64
 
@@ -1209,13 +1210,24 @@ DEF _USCRATCH = 4096
 
 
 cdef struct _Scratch:
-    # where non-ASCII values are transcoded: a stack block for the usual
-    # short text, one heap block per value that does not fit (freed by
-    # _scan_fast after the scan)
+    # the per-item arrays of one scan (on _scan_fast's stack up to _MAXP
+    # params items, else on the heap) ...
+    int cap  # params items they hold
+    lk_part *parts  # cap + 2 (action, description, values)
+    uint32_t *flags  # cap + 2
+    unsigned int *kmask
+    int *vpart
+    bint *isnum
+    PyObject **kobj
+    PyObject **vobj
+    bint heap
+    # ... and where non-ASCII values are transcoded: a stack block for the
+    # usual short text, one heap block per value that does not fit (all
+    # freed by _scan_fast after the scan)
     unsigned char *stack
     Py_ssize_t used
     int nowned
-    void *owned[_MAXP + 2]
+    void **owned  # cap + 2
 
 
 cdef int _set_part(lk_part *part, object v, _Scratch *sc) except -2:
@@ -1283,19 +1295,6 @@ cdef int _set_part(lk_part *part, object v, _Scratch *sc) except -2:
 cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     """The fused detectors over the C scan; None when the plan needs the Cython path."""
     cdef unsigned char stack[_USCRATCH]
-    cdef _Scratch sc
-    cdef int k
-    sc.stack = stack
-    sc.used = 0
-    sc.nowned = 0
-    try:
-        return _scan_fast_in(dets, plan, context, advanced, &sc)
-    finally:
-        for k in range(sc.nowned):
-            free(sc.owned[k])
-
-
-cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _Scratch *sc):
     cdef lk_part parts[_MAXP + 2]
     cdef uint32_t flags[_MAXP + 2]
     cdef unsigned int kmask[_MAXP]
@@ -1303,6 +1302,61 @@ cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _S
     cdef bint isnum[_MAXP]
     cdef PyObject *kobj[_MAXP]
     cdef PyObject *vobj[_MAXP]
+    cdef void *owned[_MAXP + 2]
+    cdef _Scratch sc
+    cdef Py_ssize_t n = 0
+    cdef int k
+    params = plan.get("params")
+    if type(params) is dict:
+        n = len(<dict>params)
+    sc.stack = stack
+    sc.used = 0
+    sc.nowned = 0
+    sc.heap = n > _MAXP
+    if not sc.heap:
+        sc.cap = _MAXP
+        sc.parts, sc.flags, sc.kmask, sc.vpart, sc.isnum = parts, flags, kmask, vpart, isnum
+        sc.kobj, sc.vobj, sc.owned = kobj, vobj, owned
+    else:
+        if n > 1 << 24:  # (int counters below) far beyond any plan a service takes
+            return None
+        sc.cap = <int>n
+        sc.parts = <lk_part *>malloc((n + 2) * sizeof(lk_part))
+        sc.flags = <uint32_t *>malloc((n + 2) * sizeof(uint32_t))
+        sc.kmask = <unsigned int *>malloc(n * sizeof(unsigned int))
+        sc.vpart = <int *>malloc(n * sizeof(int))
+        sc.isnum = <bint *>malloc(n * sizeof(bint))
+        sc.kobj = <PyObject **>malloc(n * sizeof(PyObject *))
+        sc.vobj = <PyObject **>malloc(n * sizeof(PyObject *))
+        sc.owned = <void **>malloc((n + 2) * sizeof(void *))
+    try:
+        if sc.heap and (sc.parts == NULL or sc.flags == NULL or sc.kmask == NULL or sc.vpart == NULL
+                        or sc.isnum == NULL or sc.kobj == NULL or sc.vobj == NULL or sc.owned == NULL):
+            raise MemoryError()
+        return _scan_fast_in(dets, plan, context, advanced, &sc)
+    finally:
+        if sc.owned != NULL:
+            for k in range(sc.nowned):
+                free(sc.owned[k])
+        if sc.heap:
+            free(sc.parts)
+            free(sc.flags)
+            free(sc.kmask)
+            free(sc.vpart)
+            free(sc.isnum)
+            free(sc.kobj)
+            free(sc.vobj)
+            free(sc.owned)
+
+
+cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _Scratch *sc):
+    cdef lk_part *parts = sc.parts
+    cdef uint32_t *flags = sc.flags
+    cdef unsigned int *kmask = sc.kmask
+    cdef int *vpart = sc.vpart
+    cdef bint *isnum = sc.isnum
+    cdef PyObject **kobj = sc.kobj
+    cdef PyObject **vobj = sc.vobj
     cdef int nparts = 2, nitems = 0, i, f
     cdef Py_ssize_t pos = 0
     cdef PyObject *pk
@@ -1337,7 +1391,7 @@ cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _S
         # borrowed references: `plan` is the enricher's private normalised
         # copy and nothing below runs code that could mutate it
         while PyDict_Next(params, &pos, &pk, &pv):
-            if nitems == _MAXP or type(<object>pk) is not str:
+            if nitems == sc.cap or type(<object>pk) is not str:
                 return None
             kmask[nitems] = _key_class(<str>pk)
             kobj[nitems] = pk
