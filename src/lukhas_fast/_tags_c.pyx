@@ -514,7 +514,7 @@ cdef inline int _put(_Buf *b, const void *src, Py_ssize_t n) except -1:
 cdef str _memo_norm(_Buf *b, object v):
     """``fast_normalize_text(v)``, remembered for the normalised copy when asked to."""
     out = fast_normalize_text(v)
-    if b.want_memo and PyUnicode_GET_LENGTH(v) > _MEMO_MAX_LEN and out is not v:
+    if b.want_memo and PyUnicode_GET_LENGTH(v) > _MEMO_MAX_LEN:  # (unchanged text too: its checks cost)
         if b.memo == NULL:
             m = {}
             Py_INCREF(m)
