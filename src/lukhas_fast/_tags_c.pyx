@@ -1242,9 +1242,9 @@ cdef int _set_part(lk_part *part, object v, _Scratch *sc) except -2:
     ``v.lower()``.  The patterns run on ``v`` itself, where U+0130 is one word
     character in none of their classes: the pair is two word characters (the
     same \\b on either side, none between), and the 'i' can be part of no
-    match, since every class that holds 'i' is either followed by another
-    class character or a \\b (the email's local part, domain and TLD), and
-    LK_UWORD is neither."""
+    match: in the email pattern (the only one whose classes hold 'i') a
+    class character is always followed by another class character, '@',
+    '.' or a \\b, and the LK_UWORD after the 'i' is none of these."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
     cdef Py_UCS4 ch
     cdef unsigned char *out
