@@ -1306,7 +1306,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     cdef _Scratch sc
     cdef Py_ssize_t n = 0
     cdef int k
-    params = plan.get("params")
+    params = plan.get("params", _NO_PARAMS)
     if type(params) is dict:
         n = len(<dict>params)
     sc.stack = stack
@@ -1333,7 +1333,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
         if sc.heap and (sc.parts == NULL or sc.flags == NULL or sc.kmask == NULL or sc.vpart == NULL
                         or sc.isnum == NULL or sc.kobj == NULL or sc.vobj == NULL or sc.owned == NULL):
             raise MemoryError()
-        return _scan_fast_in(dets, plan, context, advanced, &sc)
+        return _scan_fast_in(dets, plan, params, context, advanced, &sc)
     finally:
         if sc.owned != NULL:
             for k in range(sc.nowned):
@@ -1349,7 +1349,10 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             free(sc.owned)
 
 
-cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _Scratch *sc):
+cdef dict _NO_PARAMS = {}  # plan.get's default, never written
+
+
+cdef object _scan_fast_in(tuple dets, dict plan, object params, dict context, bint advanced, _Scratch *sc):
     cdef lk_part *parts = sc.parts
     cdef uint32_t *flags = sc.flags
     cdef unsigned int *kmask = sc.kmask
@@ -1385,7 +1388,6 @@ cdef object _scan_fast_in(tuple dets, dict plan, dict context, bint advanced, _S
     else:
         parts[1].p = ""
         parts[1].n = 0
-    params = plan.get("params", {})
     if type(params) is dict:
         has_params = True
         # borrowed references: `plan` is the enricher's private normalised
