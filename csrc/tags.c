@@ -1,11 +1,12 @@
 /* Single-pass safety-tag scanner; see tags.h.
  *
- * Why the regexes can be written as straight-line checks: on ASCII text
- * every optional separator in the digit patterns (`-?`, `[- ]?`) is
- * followed by a digit, so taking the separator when present is the only
- * choice that can succeed -- the regex engine's backtracking never finds a
- * different match.  Word characters for \b are [A-Za-z0-9_] (the Unicode
- * definition restricted to ASCII); the string's ends count as non-word. */
+ * Why the regexes can be written as straight-line checks: in the digit
+ * patterns every optional separator (`-?`, `[- ]?`) is followed by a digit,
+ * and no separator is a digit, so taking the separator when present is the
+ * only choice that can succeed -- the regex engine's backtracking never
+ * finds a different match.  Word characters for \b are [A-Za-z0-9_] plus
+ * the stand-ins LK_UWORD/LK_UDIGIT (Unicode's definition, with every other
+ * character folded into a stand-in); the string's ends count as non-word. */
 #include "tags.h"
 
 #include <stdlib.h>
@@ -16,9 +17,12 @@
 static inline int lk_is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static inline int lk_is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
 static inline int lk_is_aword(unsigned char c) { return lk_is_digit(c) || lk_is_lower(c) || (c >= 'A' && c <= 'Z') || c == '_'; }
-/* \b's word characters: ASCII [A-Za-z0-9_] plus the stand-in for any other
- * Unicode alphanumeric (see LK_UWORD in tags.h) */
-static inline int lk_is_word(unsigned char c) { return lk_is_aword(c) || c == LK_UWORD; }
+/* \b's word characters: ASCII [A-Za-z0-9_] plus the stand-ins for any other
+ * Unicode alphanumeric (see LK_UWORD and LK_UDIGIT in tags.h) */
+static inline int lk_is_word(unsigned char c) { return lk_is_aword(c) || c == LK_UWORD || c == LK_UDIGIT; }
+/* re's \d on str patterns: ASCII digits plus the stand-in for other decimal
+ * digits (the email classes' [0-9] stays ASCII: lk_is_digit) */
+static inline int lk_is_rdigit(unsigned char c) { return lk_is_digit(c) || c == LK_UDIGIT; }
 static inline unsigned char lk_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
 /* re's \s on str patterns: ASCII \t \n \v \f \r, 0x1C-0x1F and space, plus
@@ -105,7 +109,7 @@ static int lk_digit_groups(const unsigned char *b, size_t i, size_t e, const int
         if (k > 0 && i < e && strchr(seps, b[i]) != NULL && b[i] != 0)
             i++;
         for (d = 0; d < g[k]; d++, i++)
-            if (i >= e || !lk_is_digit(b[i]))
+            if (i >= e || !lk_is_rdigit(b[i]))
                 return 0;
     }
     return i >= e || !lk_is_word(b[i]);
@@ -120,7 +124,7 @@ static uint32_t lk_digit_flags(const unsigned char *b, size_t s, size_t e, int w
     uint32_t f = 0;
     size_t i, j;
     for (i = s; i < e; i++) {
-        if (!lk_is_digit(b[i]) || lk_word_at(b, s, e, i - 1))
+        if (!lk_is_rdigit(b[i]) || lk_word_at(b, s, e, i - 1))
             continue; /* a match starts at a digit after a \b */
         if (!(f & LK_P_SSN) && lk_digit_groups(b, i, e, LK_SSN, 3, "-"))
             f |= LK_P_SSN;
@@ -130,7 +134,7 @@ static uint32_t lk_digit_flags(const unsigned char *b, size_t s, size_t e, int w
             f |= LK_P_CARD;
         if (want_accounts) {
             /* \b\d{10,17}\b and \b\d{9}\b: a whole run of digits ending in a non-word */
-            for (j = i; j < e && lk_is_digit(b[j]); j++)
+            for (j = i; j < e && lk_is_rdigit(b[j]); j++)
                 ;
             if (j >= e || !lk_is_word(b[j])) { /* (j < e here is never a digit) */
                 if (j - i >= 10 && j - i <= 17)
@@ -291,7 +295,7 @@ int lk_scan(const lk_terms *t, const lk_part *parts, int nparts, int first_value
         if (p < first_value)
             continue;
         for (i = s; i < e; i++)
-            digits += lk_is_digit(buf[i]);
+            digits += lk_is_rdigit(buf[i]);
         if (digits >= 9)
             flags[p] |= lk_digit_flags(buf, s, e, want_accounts);
         if (has_at && memchr(buf + s, '@', e - s) != NULL && lk_email_in(buf, s, e))
@@ -349,13 +353,17 @@ int lk_maybe_obfuscated(const char *s, size_t n)
  * it is copied as is.  Bracketed forms start with a non-space character, so
  * the alternatives never compete for a position. */
 
-int lk_uni_space(uint32_t c)
+/* inline in the rewrite loops below (a call per character through the PLT
+ * was a tenth of a 1 MiB plan's enrichment); lk_uni_space exports it */
+static inline int lk_uni_space_inl(uint32_t c)
 {
     if (c < 128)
         return (c >= 9 && c <= 13) || (c >= 28 && c <= 32);
     return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
            c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
+
+int lk_uni_space(uint32_t c) { return lk_uni_space_inl(c); }
 
 static inline uint32_t lk_lower32(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32u : c; }
 
@@ -376,17 +384,17 @@ static inline uint32_t lk_lower32(uint32_t c) { return (c >= 'A' && c <= 'Z') ? 
                     continue;                                                                           \
                 }                                                                                       \
             }                                                                                           \
-            if (!lk_uni_space(c)) {                                                                     \
+            if (!lk_uni_space_inl(c)) {                                                                     \
                 out[o++] = s[i++];                                                                      \
                 continue;                                                                               \
             }                                                                                           \
-            for (j = i + 1; j < n && lk_uni_space(s[j]); j++)                                           \
+            for (j = i + 1; j < n && lk_uni_space_inl(s[j]); j++)                                           \
                 ;                                                                                       \
-            if (j + m < n && lk_uni_space(s[j + m])) {                                                  \
+            if (j + m < n && lk_uni_space_inl(s[j + m])) {                                                  \
                 for (t = 0; t < m && lk_lower32(s[j + t]) == (unsigned char)w[t]; t++)                 \
                     ;                                                                                   \
                 if (t == m) {                                                                           \
-                    for (k = j + m + 1; k < n && lk_uni_space(s[k]); k++)                               \
+                    for (k = j + m + 1; k < n && lk_uni_space_inl(s[k]); k++)                               \
                         ;                                                                               \
                     out[o++] = repl;                                                                    \
                     i = k;                                                                              \

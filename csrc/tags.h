@@ -11,10 +11,13 @@
  *     account/routing digit patterns (written out as automata below: their
  *     regexes never need backtracking on ASCII, see tags.c).
  * Text is bytes: ASCII as is, and the binding maps every other character to
- * one of three stand-ins (LK_UWORD, LK_USPACE, LK_UOTHER) that no term
- * contains, so \b and \s keep their Unicode meaning; characters that would
- * change the result otherwise (non-ASCII decimal digits, characters whose
- * lowercase is ASCII or longer) send the plan to the Cython/regex path.
+ * one of four stand-ins (LK_UWORD, LK_UDIGIT, LK_USPACE, LK_UOTHER) that no
+ * term contains, so \b, \d and \s keep their Unicode meaning.  U+0130,
+ * whose lowercase is "i" + U+0307, becomes the two bytes 'i' LK_UWORD (see
+ * _set_part in _tags_c.pyx for why that is exact); the few characters that
+ * would change the result otherwise (U+212A lowers to ASCII 'k', U+017F
+ * matches 's' under IGNORECASE; NFKC removes both) send the plan to the
+ * Cython/regex path.
  * No Python objects and no global state here.
  */
 #ifndef LUKHAS_TAGS_H
@@ -31,6 +34,7 @@ extern "C" {
 #define LK_UOTHER 0x80u /* neither word nor space */
 #define LK_UWORD 0x81u  /* Unicode alphanumeric: a \w character */
 #define LK_USPACE 0x82u /* Unicode whitespace: a \s character */
+#define LK_UDIGIT 0x83u /* Unicode decimal digit: \d and \w, in no ASCII class */
 
 /* term tables (bit per table) */
 #define LK_T_PII_ACTION 0x01u

@@ -135,7 +135,7 @@ def test_keyword_spanning_two_values(tags_impl):
 @pytest.mark.parametrize("plan", [
     {"action": "x\u00e9 sudo", "params": {"v": "caf\u00e9 a@b.com"}},          # non-ASCII text
     {"action": "x", "params": {1: "a@b.com", "email": "c@d.com"}},              # non-str key
-    {"action": "x", "params": {f"k{i}": "root" for i in range(70)}},            # more items than the C arrays
+    {"action": "x", "params": {f"k{i}": "root" for i in range(70)}},            # C arrays on the heap
     {"action": "x", "params": {"v": "\u0661\u0662\u0663-\u0664\u0665-\u0666\u0667\u0668\u0669"}},  # Arabic-Indic digits
     {"action": "x", "params": {"v": "\u212aey admin"}},                         # Kelvin sign (NFKC -> K)
 ])
@@ -175,8 +175,13 @@ def test_c_scanner_takes_ascii_plans():
 
     assert all(c._c_scan_available(p) for p in corpus(200))
     assert c._c_scan_available({"action": "caf\u00e9", "params": {"v": "\u4e2d\u6587 x\u2028y"}})
-    assert not c._c_scan_available({"action": "x", "params": {"v": "\u0661\u0662"}})  # a decimal digit beyond ASCII
-    assert not c._c_scan_available({"action": "\u0130"})  # lowers to two characters
+    # non-ASCII decimal digits and U+0130 (lowers to two characters) have stand-ins too
+    assert c._c_scan_available({"action": "x", "params": {"v": "\u0661\u0662"}})
+    assert c._c_scan_available({"action": "\u0130", "params": {"v": "\u0130" * 5000, "w": "\u00e9" * 5000}})
+    # U+212A lowers to ASCII and U+017F matches 's' in the URL pattern: the Cython path
+    # (normalised plans never hold them: NFKC maps both to ASCII)
+    assert not c._c_scan_available({"action": "x", "params": {"v": "\u212a"}})
+    assert not c._c_scan_available({"action": "x", "params": {"v": "http\u017f://x"}})
     email = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b")
     for s in ["a@b.c|m", "a@b|c", "x a@b.com y", "..@x.io", "_@x.io", "%@x.io", "a@b.cc1", "a@b.c", "@x.io", "a@",
               "a@b.co.uk", "a@b..c", "a@-b.cd", "a@b.c-d.ef", "a.@b.cd"]:
@@ -517,3 +522,91 @@ def test_worst_case_values_match_oracle(tags_impl, oracle, name, advanced):
         _same(tags_impl, oracle, plan, advanced=advanced)
         ref = oracle("tags").SafetyTagEnricher(enable_caching=False).preprocess_text(text)
         assert tags_impl.SafetyTagEnricher(enable_caching=False).preprocess_text(text) == ref
+
+
+# --- mixed plans: ASCII and non-ASCII values side by side (issue 13, per-value scan) --------
+# The C tier scans each value where it is: ASCII in place, other text transcoded
+# to stand-in bytes (Unicode digits, U+0130 as 'i' + a word stand-in), long
+# values on the heap, more than 64 params items in heap arrays.  These plans
+# mix every kind across the detectors so that a wrong stand-in, a value
+# credited to the wrong part or a key mixed up shows as a tag difference.
+_MIX_UNI = ["\u0130", "\u0130\u0130", "x\u0130@b.cc", "a\u0130b@c.io", "a@b.c\u0130", "a@b.cc\u0130", "\u0130.a@b.cc",
+            "\u0661\u0662\u0663", "\u0661\u0662\u0663-\u0664\u0665-\u0666\u0667\u0668\u0669", "12\u0663-45-6789",
+            "\u0966" * 9, "555-123-456\u0967", "4111 1111 1111 111\u0661", "\u0661" * 12, "\u00e9", "\u00c9T",
+            "caf\u00e9", "\u4e2d\u6587", "\u3000", "\u2003at\u3000", "\u00a0", "\u2028", "\u03a3", "\u0131",
+            "\U0001f600", "\u00b2", "gpt-4\u00e9", "\u0130sudo", "sudo\u0130", "GDPR\u0130", "http://\u0130x",
+            "\u0430dmin", "r\u043e\u043et", "\u200bsudo", "\uff41\uff44\uff4d\uff49\uff4e",
+            # terms ending in 'i' match before U+0130's combining dot once lowered
+            "ap\u0130", "ml ap\u0130", "gemin\u0130", "call_ap\u0130", "\u0130dentity"]
+mix_text = st.lists(st.sampled_from(_ATOMS + _MIX_UNI), max_size=8).map("".join) | st.lists(
+    st.sampled_from(_ATOMS + _MIX_UNI), max_size=6).map(" ".join)
+# a value long enough for the heap scratch (over 4096 characters): padding after a space
+mix_long = st.tuples(mix_text, st.sampled_from([" " * 2100 + "\u0130", "\u00e9 " * 2100, " \u3000" * 1100, ""]),
+                     mix_text).map("".join)
+mix_values = st.one_of(ascii_text, mix_text, mix_long, st.integers(0, 10**12), st.floats(allow_nan=False),
+                       st.none())
+mix_keys = st.one_of(ascii_keys, st.text(alphabet="abk_\u00e9\u0130", min_size=1, max_size=4))
+mix_plans = st.fixed_dictionaries(
+    {"params": st.one_of(st.dictionaries(mix_keys, mix_values, max_size=6),
+                         st.dictionaries(mix_keys, mix_values, min_size=60, max_size=80))},
+    optional={"action": st.one_of(ascii_text, mix_text), "description": st.one_of(ascii_text, mix_text, mix_long)},
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(plan=mix_plans, ctx=contexts, advanced=st.booleans())
+def test_mixed_ascii_and_non_ascii_plans_match_oracle(tags_impl, oracle, plan, ctx, advanced):
+    """Cache off and on (the cached path keys long values by a streamed digest and
+    normalises them once): the oracle's tags either way."""
+    _same(tags_impl, oracle, plan, ctx, advanced)
+    want = oracle("tags").SafetyTagEnricher(enable_caching=False, advanced=advanced).enrich_plan(plan, ctx)
+    e = tags_impl.SafetyTagEnricher(advanced=advanced)
+    first, again = e.enrich_plan(plan, ctx), e.enrich_plan(plan, ctx)
+    assert _tags(first) == _tags(want) == _tags(again), plan
+    assert (first.enrichment_context["cache_hit"], again.enrichment_context["cache_hit"]) == (False, True)
+
+
+@pytest.mark.parametrize("plan", [
+    {"action": "call_ap\u0130", "params": {"v": "ml ap\u0130", "w": "gemin\u0130 \u0130dentity"}},
+    {"action": "x", "params": {"v": "\u0661\u0662\u0663-\u0664\u0665-\u0666\u0667\u0668\u0669", "w": "a\u0130b@c.io"}},
+    {"action": "x", "params": {"v": "\u0130" * 3000 + " a.b@c.io " + "\u0966" * 9, "w": "x\u0130 5551234567"}},
+])
+def test_mixed_examples_match_oracle(tags_impl, oracle, plan):
+    _same(tags_impl, oracle, plan)
+    _same(tags_impl, oracle, plan, advanced=True)
+
+
+def test_mixed_plans_take_the_c_scanner():
+    """Normalised plans of any text, and with any number of params items, take the C scanner."""
+    c = tier_modules("tags").get("c")
+    if c is None:
+        pytest.skip("the C tier is not installed")
+    e = c.SafetyTagEnricher(enable_caching=False)
+    plans = [
+        {"action": "\u0130x", "description": "\u0661" * 5000, "params": {"a": "a.b@c.io", "b": "\u0130" * 5000}},
+        {"action": "x", "params": {f"k{i}": ("\u0130" if i % 2 else "a") * 100 for i in range(200)}},
+        {"action": "x", "params": {"v": "\u212a \u017f"}},  # NFKC: "K s"
+    ]
+    for p in plans:
+        assert c._c_scan_available(e.preprocess_plan(p)), p
+
+
+long_key_text = st.tuples(st.text(alphabet="ab (at)\u00e9\u0130", max_size=8),
+                          st.sampled_from([0, 300, 511, 1020, 3000]),
+                          st.text(alphabet="ab (at)\u00e9", max_size=8)).map(lambda t: t[0] + "x" * t[1] + t[2])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(p1=st.dictionaries(st.sampled_from(["a", "b", "params"]), long_key_text, max_size=3),
+       p2=st.dictionaries(st.sampled_from(["a", "b", "params"]), long_key_text, max_size=3))
+def test_long_cache_keys_hit_exactly_when_the_reference_would(tags_impl, oracle, p1, p2):
+    """Encodings around and past the inline limit (1 KiB; digests are streamed) still
+    share a key exactly when the reference's keys are equal."""
+    fast = tags_impl.SafetyTagEnricher()
+    ref = oracle("tags").SafetyTagEnricher()
+    n1, n2 = ref.preprocess_plan(p1), ref.preprocess_plan(p2)
+    same_ref = ref._generate_cache_key(n1, {}) == ref._generate_cache_key(n2, {})
+    k1, k2 = fast._generate_cache_key(n1, {}), fast._generate_cache_key(n2, {})
+    assert (k1 == k2) == same_ref, (p1, p2)
+    assert fast._key_and_plan(p1, {})[0] == k1
+    assert fast._key_and_plan(p2, {})[0] == k2

@@ -35,7 +35,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION
 from libc.stdint cimport uint32_t, int8_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -83,6 +83,7 @@ cdef extern from "tags.h":
         LK_UOTHER
         LK_UWORD
         LK_USPACE
+        LK_UDIGIT
     ctypedef struct lk_terms:
         pass
     ctypedef struct lk_part:
@@ -116,8 +117,9 @@ __all__ = list(_py.__all__)
 
 def backend_details():
     """What this tier reports in :func:`lukhas_fast.backend_info`."""
-    return {"scanner": "C single-pass term/pattern scanner (csrc/tags.c) for ASCII plans, Cython fused detectors "
-                       "otherwise; ASCII normalisation fast path; structural cache keys"}
+    return {"scanner": "C single-pass term/pattern scanner (csrc/tags.c; non-ASCII values transcoded to stand-in "
+                       "bytes), Cython fused detectors for the rare plans it cannot represent; ASCII normalisation "
+                       "fast path; structural cache keys"}
 
 
 # --- term screening ---------------------------------------------------------------
@@ -388,28 +390,38 @@ cdef int _unicode_marks(str s):
     return out
 
 
-cdef object _norm_value(object v, int depth):
+cdef inline object _norm_str(object v, dict memo):
+    """``fast_normalize_text(v)``, or its result already found by the cache key (see _Buf.memo)."""
+    cdef PyObject *hit
+    if memo is not None:
+        hit = PyDict_GetItemWithError(memo, id(v))
+        if hit != NULL and (<tuple>hit)[0] is v:
+            return (<tuple>hit)[1]
+    return fast_normalize_text(v)
+
+
+cdef object _norm_value(object v, int depth, dict memo):
     t = type(v)
     if t is str:
-        return fast_normalize_text(v)
+        return _norm_str(v, memo)
     if t is int or t is float or t is bool or v is None:
         return v
     if isinstance(v, str):
-        return fast_normalize_text(v)
+        return _norm_str(v, memo)
     if isinstance(v, dict):
-        return _norm_dict(v, depth + 1)
+        return _norm_dict(v, depth + 1, memo)
     if isinstance(v, list):
-        return [fast_normalize_text(x) if isinstance(x, str) else _norm_dict(x, depth + 1) if isinstance(x, dict) else x
-                for x in v]
+        return [_norm_str(x, memo) if isinstance(x, str) else _norm_dict(x, depth + 1, memo) if isinstance(x, dict)
+                else x for x in v]
     return v
 
 
-cdef dict _norm_dict(object d, int depth=0):
+cdef dict _norm_dict(object d, int depth=0, dict memo=None):
     cdef dict out = {}
     if depth > _MAX_DEPTH:  # C recursion has no interpreter guard
         raise RecursionError("maximum nesting depth exceeded while normalising the plan")
     for k, v in d.items():
-        out[k] = _norm_value(v, depth)
+        out[k] = _norm_value(v, depth, memo)
     return out
 
 
@@ -441,6 +453,29 @@ cdef struct _Buf:
     Py_ssize_t n
     Py_ssize_t cap
     char *stack
+    # Once the encoding outgrows _KEY_INLINE it can only end as a digest, so
+    # from then on it is streamed into a BLAKE2b hasher (owned reference)
+    # instead of being kept whole: large strings are hashed in place, and the
+    # buffer never grows past a few KiB (the key of a 1 MB emoji plan no
+    # longer builds a 4 MB copy first).  The digest is the same.
+    PyObject *hasher
+    # With `memo` set, normalised forms of long strings (a dict {id(s): (s,
+    # normalised)}, owned reference, created on first use), so that the
+    # normalised copy made on a miss does not normalise them again.
+    bint want_memo
+    PyObject *memo
+
+
+cdef int _spill(_Buf *b) except -1:
+    """Feed the buffered bytes to the hasher (created on the first call) and empty the buffer."""
+    if b.hasher == NULL:
+        h = _blake2b(digest_size=32)
+        Py_INCREF(h)
+        b.hasher = <PyObject *>h
+    if b.n:
+        (<object>b.hasher).update(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ))
+        b.n = 0
+    return 0
 
 
 cdef int _grow(_Buf *b, Py_ssize_t need) except -1:
@@ -464,10 +499,28 @@ cdef int _grow(_Buf *b, Py_ssize_t need) except -1:
 
 cdef inline int _put(_Buf *b, const void *src, Py_ssize_t n) except -1:
     if b.n + n > b.cap:
-        _grow(b, n)
+        if b.hasher == NULL and b.n + n <= _KEY_INLINE:
+            _grow(b, n)
+        else:  # a digest key: stream it
+            _spill(b)
+            if n > b.cap:  # hashed in place (`src` is a live str's data or a local)
+                (<object>b.hasher).update(PyMemoryView_FromMemory(<char *>src, n, PyBUF_READ))
+                return 0
     memcpy(b.p + b.n, src, n)
     b.n += n
     return 0
+
+
+cdef str _memo_norm(_Buf *b, object v):
+    """``fast_normalize_text(v)``, remembered for the normalised copy when asked to."""
+    out = fast_normalize_text(v)
+    if b.want_memo and PyUnicode_GET_LENGTH(v) > _MEMO_MAX_LEN:  # (unchanged text too: its checks cost)
+        if b.memo == NULL:
+            m = {}
+            Py_INCREF(m)
+            b.memo = <PyObject *>m
+        (<dict>b.memo)[id(v)] = (v, out)
+    return out
 
 
 cdef inline int _put_hdr(_Buf *b, char tag, int64_t n) except -1:
@@ -498,7 +551,7 @@ cdef int _enc(_Buf *b, object v, bint norm, int depth) except -1:
         raise RecursionError("maximum nesting depth exceeded while keying the plan")
     t = type(v)
     if t is str:
-        return _put_str(b, b"s"[0], fast_normalize_text(v) if norm else v)
+        return _put_str(b, b"s"[0], _memo_norm(b, v) if norm else v)
     if t is int:
         iv = PyLong_AsLongLongAndOverflow(v, &overflow)
         if overflow == 0:
@@ -519,14 +572,14 @@ cdef int _enc(_Buf *b, object v, bint norm, int depth) except -1:
         return _enc_dict(b, <dict>v, norm, depth)
     if norm:
         if isinstance(v, str):
-            return _put_str(b, b"s"[0], fast_normalize_text(v))
+            return _put_str(b, b"s"[0], _memo_norm(b, v))
         if isinstance(v, dict):
             return _enc_dict(b, _norm_dict(v), False, depth)
         if isinstance(v, list):
             _put_hdr(b, b"l"[0], len(v))
             for x in v:
                 if isinstance(x, str):
-                    _put_str(b, b"s"[0], fast_normalize_text(x))
+                    _put_str(b, b"s"[0], _memo_norm(b, x))
                 elif isinstance(x, dict):
                     _enc(b, _norm_dict(x) if type(x) is not dict else x, type(x) is dict, depth + 1)
                 else:
@@ -619,28 +672,43 @@ cdef int _enc_top(_Buf *b, char tag, dict d, bint norm) except -1:
     return 0
 
 
-cdef bytes _cache_key(dict plan, dict context, bint norm):
+cdef bytes _cache_key(dict plan, dict context, bint norm, PyObject **memo=NULL):
     """The cache key of (plan, context); with `norm`, of the plan's normalised form.
 
     Encodings up to _KEY_INLINE bytes are the key itself; a longer one is
     replaced by b"#" + its 256-bit BLAKE2b digest (the encodings start with
     'P', so the two kinds never meet), so that an entry never holds a copy
-    of a large plan (the key of a 1 MB plan with one emoji was 4 MB)."""
+    of a large plan (the key of a 1 MB plan with one emoji was 4 MB).
+
+    With `memo` (and `norm`), ``*memo`` receives a new reference to the
+    normalisation memo for ``_norm_dict``, or NULL when no long string
+    needed one."""
     cdef char stack[_KEY_STACK]
     cdef _Buf b
     b.p = stack
     b.stack = stack
     b.n = 0
     b.cap = _KEY_STACK
+    b.hasher = NULL
+    b.want_memo = memo != NULL and norm
+    b.memo = NULL
     try:
         _enc_top(&b, b"P"[0], plan, norm)
         _enc_top(&b, b"C"[0], context, False)
-        if b.n <= _KEY_INLINE:
-            return PyBytes_FromStringAndSize(b.p, b.n)
-        return b"#" + _blake2b(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), digest_size=32).digest()
+        if b.hasher == NULL:
+            key = PyBytes_FromStringAndSize(b.p, b.n)
+        else:
+            _spill(&b)
+            key = b"#" + (<object>b.hasher).digest()
+        if memo != NULL:
+            memo[0] = b.memo  # the reference moves to the caller
+            b.memo = NULL
+        return key
     finally:
         if b.p != stack:
             free(b.p)
+        Py_XDECREF(b.hasher)
+        Py_XDECREF(b.memo)
 
 
 cdef object _new_tag(str name, object det, double conf, list types):
@@ -1058,11 +1126,15 @@ cdef list _scan(tuple dets, dict plan, dict context, bint advanced):
     return _detector_tags(dets, pii, pii_t, fin, fin_t, mod, mod_t, ext, ext_t, esc, esc_t, gdpr, gdpr_t)
 
 
-# --- the C scanner (csrc/tags.c): ASCII plans -----------------------------------------
+# --- the C scanner (csrc/tags.c) --------------------------------------------------------
 # The term tables are indexed once into a struct owned by this module; the
-# scan itself touches no Python object.  Plans with non-ASCII text, str
-# subclasses, non-str params keys or more than _MAXP params items take the
-# Cython path above (same results, just slower).
+# scan itself touches no Python object.  ASCII text is read in place; other
+# text is transcoded to stand-in bytes value by value (_set_part), so one
+# non-ASCII value costs a linear pass over that value only.  The per-item
+# arrays live on the stack up to _MAXP params items, on the heap beyond.
+# Plans with str subclasses, non-str params keys, params values of other
+# types or one of the characters _set_part cannot represent take the Cython
+# path above (same results, linear, just slower; JSON input never needs it).
 
 DEF _MAXP = 64
 
@@ -1137,28 +1209,75 @@ cdef inline list _add(list lst, str item):
 DEF _USCRATCH = 4096
 
 
-cdef int _set_part(lk_part *part, object v, unsigned char *scratch, Py_ssize_t *used) except -2:
+cdef struct _Scratch:
+    # the per-item arrays of one scan (on _scan_fast's stack up to _MAXP
+    # params items, else on the heap) ...
+    int cap  # params items they hold
+    lk_part *parts  # cap + 2 (action, description, values)
+    uint32_t *flags  # cap + 2
+    unsigned int *kmask
+    int *vpart
+    bint *isnum
+    PyObject **kobj
+    PyObject **vobj
+    bint heap
+    # ... and where non-ASCII values are transcoded: a stack block for the
+    # usual short text, one heap block per value that does not fit (all
+    # freed by _scan_fast after the scan)
+    unsigned char *stack
+    Py_ssize_t used
+    int nowned
+    void **owned  # cap + 2
+
+
+cdef int _set_part(lk_part *part, object v, _Scratch *sc) except -2:
     """Point ``part`` at the bytes the C scanner reads for str ``v``: ASCII data
-    as is; other text transcoded into ``scratch`` with one stand-in byte per
-    character (see tags.h).  -1: the plan needs the Cython path."""
+    as is; other text transcoded with one stand-in byte per character (see
+    tags.h).  -1: the plan needs the Cython path.
+
+    U+0130 is the one character whose lowercase is longer ("i" + U+0307):
+    it becomes the two bytes 'i' LK_UWORD.  That is exact for both kinds of
+    checks.  The term and keyword searches run on the lowered text, where the
+    character is an ASCII 'i' followed by a character no term contains, as in
+    ``v.lower()``.  The patterns run on ``v`` itself, where U+0130 is one word
+    character in none of their classes: the pair is two word characters (the
+    same \\b on either side, none between), and the 'i' can be part of no
+    match: in the email pattern (the only one whose classes hold 'i') a
+    class character is always followed by another class character, '@',
+    '.' or a \\b, and the LK_UWORD after the 'i' is none of these."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
     cdef Py_UCS4 ch
     cdef unsigned char *out
+    cdef bint on_stack
     if PyUnicode_IS_ASCII(v):
         part.p = <const char *>PyUnicode_DATA(v)
         part.n = n
         return 0
-    if used[0] + n > _USCRATCH:
-        return -1
-    out = scratch + used[0]
+    # room for 2n bytes: each U+0130 takes two
+    on_stack = sc.used + 2 * n <= _USCRATCH
+    if on_stack:
+        out = sc.stack + sc.used
+    else:
+        out = <unsigned char *>malloc(2 * n)
+        if out == NULL:
+            raise MemoryError()
+        sc.owned[sc.nowned] = out
+        sc.nowned += 1
     i = 0
     for ch in <str>v:
         if ch < 128:
             out[i] = <unsigned char>ch
-        elif ch == 0x130 or ch.isdecimal() or Py_UNICODE_TOLOWER(ch) < 128:
-            # \d would match it, or str.lower() would turn it into ASCII
-            # text (U+0130 lowers to two characters)
+        elif ch == 0x130:
+            out[i] = 105  # 'i'
+            i += 1
+            out[i] = LK_UWORD
+        elif ch == 0x17F or Py_UNICODE_TOLOWER(ch) < 128:
+            # U+017F matches 's' in the IGNORECASE URL pattern; U+212A lowers
+            # to 'k' (NFKC turns both into ASCII, so normalised plans never
+            # get here)
             return -1
+        elif ch.isdecimal():
+            out[i] = LK_UDIGIT
         elif ch.isspace():
             out[i] = LK_USPACE
         elif ch.isalnum():
@@ -1167,13 +1286,15 @@ cdef int _set_part(lk_part *part, object v, unsigned char *scratch, Py_ssize_t *
             out[i] = LK_UOTHER
         i += 1
     part.p = <const char *>out
-    part.n = n
-    used[0] += n
+    part.n = i
+    if on_stack:
+        sc.used += i
     return 0
 
 
 cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     """The fused detectors over the C scan; None when the plan needs the Cython path."""
+    cdef unsigned char stack[_USCRATCH]
     cdef lk_part parts[_MAXP + 2]
     cdef uint32_t flags[_MAXP + 2]
     cdef unsigned int kmask[_MAXP]
@@ -1181,6 +1302,64 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     cdef bint isnum[_MAXP]
     cdef PyObject *kobj[_MAXP]
     cdef PyObject *vobj[_MAXP]
+    cdef void *owned[_MAXP + 2]
+    cdef _Scratch sc
+    cdef Py_ssize_t n = 0
+    cdef int k
+    params = plan.get("params", _NO_PARAMS)
+    if type(params) is dict:
+        n = len(<dict>params)
+    sc.stack = stack
+    sc.used = 0
+    sc.nowned = 0
+    sc.heap = n > _MAXP
+    if not sc.heap:
+        sc.cap = _MAXP
+        sc.parts, sc.flags, sc.kmask, sc.vpart, sc.isnum = parts, flags, kmask, vpart, isnum
+        sc.kobj, sc.vobj, sc.owned = kobj, vobj, owned
+    else:
+        if n > 1 << 24:  # (int counters below) far beyond any plan a service takes
+            return None
+        sc.cap = <int>n
+        sc.parts = <lk_part *>malloc((n + 2) * sizeof(lk_part))
+        sc.flags = <uint32_t *>malloc((n + 2) * sizeof(uint32_t))
+        sc.kmask = <unsigned int *>malloc(n * sizeof(unsigned int))
+        sc.vpart = <int *>malloc(n * sizeof(int))
+        sc.isnum = <bint *>malloc(n * sizeof(bint))
+        sc.kobj = <PyObject **>malloc(n * sizeof(PyObject *))
+        sc.vobj = <PyObject **>malloc(n * sizeof(PyObject *))
+        sc.owned = <void **>malloc((n + 2) * sizeof(void *))
+    try:
+        if sc.heap and (sc.parts == NULL or sc.flags == NULL or sc.kmask == NULL or sc.vpart == NULL
+                        or sc.isnum == NULL or sc.kobj == NULL or sc.vobj == NULL or sc.owned == NULL):
+            raise MemoryError()
+        return _scan_fast_in(dets, plan, params, context, advanced, &sc)
+    finally:
+        if sc.owned != NULL:
+            for k in range(sc.nowned):
+                free(sc.owned[k])
+        if sc.heap:
+            free(sc.parts)
+            free(sc.flags)
+            free(sc.kmask)
+            free(sc.vpart)
+            free(sc.isnum)
+            free(sc.kobj)
+            free(sc.vobj)
+            free(sc.owned)
+
+
+cdef dict _NO_PARAMS = {}  # plan.get's default, never written
+
+
+cdef object _scan_fast_in(tuple dets, dict plan, object params, dict context, bint advanced, _Scratch *sc):
+    cdef lk_part *parts = sc.parts
+    cdef uint32_t *flags = sc.flags
+    cdef unsigned int *kmask = sc.kmask
+    cdef int *vpart = sc.vpart
+    cdef bint *isnum = sc.isnum
+    cdef PyObject **kobj = sc.kobj
+    cdef PyObject **vobj = sc.vobj
     cdef int nparts = 2, nitems = 0, i, f
     cdef Py_ssize_t pos = 0
     cdef PyObject *pk
@@ -1190,12 +1369,10 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
     cdef double pii = 0.0, fin = 0.0, mod = 0.0, ext = 0.0, esc = 0.0, gdpr = 0.0
     cdef list pii_t = None, fin_t = None, mod_t = None, ext_t = None, esc_t = None, gdpr_t = None
     cdef unsigned int kw
-    cdef unsigned char scratch[_USCRATCH]
-    cdef Py_ssize_t used = 0
 
     a = plan.get("action", "")
     if type(a) is str:
-        if _set_part(&parts[0], a, scratch, &used):
+        if _set_part(&parts[0], a, sc):
             return None
     elif isinstance(a, str):
         return None
@@ -1204,20 +1381,19 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
         parts[0].n = 0
     d = plan.get("description", "")
     if type(d) is str:
-        if _set_part(&parts[1], d, scratch, &used):
+        if _set_part(&parts[1], d, sc):
             return None
     elif isinstance(d, str):
         return None
     else:
         parts[1].p = ""
         parts[1].n = 0
-    params = plan.get("params", {})
     if type(params) is dict:
         has_params = True
         # borrowed references: `plan` is the enricher's private normalised
         # copy and nothing below runs code that could mutate it
         while PyDict_Next(params, &pos, &pk, &pv):
-            if nitems == _MAXP or type(<object>pk) is not str:
+            if nitems == sc.cap or type(<object>pk) is not str:
                 return None
             kmask[nitems] = _key_class(<str>pk)
             kobj[nitems] = pk
@@ -1225,7 +1401,7 @@ cdef object _scan_fast(tuple dets, dict plan, dict context, bint advanced):
             tv = type(<object>pv)
             isnum[nitems] = tv is int or tv is float or tv is bool
             if tv is str:
-                if _set_part(&parts[nparts], <object>pv, scratch, &used):
+                if _set_part(&parts[nparts], <object>pv, sc):
                     return None
                 vpart[nitems] = nparts
                 nparts += 1
@@ -1470,6 +1646,7 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
 
     def enrich_plan(self, plan, context=None):
         cdef double start = _now_ms(), ms
+        cdef PyObject *memo_ref = NULL
         if not self._fast:
             return _py.SafetyTagEnricher.enrich_plan(self, plan, context)
         if not isinstance(plan, dict):
@@ -1479,10 +1656,14 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         elif not isinstance(context, dict):
             raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
         cache = self.tag_cache
-        key = normalized = None
+        key = normalized = memo = None
         if cache is not None:
             try:
-                key = _cache_key(plan, context, True)
+                key = _cache_key(plan, context, True, &memo_ref)
+                if memo_ref != NULL:
+                    memo = <object>memo_ref
+                    Py_DECREF(memo)  # the reference _cache_key handed over (`memo` holds one)
+                    memo_ref = NULL
             except RecursionError:
                 raise
             except Exception as exc:  # a value whose repr raises: served uncached
@@ -1514,7 +1695,8 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
                     return _hit(self, plan, <list>cached, start)
                 self.cache_misses += 1
             if normalized is None:
-                normalized = _norm_dict(plan)
+                normalized = _norm_dict(plan, 0, memo)
+            memo = None
             tags = _detect_fast(self, normalized, context)
             if cache is not None and key is not None:
                 frozen = [_freeze(t) for t in tags]

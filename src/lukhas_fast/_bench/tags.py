@@ -211,8 +211,10 @@ def _oracle_tags():
     return tier_modules("tags")["python"]
 
 
-def _single(plan_fn, advanced=False):
-    """One plan per call, cache off; the tier must give the oracle's tags first."""
+def _single(plan_fn, advanced=False, caching=False):
+    """One plan per call (cache off; with ``caching``, a fresh enricher per call,
+    so that every call is a miss that keys the plan); the tier must give the
+    oracle's tags first."""
 
     def tier(m):
         plan = plan_fn()
@@ -222,6 +224,13 @@ def _single(plan_fn, advanced=False):
         b = [(t.name, t.confidence, t.metadata) for t in ref.enrich_plan(plan).tags]
         assert a == b, f"{m.__name__}: tags differ from the oracle on a worst-case plan"
         enrich = e.enrich_plan
+        if caching:
+            make = m.SafetyTagEnricher
+
+            def run_miss():
+                make(enable_caching=True, advanced=advanced, metrics=False).enrich_plan(plan)
+
+            return run_miss
 
         def run():
             enrich(plan)
@@ -235,8 +244,14 @@ case("SafetyTagEnricher.enrich_plan, cache off, one ordinary plan (per plan)", "
      ops=1)
 case("SafetyTagEnricher.enrich_plan, cache off, worst-case plan 60 KB (per plan)", "tags",
      _single(lambda: worst_case_plan(60_000)), ops=1)
+case("SafetyTagEnricher.enrich_plan, cache off, worst case: whitespace run before 'x at y', 60 KB (per plan)",
+     "tags", _single(lambda: {"action": "x", "params": {"v": " " * 60000 + "x at y"}}), ops=1)
+case("SafetyTagEnricher.enrich_plan, cache off, worst case: email local part/domain + U+0130, 120 KB (per plan)",
+     "tags", _single(lambda: {"action": "x", "params": {"v": "a." * 30000 + "@" + "b" * 60000 + "\u0130"}}), ops=1)
 case("SafetyTagEnricher.enrich_plan, cache off, worst-case plan 1 MiB (per plan)", "tags",
-     _single(lambda: worst_case_plan(1 << 20)), ops=1, tiers=("c",))
+     _single(lambda: worst_case_plan(1 << 20)), ops=1)
+case("SafetyTagEnricher.enrich_plan, cache on (miss), worst-case plan 1 MiB (per plan)", "tags",
+     _single(lambda: worst_case_plan(1 << 20), caching=True), ops=1)
 case("SafetyTagEnricher.enrich_plan, cache off, advanced, worst-case plan 60 KB (per plan)", "tags",
      _single(lambda: {"action": "x", "description": worst_case_plan(60_000)["params"]["at"],
                       "params": dict(worst_case_plan(60_000)["params"], content="a" + " " * 20000 + "@ b.cc")},
