@@ -433,3 +433,95 @@ def test_compiled_rule_call_forms_match_oracle(ethics_impl, oracle):
     assert (sys.getrefcount(plan), sys.getrefcount(ctx)) == before
     with pytest.raises(RuleEvaluationError):
         ethics_impl.compile_rule("greater_than(params.x, 0)")({"params": {"x": 10**400}})
+
+
+class _Peek:
+    """A value whose repr() shows what CPython's recursion marks hide from Python code:
+    the repr of the containers around it (``{...}``/``[...]`` when in progress)."""
+
+    def __init__(self) -> None:
+        self.around: list = []
+
+    def __repr__(self) -> str:
+        return "Peek(" + "|".join(repr(c) if not isinstance(c, _Peek) else "self" for c in self.around) + ")"
+
+
+def test_plan_hash_when_python_code_sees_the_containers(ethics_impl, oracle):
+    """The C writer marks the containers it is inside only when Python code can look;
+    what that code sees is what CPython's repr shows it (same hashes as the oracle),
+    also nested deeper than the writer's own stack, inside a repr already in progress,
+    and with self-references among marked and unmarked containers."""
+    ref = oracle("ethics")
+    rs, rs_ref = ethics_impl.load_ethics_rules(None, metrics=False), ref.load_ethics_rules(None, metrics=False)
+    peek = _Peek()
+    inner = [1, peek, (2, peek)]
+    params = {"k": inner, "hack": {"p": peek}}
+    peek.around = [inner, params]
+    deep: list = [peek]
+    for _ in range(80):  # deeper than the writer's stack of containers
+        deep = [{"d": (deep,)}]
+    peek2 = _Peek()
+    selfref: dict = {"q": peek2}
+    selfref["me"] = selfref
+    peek2.around = [selfref]
+    plans = [
+        {"action": "x", "params": params},
+        {"action": "x", "params": {"deep": deep}},
+        {"action": "x", "params": selfref, "more": [selfref, peek2]},
+    ]
+    for plan in plans:
+        ctx = {"user_id": None, "tags": [peek, plan["params"]]}
+        a, b = rs.evaluate(plan, ctx), rs_ref.evaluate(plan, ctx)
+        assert (a.action.value, a.triggered_rule_ids, a.plan_hash, a.facts_hash) == \
+               (b.action.value, b.triggered_rule_ids, b.plan_hash, b.facts_hash), plan
+
+    # evaluated from inside a repr in progress on this thread: the plan's containers
+    # that are being printed outside show as {...} to both tiers
+    out = {}
+
+    class Evaluating:
+        def __repr__(self) -> str:
+            out["c"] = rs.evaluate(holder["plan"], {})
+            out["p"] = rs_ref.evaluate(holder["plan"], {})
+            return "E"
+
+    holder: dict = {"e": Evaluating()}
+    holder["plan"] = {"action": "x", "params": {"h": holder, "l": [1]}}
+    repr(holder)
+    assert (out["c"].plan_hash, out["c"].facts_hash, out["c"].triggered_rule_ids) == \
+           (out["p"].plan_hash, out["p"].facts_hash, out["p"].triggered_rule_ids)
+
+
+def test_replaced_compiled_fn_is_honoured_every_way(ethics_impl):
+    """A rule set's program notices a compiled function replaced by assignment, through
+    the instance __dict__, or served by a subclass's property."""
+    def rules():
+        return [ethics_impl.EthicsRule(f"r{i}", "d", 'equals(action, "never")', ethics_impl.EthicsAction.WARN,
+                                       ethics_impl.Priority.MEDIUM) for i in range(3)]
+
+    always = lambda plan, context=None: True  # noqa: E731
+    rs = ethics_impl.RuleSet(rules(), metrics=False)
+    assert rs.evaluate({"action": "a"}, {}).triggered_rule_ids == []
+    rs.rules[1]._compiled_fn = always
+    assert rs.evaluate({"action": "a"}, {}).triggered_rule_ids == ["r1"]
+    rs.rules[1].__dict__["_compiled_fn"] = rs.rules[0]._compiled_fn
+    rs.rules[2].__dict__["_compiled_fn"] = always
+    assert rs.evaluate({"action": "a"}, {}).triggered_rule_ids == ["r2"]
+
+    class Served(ethics_impl.EthicsRule):
+        serve_always = False
+
+        @property
+        def _compiled_fn(self):
+            return always if self.serve_always else self.__dict__.get("_fn")
+
+        @_compiled_fn.setter
+        def _compiled_fn(self, fn):
+            self.__dict__["_fn"] = fn
+
+    served = [Served(f"s{i}", "d", 'equals(action, "never")', ethics_impl.EthicsAction.WARN,
+                     ethics_impl.Priority.MEDIUM) for i in range(2)]
+    rs2 = ethics_impl.RuleSet(served, metrics=False)
+    assert rs2.evaluate({"action": "a"}, {}).triggered_rule_ids == []
+    Served.serve_always = True
+    assert rs2.evaluate({"action": "a"}, {}).triggered_rule_ids == ["s0", "s1"]

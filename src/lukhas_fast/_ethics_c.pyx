@@ -58,10 +58,18 @@ cdef extern from "string.h":
 cdef extern from "Python.h":
     ctypedef PyObject *(*vectorcallfunc)(PyObject *, PyObject *const *, size_t, PyObject *)
     ctypedef PyObject *(*ternaryfunc)(PyObject *, PyObject *, PyObject *) except NULL
+    ctypedef PyObject *(*getattrofunc)(PyObject *, PyObject *)
+    ctypedef int (*descrsetfunc)(PyObject *, PyObject *, PyObject *)
     ctypedef struct PyTypeObject:
         Py_ssize_t tp_vectorcall_offset
         unsigned long tp_flags
         ternaryfunc tp_call
+        getattrofunc tp_getattro
+        descrsetfunc tp_descr_set
+    PyObject *PyObject_GenericGetAttr(PyObject *, PyObject *)
+    object PyObject_GenericGetDict(object, void *)
+    PyObject *_PyType_Lookup(object, object)
+    PyTypeObject *Py_TYPE(object)
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
     Py_ssize_t PyVectorcall_NARGS(size_t)
     void PyType_Modified(PyTypeObject *)
@@ -77,6 +85,8 @@ cdef extern from "Python.h":
     int Py_DTSF_ADD_DOT_0
     int Py_ReprEnter(object) except -1
     void Py_ReprLeave(object)
+    PyObject *PyThreadState_GetDict()
+    PyObject *PyDict_GetItemWithError(object, object) except? NULL
     bint PyDict_Next(object, Py_ssize_t *, PyObject **, PyObject **)
     PyObject *PyList_GET_ITEM(object, Py_ssize_t)
     PyObject *PyTuple_GET_ITEM(object, Py_ssize_t)
@@ -511,14 +521,88 @@ cdef int _fill_view(_TagView v, object tags) except -1:
 # ``repr()`` of the JSON-like values plans are made of (exact str, int, float,
 # bool, None, dict, list, tuple), byte for byte what Python writes, without
 # building the intermediate str objects; anything else is ``repr()``-ed by
-# Python.  Containers go through Py_ReprEnter/Py_ReprLeave as in CPython, so
-# self-references print ``{...}``/``[...]`` at the same places.
+# Python.  Self-references print ``{...}``/``[...]`` at the same places as in
+# CPython.  CPython marks every container with Py_ReprEnter/Py_ReprLeave (two
+# lookups in the thread state's dict and a list edit each); the writer instead
+# keeps the containers it is inside on its own stack and registers them with
+# Py_ReprEnter only when Python code could look (just before it calls repr() of
+# an object it does not write itself), so a plan of plain values costs none of
+# that.  When a repr is already in progress on this thread (the writer was
+# reached from inside some __repr__) or the nesting is deeper than _STACK, it
+# marks each container as CPython does.
+
+DEF _STACK = 32
 
 cdef struct _Buf:
     char *p
     Py_ssize_t n
     Py_ssize_t cap
     bint ascii
+    bint slow          # mark every container with Py_ReprEnter (see above)
+    int depth          # containers on ``stack`` (outermost first)
+    int entered        # how many of them (from the outermost) were offered to Py_ReprEnter
+    unsigned int marked  # bit k: stack[k] was marked by us (Py_ReprLeave it when done)
+    PyObject *stack[_STACK]
+
+
+cdef object _PY_REPR_KEY = _intern("Py_Repr")  # CPython's key of the in-progress list (Objects/object.c)
+
+
+cdef int _buf_init(_Buf *b) except -1:
+    """An empty buffer; ``slow`` when a repr is in progress on this thread."""
+    cdef PyObject *d
+    cdef PyObject *lst
+    b.p = NULL
+    b.n = b.cap = 0
+    b.ascii = True
+    b.depth = b.entered = 0
+    b.marked = 0
+    b.slow = False
+    d = PyThreadState_GetDict()
+    if d != NULL:
+        lst = PyDict_GetItemWithError(<object>d, _PY_REPR_KEY)
+        if lst != NULL:
+            b.slow = type(<object>lst) is not list or PyList_GET_SIZE(<object>lst) != 0
+    return 0
+
+
+cdef int _enter(_Buf *b, object o) except -1:
+    """Start writing container ``o``: 1 when it is already being written (print
+    ``{...}``), 2 when marked with Py_ReprEnter, 0 when pushed on the stack."""
+    cdef int k
+    if b.slow or b.depth >= _STACK:
+        return 1 if Py_ReprEnter(o) else 2
+    for k in range(b.depth):
+        if b.stack[k] == <PyObject *>o:
+            return 1
+    b.stack[b.depth] = <PyObject *>o
+    b.depth += 1
+    return 0
+
+
+cdef void _leave(_Buf *b, object o, int how):
+    """Done writing container ``o`` (``how``: what _enter returned)."""
+    if how == 2:
+        Py_ReprLeave(o)
+        return
+    b.depth -= 1
+    if b.entered > b.depth:
+        if b.marked & (1u << b.depth):
+            Py_ReprLeave(o)
+            b.marked &= ~(1u << b.depth)
+        b.entered = b.depth
+
+
+cdef int _mark_stack(_Buf *b) except -1:
+    """Before Python code runs: mark the stacked containers not yet marked, as
+    CPython would have (one already in progress stays unmarked by us, as when
+    Py_ReprEnter answers 1 in CPython; that cannot happen unless a __repr__
+    left its mark behind)."""
+    while b.entered < b.depth:
+        if Py_ReprEnter(<object>b.stack[b.entered]) == 0:
+            b.marked |= 1u << b.entered
+        b.entered += 1
+    return 0
 
 
 cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
@@ -557,6 +641,8 @@ cdef int _put_int(_Buf *b, long long v) except -1:
 
 cdef int _put_pyrepr(_Buf *b, object o) except -1:
     cdef Py_ssize_t k
+    if b.entered < b.depth and type(o) is not str and type(o) is not int:
+        _mark_stack(b)  # repr() may run Python code (str and int reprs do not)
     r = repr(o)
     cdef const char *u = PyUnicode_AsUTF8AndSize(r, &k)
     if not PyUnicode_IS_ASCII(r):
@@ -574,6 +660,7 @@ cdef int _put_repr(_Buf *b, object o) except -1:
     cdef char *fs
     cdef PyObject *key
     cdef PyObject *val
+    cdef int how
     t = type(o)
     if t is str:
         if PyUnicode_IS_ASCII(o):
@@ -615,7 +702,8 @@ cdef int _put_repr(_Buf *b, object o) except -1:
     if t is dict:
         if len(<dict>o) == 0:
             return _put(b, "{}", 2)
-        if Py_ReprEnter(o):
+        how = _enter(b, o)
+        if how == 1:
             return _put(b, "{...}", 5)
         try:
             _put(b, "{", 1)
@@ -632,12 +720,13 @@ cdef int _put_repr(_Buf *b, object o) except -1:
                 _put_repr(b, vo)
             _put(b, "}", 1)
         finally:
-            Py_ReprLeave(o)
+            _leave(b, o, how)
         return 0
     if t is list:
         if PyList_GET_SIZE(o) == 0:
             return _put(b, "[]", 2)
-        if Py_ReprEnter(o):
+        how = _enter(b, o)
+        if how == 1:
             return _put(b, "[...]", 5)
         try:
             _put(b, "[", 1)
@@ -649,13 +738,14 @@ cdef int _put_repr(_Buf *b, object o) except -1:
                 i += 1
             _put(b, "]", 1)
         finally:
-            Py_ReprLeave(o)
+            _leave(b, o, how)
         return 0
     if t is tuple:
         n = len(<tuple>o)
         if n == 0:
             return _put(b, "()", 2)
-        if Py_ReprEnter(o):
+        how = _enter(b, o)
+        if how == 1:
             return _put(b, "(...)", 5)
         try:
             _put(b, "(", 1)
@@ -665,7 +755,7 @@ cdef int _put_repr(_Buf *b, object o) except -1:
                 _put_repr(b, <object>PyTuple_GET_ITEM(o, i))
             _put(b, ",)" if n == 1 else ")", 2 if n == 1 else 1)
         finally:
-            Py_ReprLeave(o)
+            _leave(b, o, how)
         return 0
     return _put_pyrepr(b, o)
 
@@ -683,9 +773,7 @@ cdef object _lowered_ascii_repr(object o):
     cdef _Buf b
     cdef Py_ssize_t i
     cdef char c
-    b.p = NULL
-    b.n = b.cap = 0
-    b.ascii = True
+    _buf_init(&b)
     try:
         _put_repr(&b, o)
         if not b.ascii:
@@ -1450,20 +1538,33 @@ cdef class RuleSetProgram:
 
     def __call__(self, plan, context):
         cdef _Program p = self.prog
-        cdef Py_ssize_t i, n = len(self.rules)
+        cdef list rules = self.rules
+        cdef list fns = self.fns
+        cdef Py_ssize_t i, n = PyList_GET_SIZE(rules)
         cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
-        cdef bint plain
+        cdef bint plain, bydict
+        cdef PyObject *cur
         out = []
-        cls0 = type(self.rules[0]) if n else None
+        cls0 = type(<object>PyList_GET_ITEM(rules, 0)) if n else None
         plain0 = _plain_evaluate(cls0) if n else False
+        bydict = plain0 and _fn_in_dict(cls0)
         try:
             for i in range(n):
-                rule = self.rules[i]
-                fn = self.fns[i]
+                rule = <object>PyList_GET_ITEM(rules, i)
+                fn = <object>PyList_GET_ITEM(fns, i)
                 try:
                     t = type(rule)
                     plain = plain0 if t is cls0 else _plain_evaluate(t)
-                    if fn is not None and plain and rule._compiled_fn is fn:
+                    if fn is not None and plain:
+                        # the rule's current compiled function: read from its __dict__ when
+                        # that is where getattr would find it (the lookup rule._compiled_fn
+                        # costs more: the type's MRO is asked first)
+                        cur = NULL
+                        if bydict and t is cls0:
+                            d = PyObject_GenericGetDict(rule, NULL)
+                            cur = PyDict_GetItemWithError(d, _CFN_KEY)
+                        plain = (<object>cur is fn) if cur != NULL else (rule._compiled_fn is fn)
+                    if fn is not None and plain:
                         try:
                             fired = p.ev(self.root[i], f) == 1
                         except Exception as exc:
@@ -1477,6 +1578,25 @@ cdef class RuleSetProgram:
         finally:
             p.release(f)
         return out
+
+
+cdef object _CFN_KEY = _intern("_compiled_fn")
+
+
+cdef bint _fn_in_dict(object cls) except -1:
+    """Whether ``rule._compiled_fn`` of a ``cls`` instance is the value in the
+    instance's __dict__ when there is one: plain attribute access (no
+    __getattribute__/__getattr__ of its own) and no data descriptor (property,
+    slot) named ``_compiled_fn`` on the class.  EthicsRule subclasses all have
+    a __dict__ (EthicsRule has no __slots__)."""
+    if not issubclass(cls, eng.EthicsRule):
+        return False
+    if (<PyTypeObject *>cls).tp_getattro != &PyObject_GenericGetAttr:
+        return False
+    cdef PyObject *a = _PyType_Lookup(cls, _CFN_KEY)
+    if a != NULL and (<PyTypeObject *>Py_TYPE(<object>a)).tp_descr_set != NULL:
+        return False
+    return True
 
 
 cdef inline bint _plain_evaluate(object cls):
@@ -1545,8 +1665,7 @@ def plan_digest(plan):
     :func:`lukhas_fast._ethics_engine.plan_digest` (SHA-256 in C: csrc/sha256.c)."""
     cdef _Buf b
     cdef lk_sha256 s
-    b.p = NULL
-    b.n = b.cap = 0
+    _buf_init(&b)
     try:
         _put_items(&b, plan)
         data = PyBytes_FromStringAndSize(b.p, b.n)
@@ -1562,8 +1681,7 @@ def facts_digest(context, bytes plan_data not None):
     hash as :func:`lukhas_fast._ethics_engine.facts_digest`."""
     cdef _Buf b
     cdef lk_sha256 s
-    b.p = NULL
-    b.n = b.cap = 0
+    _buf_init(&b)
     try:
         _put(&b, "[('context', ", 13)
         _put_items(&b, context)
