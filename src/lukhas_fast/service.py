@@ -98,9 +98,10 @@ access_logger = logging.getLogger("lukhas_fast.service.access")
 
 MAX_VECTOR_DIM = 65536
 #: A bound on the Python bytes (``_limits.frame_bytes``) per byte of a decoded JSON or
-#: msgpack body.  The densest encoding costs under 120: msgpack nested one-entry maps
-#: with empty keys, 2 bytes per level for a 184-byte dict and a 49-byte key (JSON's
-#: densest is under 100); 512 leaves a margin of over 4x (tests/test_service_fastpath.py).
+#: msgpack body.  The densest encoding costs under 120 on 3.11+ (under 140 on 3.10,
+#: whose dicts are larger): msgpack nested one-entry maps with empty keys, 2 bytes per
+#: level for a 184-byte dict (232 on 3.10) and a 49-byte key (JSON's densest is under
+#: 100); 512 leaves a margin of over 3.5x (tests/test_service_fastpath.py).
 FRAME_BYTES_PER_BODY_BYTE = 512
 _F64 = np.dtype(np.float64)
 _FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
