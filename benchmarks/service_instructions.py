@@ -90,29 +90,12 @@ class _Transport(asyncio.Transport):
         return True
 
 
-def _bare_app() -> web.Application:
-    """The bench's floor (``_bench.service._bare_main``) as an application."""
-
-    async def health(request):
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def post(request):
-        body = await request.read()
-        return web.Response(body=b'{"n":%d}' % len(body), content_type="application/json")
-
-    app = web.Application(client_max_size=1 << 20)
-    app.router.add_get("/health", health)
-    for path in ("/drift/analyze", "/safety/enrich", "/consciousness/analyze", "/ethics/evaluate"):
-        app.router.add_post(path, post)
-    return app
-
-
 async def _side(kind: str):
     if kind == "ours":
         app = svcmod.create_app(svcmod.ServiceConfig(fps=1.0))
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
     else:
-        runner = web.AppRunner(_bare_app(), handle_signals=False)
+        runner = web.AppRunner(bench._bare_app(), handle_signals=False)
     await runner.setup()
     proto = runner.server()
     if kind == "ours":

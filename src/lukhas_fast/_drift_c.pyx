@@ -711,6 +711,21 @@ cdef inline Py_ssize_t _mp_str(const unsigned char *p, Py_ssize_t i, Py_ssize_t 
     return i if i + length[0] <= n else -1
 
 
+cdef inline Py_ssize_t _mp_map_header(const unsigned char *p, Py_ssize_t n, Py_ssize_t *i) noexcept:
+    """The entry count of the fixmap or map16 that starts the body, with ``i[0]`` set
+    to the offset of its first key; -1 for any other start (the general decoder's case)."""
+    if n == 0:
+        return -1
+    cdef unsigned char t = p[0]
+    if 0x80 <= t <= 0x8F:
+        i[0] = 1
+        return t & 0x0F
+    if t == 0xDE and n >= 3:
+        i[0] = 3
+        return (<Py_ssize_t>p[1] << 8) | p[2]
+    return -1
+
+
 def loads_msgpack_fields(data):
     """loads_msgpack_fields(data) -> dict | None
 
@@ -725,19 +740,11 @@ def loads_msgpack_fields(data):
         return None
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i, count, k, s, length = 0
+    cdef Py_ssize_t i = 0, count, k, s, length = 0
     cdef unsigned char t
     cdef object mv = None
-    if n == 0:
-        return None
-    t = p[0]
-    if 0x80 <= t <= 0x8F:
-        count = t & 0x0F
-        i = 1
-    elif t == 0xDE and n >= 3:
-        count = (<Py_ssize_t>p[1] << 8) | p[2]
-        i = 3
-    else:
+    count = _mp_map_header(p, n, &i)
+    if count < 0:
         return None
     out = {}
     try:
@@ -873,18 +880,10 @@ def loads_msgpack_vectors(data):
         return None
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i, count, k, s, length = 0, end = 0
+    cdef Py_ssize_t i = 0, count, k, s, length = 0, end = 0
     cdef unsigned char t
-    if n == 0:
-        return None
-    t = p[0]
-    if 0x80 <= t <= 0x8F:
-        count = t & 0x0F
-        i = 1
-    elif t == 0xDE and n >= 3:
-        count = (<Py_ssize_t>p[1] << 8) | p[2]
-        i = 3
-    else:
+    count = _mp_map_header(p, n, &i)
+    if count < 0:
         return None
     out = {}
     pending = None  # bin vectors: (key, offset, length), built once "dtype" is known

@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lukhas_fast._bench.core import Row, measurement
 from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
@@ -92,7 +92,7 @@ def requests_() -> List[Req]:
     ]
 
 
-def _bare_main(port: int) -> None:
+def _bare_app() -> Any:
     """A bare aiohttp app on the service's paths: ``GET /health`` answers a
     constant JSON object, every POST reads its body and answers its length.
     No middleware, no parsing: what any aiohttp service pays per request."""
@@ -109,6 +109,14 @@ def _bare_main(port: int) -> None:
     app.router.add_get("/health", health)
     for path in ("/drift/analyze", "/safety/enrich", "/consciousness/analyze", "/ethics/evaluate"):
         app.router.add_post(path, post)
+    return app
+
+
+def _bare_main(port: int) -> None:
+    """The floor of the service bench: :func:`_bare_app` served on ``port``."""
+    from aiohttp import web
+
+    app = _bare_app()
     web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
 
 
