@@ -52,6 +52,10 @@ cdef extern from "sha256.h":
     int lk_sha256_uses_ni() nogil
     void lk_sha256_hex(const void *data, size_t len, char *hex, size_t n, int allow_ni) nogil
 
+cdef extern from "asciifold.h" nogil:
+    int LK_FOLD_MAX_NEEDLE
+    int lk_fold_find(const unsigned char *s, size_t n, const unsigned char *needle, size_t m, int *esc)
+
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
 
@@ -548,21 +552,26 @@ cdef struct _Buf:
 cdef object _PY_REPR_KEY = _intern("Py_Repr")  # CPython's key of the in-progress list (Objects/object.c)
 
 
+cdef bint _repr_in_progress() except -1:
+    """True when a repr is in progress on this thread (CPython's Py_ReprEnter
+    list is not empty): containers it marked print as ``{...}``/``[...]``."""
+    cdef PyObject *d = PyThreadState_GetDict()
+    cdef PyObject *lst
+    if d != NULL:
+        lst = PyDict_GetItemWithError(<object>d, _PY_REPR_KEY)
+        if lst != NULL:
+            return type(<object>lst) is not list or PyList_GET_SIZE(<object>lst) != 0
+    return False
+
+
 cdef int _buf_init(_Buf *b) except -1:
     """An empty buffer; ``slow`` when a repr is in progress on this thread."""
-    cdef PyObject *d
-    cdef PyObject *lst
     b.p = NULL
     b.n = b.cap = 0
     b.ascii = True
     b.depth = b.entered = 0
     b.marked = 0
-    b.slow = False
-    d = PyThreadState_GetDict()
-    if d != NULL:
-        lst = PyDict_GetItemWithError(<object>d, _PY_REPR_KEY)
-        if lst != NULL:
-            b.slow = type(<object>lst) is not list or PyList_GET_SIZE(<object>lst) != 0
+    b.slow = _repr_in_progress()
     return 0
 
 
@@ -622,9 +631,9 @@ cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
     return 0
 
 
-cdef int _put_int(_Buf *b, long long v) except -1:
-    """Decimal digits of ``v`` (what int.__repr__ writes), without printf."""
-    cdef char num[24]
+cdef inline int _fmt_int(long long v, char *num):
+    """Decimal digits of ``v`` (what int.__repr__ writes) at the end of
+    ``num[24]``, without printf; returns where they start."""
     cdef int i = 24
     cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
     while True:
@@ -636,6 +645,12 @@ cdef int _put_int(_Buf *b, long long v) except -1:
     if v < 0:
         i -= 1
         num[i] = 45  # '-'
+    return i
+
+
+cdef int _put_int(_Buf *b, long long v) except -1:
+    cdef char num[24]
+    cdef int i = _fmt_int(v, num)
     return _put(b, num + i, 24 - i)
 
 
@@ -796,6 +811,146 @@ cdef object _lowered(object hay):
     if text is None:
         text = str(hay).lower()
     return text
+
+
+# --- contains() over a container without printing it -----------------------------------
+#
+# ``contains(params, "hack")`` is ``"hack" in str(params).lower()``.  When the
+# needle uses none of the characters that a dict/list/tuple repr puts between
+# its atoms (quotes, brackets, braces, parentheses, ``:``, ``,``, space,
+# backslash), a match can only lie inside one atom's printed body, so each
+# atom is searched on its own (csrc/asciifold.h) and the text is never built.
+# The walk answers -1 whenever it cannot tell (a non-ASCII or escaped string
+# without a match, a type whose repr it does not know, deep nesting, a repr in
+# progress on this thread); the caller then prints the container as before.
+
+cdef unsigned char _WALK_OK[128]     # needle characters the walk accepts
+cdef unsigned char _NUM_CHARS[128]   # characters of int/float reprs ("inf", "nan", "1e+16")
+for _c in range(0x21, 0x7f):
+    if chr(_c) not in "'\"{}[](),: \\":
+        _WALK_OK[_c] = 1
+for _c in "0123456789.-+einfa":
+    _NUM_CHARS[ord(_c)] = 1
+DEF _WALK_DEPTH = 16
+
+
+cdef object _walk_needle(str needle):
+    """The lowered needle as ASCII bytes when the walk can search for it, else None."""
+    if not needle.isascii() or not 1 <= len(needle) <= LK_FOLD_MAX_NEEDLE:
+        return None
+    for ch in needle:
+        if not _WALK_OK[ord(ch)]:
+            return None
+    return needle.encode("ascii")
+
+
+cdef bint _numeric_needle(bytes needle):
+    """Whether ``needle`` can occur in the repr of an int or a float."""
+    for c in needle:
+        if not _NUM_CHARS[c]:
+            return False
+    return True
+
+
+cdef extern from "Python.h":
+    # borrowed-pointer forms for the walk below, which must not touch reference counts
+    PyTypeObject *_type_of "Py_TYPE"(PyObject *)
+    bint _p_is_ascii "PyUnicode_IS_ASCII"(PyObject *)
+    void *_p_udata "PyUnicode_DATA"(PyObject *)
+    Py_ssize_t _p_ulen "PyUnicode_GET_LENGTH"(PyObject *)
+    bint _p_dict_next "PyDict_Next"(PyObject *, Py_ssize_t *, PyObject **, PyObject **)
+    Py_ssize_t _p_size "Py_SIZE"(PyObject *)
+    PyObject *_p_list_item "PyList_GET_ITEM"(PyObject *, Py_ssize_t)
+    PyObject *_p_tuple_item "PyTuple_GET_ITEM"(PyObject *, Py_ssize_t)
+    long long _p_as_ll "PyLong_AsLongLongAndOverflow"(PyObject *, int *) except? -1
+    double _p_float_value "PyFloat_AS_DOUBLE"(PyObject *)
+    PyTypeObject PyUnicode_Type, PyDict_Type, PyList_Type, PyTuple_Type, PyLong_Type, PyFloat_Type
+    PyObject *_p_none "Py_None"
+    PyObject *_p_true "Py_True"
+    PyObject *_p_false "Py_False"
+
+
+cdef inline int _walk_text(const char *s, Py_ssize_t n, const unsigned char *nd, Py_ssize_t m) except -2:
+    cdef int esc = 0
+    if lk_fold_find(<const unsigned char *>s, n, nd, m, &esc):
+        return 1
+    return -1 if esc else 0
+
+
+cdef int _walk_contains(PyObject *o, const unsigned char *nd, Py_ssize_t m, bint numeric, int depth) except -2:
+    """1 when the needle ``nd[0:m]`` (from _walk_needle) occurs in
+    ``str(o).lower()``, 0 when it does not, -1 when the walk cannot tell.
+    Runs no Python code (exact built-in types only), so borrowed items stay
+    valid and no reference count is touched."""
+    cdef Py_ssize_t i, n
+    cdef PyObject *key
+    cdef PyObject *val
+    cdef int r, overflow
+    cdef long long iv
+    cdef char num[24]
+    cdef char *fs
+    cdef PyTypeObject *t = _type_of(o)
+    if t == &PyUnicode_Type:
+        if not _p_is_ascii(o):
+            return -1  # lower() of non-ASCII text may give ASCII letters (K -> k): print it
+        return _walk_text(<const char *>_p_udata(o), _p_ulen(o), nd, m)
+    if t == &PyDict_Type:
+        if depth >= _WALK_DEPTH:
+            return -1
+        i = 0
+        while _p_dict_next(o, &i, &key, &val):
+            r = _walk_contains(key, nd, m, numeric, depth + 1)
+            if r == 0:
+                r = _walk_contains(val, nd, m, numeric, depth + 1)
+            if r != 0:
+                return r
+        return 0
+    if t == &PyList_Type or t == &PyTuple_Type:
+        if depth >= _WALK_DEPTH:
+            return -1
+        for i in range(_p_size(o)):
+            r = _walk_contains(_p_list_item(o, i) if t == &PyList_Type else _p_tuple_item(o, i),
+                               nd, m, numeric, depth + 1)
+            if r != 0:
+                return r
+        return 0
+    if o == _p_none:
+        return _walk_text("none", 4, nd, m)
+    if o == _p_true:
+        return _walk_text("true", 4, nd, m)
+    if o == _p_false:
+        return _walk_text("false", 5, nd, m)
+    if t == &PyLong_Type:
+        if not numeric:
+            return 0
+        iv = _p_as_ll(o, &overflow)
+        if overflow:
+            return -1
+        i = _fmt_int(iv, num)
+        return _walk_text(num + i, 24 - i, nd, m)
+    if t == &PyFloat_Type:
+        if not numeric:
+            return 0
+        fs = PyOS_double_to_string(_p_float_value(o), b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            return _walk_text(fs, strlen(fs), nd, m)
+        finally:
+            PyMem_Free(fs)
+    return -1
+
+
+def _walk_probe(hay, str needle):
+    """What the container walk of ``contains`` answers for ``hay`` and the
+    (unlowered) ``needle``: 1, 0, or -1 when it cannot tell (the predicate then
+    prints ``hay``), None when the needle is not one the walk searches.  For
+    tests: a plain plan must be decided by the walk."""
+    w = _walk_needle(needle.lower())
+    if w is None:
+        return None
+    if _repr_in_progress():
+        return -1
+    return _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w),
+                          _numeric_needle(<bytes>w), 0)
 
 
 # float() accepts, in an ASCII str, only these characters: digits, signs, the
@@ -965,6 +1120,8 @@ cdef class _Pred:
     cdef double num
     cdef object pre2
     cdef bint has_pre2
+    cdef object walk     # contains: the needle as bytes when _walk_contains can search for it
+    cdef bint walk_num   # ... and whether it can occur in an int or float repr
 
     def __cinit__(self):
         self.slot = NULL
@@ -987,6 +1144,7 @@ cdef class _Pred:
         cdef int code = self.code
         cdef double x, y
         cdef _TagView v
+        cdef int r
         if code == P_EQUALS:
             return 1 if (self.arg(0, f) == self.arg(1, f)) else 0
         if code == P_CONTAINS:
@@ -998,6 +1156,13 @@ cdef class _Pred:
             if s0 >= 0:  # a path: its lowered text once per evaluation, shared by every rule
                 text = f.plower[s0]
                 if text is None:
+                    t = type(hay)
+                    if self.walk is not None and (t is dict or t is list or t is tuple) \
+                            and not _repr_in_progress():
+                        r = _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(self.walk),
+                                           PyBytes_GET_SIZE(self.walk), self.walk_num, 0)
+                        if r >= 0:
+                            return r
                     text = (<str>hay).lower() if type(hay) is str else _lowered(hay)
                     f.plower[s0] = text
             elif type(hay) is str:
@@ -1222,6 +1387,8 @@ cdef _Pred _make_pred(str name, list args, dict path_slots):
     if code == P_CONTAINS and p.lit[1]:
         p.pre = p.vals[1].lower()  # the parser guarantees a str
         p.pre2 = p.pre.encode("ascii") if p.pre.isascii() else None
+        p.walk = _walk_needle(p.pre)
+        p.walk_num = p.walk is not None and _numeric_needle(<bytes>p.walk)
         p.has_pre = True
     elif (code == P_GT or code == P_LT) and p.lit[1] and type(p.vals[1]) in (int, float):
         p.num = float(p.vals[1])  # the parser rejects literals that overflow
