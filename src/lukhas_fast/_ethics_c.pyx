@@ -55,6 +55,7 @@ cdef extern from "sha256.h":
 cdef extern from "asciifold.h" nogil:
     int LK_FOLD_MAX_NEEDLE
     int lk_fold_find(const unsigned char *s, size_t n, const unsigned char *needle, size_t m, int *esc)
+    int lk_fold_ascii(const unsigned char *s, size_t n, unsigned char *out)
 
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
@@ -939,6 +940,86 @@ cdef int _walk_contains(PyObject *o, const unsigned char *nd, Py_ssize_t m, bint
     return -1
 
 
+DEF _ATOMS_KEEP = 65536
+
+
+cdef int _atoms_put(_Frame f, const char *s, Py_ssize_t n, bint fold) except -1:
+    """Append ``s[0:n]`` (folded to lower case when ``fold``) and a NUL to the
+    frame's atoms buffer; 1 when ``s`` holds a byte that repr escapes."""
+    cdef Py_ssize_t cap
+    cdef char *q
+    cdef int bad = 0
+    if f.atoms_n + n + 1 > f.atoms_cap:
+        cap = f.atoms_cap * 2 if f.atoms_cap else 512
+        while cap < f.atoms_n + n + 1:
+            cap *= 2
+        q = <char *>realloc(f.atoms, cap)
+        if q == NULL:
+            raise MemoryError()
+        f.atoms = q
+        f.atoms_cap = cap
+    if fold:
+        bad = lk_fold_ascii(<const unsigned char *>s, n, <unsigned char *>f.atoms + f.atoms_n)
+    else:
+        memcpy(f.atoms + f.atoms_n, s, n)
+    f.atoms_n += n
+    f.atoms[f.atoms_n] = 0  # no walk needle holds a NUL: a match never spans two atoms
+    f.atoms_n += 1
+    return bad
+
+
+cdef int _fill_atoms(_Frame f, PyObject *o, int depth) except -2:
+    """The printed atoms of container ``o``, folded, NUL-separated, into the
+    frame's buffer (the text several ``contains`` on the same path search, one
+    memmem each): 0 when done, -1 when the walk cannot (as _walk_contains)."""
+    cdef Py_ssize_t i
+    cdef PyObject *key
+    cdef PyObject *val
+    cdef int overflow
+    cdef long long iv
+    cdef char num[24]
+    cdef char *fs
+    cdef PyTypeObject *t = _type_of(o)
+    if t == &PyUnicode_Type:
+        if not _p_is_ascii(o):
+            return -1
+        return -1 if _atoms_put(f, <const char *>_p_udata(o), _p_ulen(o), True) else 0
+    if t == &PyDict_Type:
+        if depth >= _WALK_DEPTH:
+            return -1
+        i = 0
+        while _p_dict_next(o, &i, &key, &val):
+            if _fill_atoms(f, key, depth + 1) or _fill_atoms(f, val, depth + 1):
+                return -1
+        return 0
+    if t == &PyList_Type or t == &PyTuple_Type:
+        if depth >= _WALK_DEPTH:
+            return -1
+        for i in range(_p_size(o)):
+            if _fill_atoms(f, _p_list_item(o, i) if t == &PyList_Type else _p_tuple_item(o, i), depth + 1):
+                return -1
+        return 0
+    if o == _p_none:
+        return _atoms_put(f, "none", 4, False)
+    if o == _p_true:
+        return _atoms_put(f, "true", 4, False)
+    if o == _p_false:
+        return _atoms_put(f, "false", 5, False)
+    if t == &PyLong_Type:
+        iv = _p_as_ll(o, &overflow)
+        if overflow:
+            return -1
+        i = _fmt_int(iv, num)
+        return _atoms_put(f, num + i, 24 - i, False)
+    if t == &PyFloat_Type:
+        fs = PyOS_double_to_string(_p_float_value(o), b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            return _atoms_put(f, fs, strlen(fs), False)
+        finally:
+            PyMem_Free(fs)
+    return -1
+
+
 def _walk_probe(hay, str needle):
     """What the container walk of ``contains`` answers for ``hay`` and the
     (unlowered) ``needle``: 1, 0, or -1 when it cannot tell (the predicate then
@@ -1035,9 +1116,18 @@ cdef class _Frame:
     cdef _TagView view
     cdef dict views
     cdef _TagView view0  # the first tags view of every evaluation, reused (see _TagView)
+    cdef char *atoms     # folded atoms of one path's container (see _fill_atoms), kept between evaluations
+    cdef Py_ssize_t atoms_n, atoms_cap
+    cdef int atoms_slot  # the path slot whose atoms are in ``atoms``; -1: none
+
+    def __cinit__(self):
+        self.atoms = NULL
+        self.atoms_n = self.atoms_cap = 0
+        self.atoms_slot = -1
 
     def __dealloc__(self):
         free(self.memo)
+        free(self.atoms)
 
     cdef int clear(self) except -1:
         cdef int i
@@ -1046,6 +1136,11 @@ cdef class _Frame:
             self.pvals[i] = _UNSET
             self.plower[i] = None
         self.texts = None
+        self.atoms_slot = -1
+        if self.atoms_cap > _ATOMS_KEEP:  # do not hold a hostile plan's worth of memory
+            free(self.atoms)
+            self.atoms = NULL
+            self.atoms_cap = 0
         self.views = None
         self.view_obj = None
         self.view = None
@@ -1122,6 +1217,7 @@ cdef class _Pred:
     cdef bint has_pre2
     cdef object walk     # contains: the needle as bytes when _walk_contains can search for it
     cdef bint walk_num   # ... and whether it can occur in an int or float repr
+    cdef bint walk_shared  # other walkable contains() of the program search the same path: share _fill_atoms
 
     def __cinit__(self):
         self.slot = NULL
@@ -1157,12 +1253,20 @@ cdef class _Pred:
                 text = f.plower[s0]
                 if text is None:
                     t = type(hay)
-                    if self.walk is not None and (t is dict or t is list or t is tuple) \
-                            and not _repr_in_progress():
-                        r = _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(self.walk),
-                                           PyBytes_GET_SIZE(self.walk), self.walk_num, 0)
-                        if r >= 0:
-                            return r
+                    if self.walk is not None and (t is dict or t is list or t is tuple):
+                        if self.walk_shared:  # one folded copy of the atoms, one memmem per needle
+                            if f.atoms_slot != s0 and not _repr_in_progress():
+                                f.atoms_n = 0
+                                if _fill_atoms(f, <PyObject *>hay, 0) == 0:
+                                    f.atoms_slot = s0
+                            if f.atoms_slot == s0:
+                                return 1 if memmem(f.atoms, f.atoms_n, PyBytes_AS_STRING(self.walk),
+                                                   PyBytes_GET_SIZE(self.walk)) != NULL else 0
+                        elif not _repr_in_progress():  # one needle: search in place, stop at a match
+                            r = _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(self.walk),
+                                               PyBytes_GET_SIZE(self.walk), self.walk_num, 0)
+                            if r >= 0:
+                                return r
                     text = (<str>hay).lower() if type(hay) is str else _lowered(hay)
                     f.plower[s0] = text
             elif type(hay) is str:
@@ -1500,6 +1604,15 @@ cdef class _Program:
         for i in range(len(kids)):
             self.kids[i] = kids[i]
         self.payload = payload
+        per_slot = {}
+        for p in payload:
+            if isinstance(p, _Pred) and (<_Pred>p).code == P_CONTAINS and (<_Pred>p).walk is not None \
+                    and (<_Pred>p).slot[0] >= 0:
+                per_slot.setdefault((<_Pred>p).slot[0], []).append(p)
+        for preds in per_slot.values():
+            if len(preds) > 1:
+                for p in preds:
+                    (<_Pred>p).walk_shared = True
         return 0
 
     cdef int ev(self, int i, _Frame f) except -1:
