@@ -50,6 +50,26 @@ static inline int lk_fold_ascii(const unsigned char *s, size_t n, unsigned char 
     return bad != 0;
 }
 
+/* What str.__repr__ must know of ASCII s[0..n): LK_REPR_ESCAPE when it holds a
+ * byte it escapes (C0 controls, DEL, backslash), LK_REPR_SQUOTE / _DQUOTE when
+ * it holds a ' / ".  Branch-free so that the compiler vectorises it: the
+ * ethics plan hash prints every string of a plan through here. */
+#define LK_REPR_ESCAPE 1
+#define LK_REPR_SQUOTE 2
+#define LK_REPR_DQUOTE 4
+
+static inline int lk_repr_scan(const unsigned char *s, size_t n)
+{
+    unsigned esc = 0, sq = 0, dq = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = s[i];
+        esc |= (c < 0x20u) | (c == 0x7fu) | (c == '\\');
+        sq |= c == '\'';
+        dq |= c == '"';
+    }
+    return (esc ? LK_REPR_ESCAPE : 0) | (sq ? LK_REPR_SQUOTE : 0) | (dq ? LK_REPR_DQUOTE : 0);
+}
+
 /* lk_fold_find for atoms longer than LK_FOLD_SHORT (or long needles): fold a
  * chunk into a stack buffer, memmem it, move on by all but m - 1 bytes */
 static int lk_fold_find_long(const unsigned char *s, size_t n, const unsigned char *needle, size_t m, int *esc)

@@ -363,6 +363,37 @@ def test_engine_metrics(ethics_impl, monkeypatch):
     m.RuleSet([], metrics=True)  # duplicate registration tolerated
 
 
+def test_engine_metrics_after_clear_and_remove(ethics_impl):
+    """The labelled children are remembered per rule set; a child the metric no
+    longer holds (``remove``/``clear``) is not: counts keep reaching the exposition."""
+    prom = pytest.importorskip("prometheus_client")
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "metric_rule2", "is_present(action)", "block", "LOW")], metrics=True)
+    get = prom.REGISTRY.get_sample_value
+    for _ in range(3):
+        rs.evaluate({"action": "x"})
+    assert get("ethics_rule_hits_total", {"rule_name": "metric_rule2", "action": "block"}) >= 3
+    rs._metrics.hits.remove("metric_rule2", "block")
+    rs._metrics.evaluations.clear()
+    rs.evaluate({"action": "x"})
+    rs.evaluate({"action": "x"})
+    assert get("ethics_rule_hits_total", {"rule_name": "metric_rule2", "action": "block"}) == 2
+    assert get("ethics_evaluations_total", {"result": "block"}) == 2
+    rs.evaluate([])  # not a dict: the blocked path counts too
+    assert get("ethics_evaluations_total", {"result": "block"}) == 3
+
+
+def test_per_evaluation_log_line_has_its_own_logger(ethics_impl, caplog):
+    """``Ethics evaluation: ...`` at INFO, on a child of ``lukhas_fast.ethics`` (the service
+    drops it unless its access log is on)."""
+    rs = ethics_impl.RuleSet([_rule(ethics_impl, "r", "is_present(action)", "warn", "LOW")], metrics=False)
+    with caplog.at_level(logging.INFO, logger="lukhas_fast.ethics"):
+        rs.evaluate({"action": "x"})
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("Ethics evaluation")]
+    assert len(lines) == 1 and lines[0][:2] == ("lukhas_fast.ethics.evaluation", logging.INFO)
+    assert lines[0][2].startswith("Ethics evaluation: warn (") and lines[0][2].endswith("ms, 1 rules triggered)")
+
+
 def test_public_reexports():
     assert lukhas_fast.compile_rule is lukhas_fast.ethics.compile_rule
     assert lukhas_fast.get_ethics_engine().rule_set.ruleset_hash == "5f47dfe036e0ca18"

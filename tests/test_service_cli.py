@@ -201,3 +201,25 @@ async def test_shutdown_grace(grace, handler_s, finishes):
                 resp = await pending
                 await resp.read()
             assert took < handler_s
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_serve_logging_per_evaluation_lines_follow_the_access_log(access_log, caplog):
+    """The ethics family's per-evaluation INFO line is a per-request line: ``serve`` drops it unless
+    the access log is on, and keeps the family's other INFO lines either way."""
+    import logging
+
+    from lukhas_fast.__main__ import _setup_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    ev = logging.getLogger("lukhas_fast.ethics.evaluation")
+    try:
+        _setup_logging("info", "text", access_log)
+        assert ev.isEnabledFor(logging.INFO) is access_log
+        assert logging.getLogger("lukhas_fast.ethics").isEnabledFor(logging.INFO)
+        assert ev.isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        ev.setLevel(logging.NOTSET)

@@ -321,7 +321,7 @@ def _env_name(flag: str) -> str:
     return "LUKHAS_SERVICE_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-def _setup_logging(level: str, fmt: str) -> None:
+def _setup_logging(level: str, fmt: str, per_request: bool = False) -> None:
     from lukhas_fast.service import JsonLogFormatter
 
     handler = logging.StreamHandler(sys.stderr)
@@ -333,6 +333,9 @@ def _setup_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").disabled = True  # the service writes its own access lines
+    # the ethics family's per-evaluation INFO line is a per-request line (and costs more
+    # than the evaluation): it comes with the access log, not without it
+    logging.getLogger("lukhas_fast.ethics.evaluation").setLevel(logging.NOTSET if per_request else logging.WARNING)
 
 
 _UNSET: Any = object()
@@ -379,7 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as exc:  # (every value was parsed already; kept for defence in depth)
         args.parser.error(str(exc))
-    _setup_logging(args.log_level, args.log_format)
+    _setup_logging(args.log_level, args.log_format, config.access_log)
     if config.state is not None:
         try:
             from lukhas_fast.drift import RedisLaneState

@@ -56,6 +56,8 @@ cdef extern from "asciifold.h" nogil:
     int LK_FOLD_MAX_NEEDLE
     int lk_fold_find(const unsigned char *s, size_t n, const unsigned char *needle, size_t m, int *esc)
     int lk_fold_ascii(const unsigned char *s, size_t n, unsigned char *out)
+    int lk_repr_scan(const unsigned char *s, size_t n)
+    int LK_REPR_ESCAPE, LK_REPR_SQUOTE, LK_REPR_DQUOTE
 
 cdef extern from "string.h":
     void *memmem(const void *, size_t, const void *, size_t)  # GNU: Python.h defines _GNU_SOURCE
@@ -615,18 +617,23 @@ cdef int _mark_stack(_Buf *b) except -1:
     return 0
 
 
-cdef int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
-    cdef Py_ssize_t cap
+cdef int _buf_grow(_Buf *b, Py_ssize_t k) except -1:
+    """Room for ``k`` more bytes (the buffer doubles; most plans fit the first 1 KiB)."""
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 1024
     cdef char *q
+    while cap < b.n + k:
+        cap *= 2
+    q = <char *>realloc(b.p, cap)
+    if q == NULL:
+        raise MemoryError()
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline int _put(_Buf *b, const char *s, Py_ssize_t k) except -1:
     if b.n + k > b.cap:
-        cap = b.cap * 2 if b.cap else 256
-        while cap < b.n + k:
-            cap *= 2
-        q = <char *>realloc(b.p, cap)
-        if q == NULL:
-            raise MemoryError()
-        b.p = q
-        b.cap = cap
+        _buf_grow(b, k)
     memcpy(b.p + b.n, s, k)
     b.n += k
     return 0
@@ -682,16 +689,10 @@ cdef int _put_repr(_Buf *b, object o) except -1:
         if PyUnicode_IS_ASCII(o):
             d = <const unsigned char *>PyUnicode_DATA(o)
             k = PyUnicode_GET_LENGTH(o)
-            sq = dq = special = False
-            for i in range(k):
-                c = d[i]
-                if c < 0x20 or c == 0x7f or c == 92:  # control characters, backslash: escaped
-                    special = True
-                    break
-                if c == 39:
-                    sq = True
-                elif c == 34:
-                    dq = True
+            how = lk_repr_scan(d, k)  # control characters and backslashes are escaped
+            special = (how & LK_REPR_ESCAPE) != 0
+            sq = (how & LK_REPR_SQUOTE) != 0
+            dq = (how & LK_REPR_DQUOTE) != 0
             if not special and not (sq and dq):
                 _put(b, '"' if sq else "'", 1)
                 _put(b, <const char *>d, k)

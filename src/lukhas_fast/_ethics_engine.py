@@ -33,6 +33,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("lukhas_fast.ethics")
+#: The per-evaluation INFO line (``Ethics evaluation: ...``) has a logger of its
+#: own, a child of ``lukhas_fast.ethics`` (so it reaches the same handlers), so
+#: that an application can keep the family's other INFO lines and drop this
+#: one, which costs more than the evaluation itself: the service does so
+#: unless its per-request access log is on.
+eval_logger = logging.getLogger("lukhas_fast.ethics.evaluation")
 
 #: Directory of the bundled rule files (package data).
 RULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules")
@@ -206,7 +212,7 @@ _perf_counter = time.perf_counter
 _ALLOW = EthicsAction.ALLOW
 _BLOCK = EthicsAction.BLOCK
 _INFO = logging.INFO
-_info_enabled = logger.isEnabledFor  # asked per evaluation: levels may change at run time
+_info_enabled = eval_logger.isEnabledFor  # asked per evaluation: levels may change at run time
 
 
 def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> List[Tuple[int, Any]]:
@@ -255,6 +261,34 @@ class _EngineMetrics:
         else:
             self.evaluations = self.hits = self.fires = self.latency = self.ruleset = _metrics.NOOP
         self.enabled = enabled
+        self._children: Dict[Tuple[int, Tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, values: Tuple[str, ...]) -> Any:
+        """``metric.labels(*values)``, remembered: prometheus_client's ``labels``
+        costs more than the rest of an evaluation.  A remembered child is used
+        only while the metric still holds it (``remove``/``clear`` drop it)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is not None and getattr(metric, "_metrics", _NO_CHILDREN).get(values) is child:
+            return child
+        child = metric.labels(*values)
+        if len(self._children) >= 4096:  # rule names edited in place: stay bounded
+            self._children.clear()
+        self._children[key] = child
+        return child
+
+    def fired(self, name: str, action: str) -> None:
+        """One fired (or failed, ``action="block"``) rule: its hits and fires counters."""
+        self._child(self.hits, (name, action)).inc()
+        self._child(self.fires, (name, action)).inc()
+
+    def evaluated(self, action: str, ms: float) -> None:
+        """One evaluation: its result counter and its latency."""
+        self._child(self.evaluations, (action,)).inc()
+        self.latency.observe(ms)
+
+
+_NO_CHILDREN: Dict[Any, Any] = {}
 
 
 class RuleSet:
@@ -308,8 +342,8 @@ class RuleSet:
 
     def _blocked(self, start: float, plan_hash: str, reason: str) -> EthicsResult:
         ms = (_perf_counter() - start) * 1000.0
-        self._metrics.evaluations.labels(result="block").inc()
-        self._metrics.latency.observe(ms)
+        if self._metrics.enabled:
+            self._metrics.evaluated("block", ms)
         return EthicsResult(EthicsAction.BLOCK, [], ms, plan_hash, [reason], "error", [])
 
     def evaluate(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> EthicsResult:
@@ -349,26 +383,23 @@ class RuleSet:
                         if rule_level > level:
                             level, action = rule_level, rule.action
                         if m.enabled:
-                            m.hits.labels(rule_name=rule.name, action=rule.action.value).inc()
-                            m.fires.labels(rule_id=rule.name, action=rule.action.value).inc()
+                            m.fired(rule.name, rule.action.value)
                         continue
                     logger.error("Error evaluating rule %s: %s", rule.name, fired)
                     triggered.append(rule)
                     reasons.append(error_reason)
                     level, action = 2, _BLOCK
                     if m.enabled:
-                        m.hits.labels(rule_name=rule.name, action="block").inc()
-                        m.fires.labels(rule_id=rule.name, action="block").inc()
+                        m.fired(rule.name, "block")
             facts_hash = digests[1](context, plan_token)
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
         ms = (_perf_counter() - start) * 1000.0
         if m.enabled:
-            m.evaluations.labels(result=action.value).inc()
-            m.latency.observe(ms)
+            m.evaluated(action.value, ms)
         if _info_enabled(_INFO):
-            logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
+            eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
         return EthicsResult(
             action,
             triggered,
