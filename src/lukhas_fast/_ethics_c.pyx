@@ -15,8 +15,14 @@ of evaluating the rules one by one.
 Every predicate runs inline on pre-processed literals:
 
 * numeric and string predicates: needles lowered, numbers converted, unit
-  limits parsed at compile time; ``contains`` over a dict or list lowers its
-  ``str()`` once per plan, shared by every rule;
+  limits parsed at compile time; ``contains`` over a dict, list or tuple never
+  prints it when the needle cannot span two printed atoms (no quote, bracket,
+  brace, parenthesis, colon, comma, space or backslash): each atom (string
+  body, number, None/True/False) is searched on its own, in place for one
+  needle, and through one folded NUL-separated copy of the atoms per plan
+  when several rules search the same path (csrc/asciifold.h); otherwise,
+  and for text the walk cannot read as printed (escapes, non-ASCII), the
+  lowered ``str()`` is built once per plan and shared by every rule;
 * tag predicates: the tags of a plan are normalised once per evaluation into
   a :class:`_TagView` (names, categories, best confidence per name) shared by
   every tag predicate of every rule; ``requires_human_for_tags`` and
