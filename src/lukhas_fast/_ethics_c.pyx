@@ -455,8 +455,16 @@ cdef int _fill_comma_ascii(_TagView v, str tags) except -1:
         a = b + 1
 
 
+cdef object _K_NAME = _intern("name")
+cdef object _K_CATEGORY = _intern("category")
+cdef object _K_CONFIDENCE = _intern("confidence")
+
+
 cdef int _fill_view(_TagView v, object tags) except -1:
     """Read ``tags`` into the (empty) view ``v``."""
+    cdef PyObject *pn
+    cdef PyObject *pc
+    cdef PyObject *pf
     t = type(tags)
     if t is str:
         if PyUnicode_IS_ASCII(tags):
@@ -495,11 +503,14 @@ cdef int _fill_view(_TagView v, object tags) except -1:
                 v.ok = False
             elif te is _SafetyTag:
                 # our dataclass: plain instance attributes, read from its __dict__
-                d = el.__dict__
-                name = d.get("name", _UNSET)
-                cat = d.get("category", _UNSET)
-                conf = d.get("confidence", _UNSET)
-                if name is _UNSET or cat is _UNSET or conf is _UNSET:  # an attribute deleted: getattr
+                # (borrowed lookups: no Python-level .get call per attribute)
+                d = PyObject_GenericGetDict(el, NULL)
+                pn = PyDict_GetItem(<dict>d, _K_NAME)
+                pc = PyDict_GetItem(<dict>d, _K_CATEGORY)
+                pf = PyDict_GetItem(<dict>d, _K_CONFIDENCE)
+                if pn != NULL and pc != NULL and pf != NULL:
+                    name, cat, conf = <object>pn, <object>pc, <object>pf
+                else:  # an attribute deleted: getattr
                     name = getattr(el, "name", None)
                     cat = getattr(el, "category", None)
                     conf = getattr(el, "confidence", None)
