@@ -117,6 +117,29 @@ static inline int lk_fold_find(const unsigned char *s, size_t n, const unsigned 
     return 0;
 }
 
+/* memmem(h, n, nd, m) != NULL for the short texts of a plan: a first-byte
+ * memchr and one memcmp per candidate, because glibc's memmem sets up a
+ * two-way search first, which costs more than the whole search here.  At
+ * most LK_FIND_SHORT * LK_FOLD_SHORT_NEEDLE byte compares; memmem beyond. */
+#define LK_FIND_SHORT 512
+
+static inline int lk_find(const unsigned char *h, size_t n, const unsigned char *nd, size_t m)
+{
+    if (m == 0)
+        return 1;
+    if (n < m)
+        return 0;
+    if (n > LK_FIND_SHORT || m > LK_FOLD_SHORT_NEEDLE)
+        return memmem(h, n, nd, m) != NULL;
+    const unsigned char *p = h, *last = h + (n - m);
+    while (p <= last && (p = memchr(p, nd[0], (size_t)(last - p) + 1)) != NULL) {
+        if (memcmp(p + 1, nd + 1, m - 1) == 0)
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,7 +40,6 @@ error behaviour.  Plans are not expected to change while they are evaluated.
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset, memcpy, memcmp, strlen
@@ -63,6 +62,7 @@ cdef extern from "asciifold.h" nogil:
     int lk_fold_find(const unsigned char *s, size_t n, const unsigned char *needle, size_t m, int *esc)
     int lk_fold_ascii(const unsigned char *s, size_t n, unsigned char *out)
     int lk_repr_scan(const unsigned char *s, size_t n)
+    int lk_find(const unsigned char *h, size_t n, const unsigned char *nd, size_t m)
     int LK_REPR_ESCAPE, LK_REPR_SQUOTE, LK_REPR_DQUOTE
 
 cdef extern from "string.h":
@@ -188,7 +188,7 @@ cdef inline object _resolve(tuple parts, object cur):
     cdef PyObject *v
     for part in parts:
         if type(cur) is dict:
-            v = PyDict_GetItem(cur, part)
+            v = PyDict_GetItemWithError(cur, part)
             if v == NULL:
                 return None
             cur = <object>v
@@ -505,9 +505,9 @@ cdef int _fill_view(_TagView v, object tags) except -1:
                 # our dataclass: plain instance attributes, read from its __dict__
                 # (borrowed lookups: no Python-level .get call per attribute)
                 d = PyObject_GenericGetDict(el, NULL)
-                pn = PyDict_GetItem(<dict>d, _K_NAME)
-                pc = PyDict_GetItem(<dict>d, _K_CATEGORY)
-                pf = PyDict_GetItem(<dict>d, _K_CONFIDENCE)
+                pn = PyDict_GetItemWithError(<dict>d, _K_NAME)
+                pc = PyDict_GetItemWithError(<dict>d, _K_CATEGORY)
+                pf = PyDict_GetItemWithError(<dict>d, _K_CONFIDENCE)
                 if pn != NULL and pc != NULL and pf != NULL:
                     name, cat, conf = <object>pn, <object>pc, <object>pf
                 else:  # an attribute deleted: getattr
@@ -798,7 +798,8 @@ cdef inline bint _bytes_find(bytes hay, bytes needle):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(needle)
     if n == 0:
         return True
-    return memmem(PyBytes_AS_STRING(hay), PyBytes_GET_SIZE(hay), PyBytes_AS_STRING(needle), n) != NULL
+    return lk_find(<const unsigned char *>PyBytes_AS_STRING(hay), PyBytes_GET_SIZE(hay),
+                   <const unsigned char *>PyBytes_AS_STRING(needle), n)
 
 
 cdef object _lowered_ascii_repr(object o):
@@ -1100,7 +1101,7 @@ cdef object _parse_unit(bint is_bytes, object text):
     cdef PyObject *hit
     cdef bint keep = type(text) is str and len(<str>text) <= 64
     if keep:
-        hit = PyDict_GetItem(memo, text)
+        hit = PyDict_GetItemWithError(memo, text)
         if hit != NULL:
             return <object>hit
     try:
@@ -1179,7 +1180,7 @@ cdef class _Frame:
         cdef PyObject *hit
         if self.texts is None:
             self.texts = {}
-        hit = PyDict_GetItem(self.texts, id(hay))
+        hit = PyDict_GetItemWithError(self.texts, id(hay))
         if hit != NULL and (<tuple>hit)[0] is hay:
             return (<tuple>hit)[1]
         text = _lowered(hay)
@@ -1196,7 +1197,7 @@ cdef class _Frame:
             self.views[id(self.view_obj)] = (self.view_obj, self.view)
         v = None
         if self.views is not None:
-            hit = PyDict_GetItem(self.views, id(tags))
+            hit = PyDict_GetItemWithError(self.views, id(tags))
             if hit != NULL and (<tuple>hit)[0] is tags:
                 v = <_TagView>(<tuple>hit)[1]
         if v is None:
@@ -1278,8 +1279,9 @@ cdef class _Pred:
                                 if _fill_atoms(f, <PyObject *>hay, 0) == 0:
                                     f.atoms_slot = s0
                             if f.atoms_slot == s0:
-                                return 1 if memmem(f.atoms, f.atoms_n, PyBytes_AS_STRING(self.walk),
-                                                   PyBytes_GET_SIZE(self.walk)) != NULL else 0
+                                return lk_find(<const unsigned char *>f.atoms, f.atoms_n,
+                                               <const unsigned char *>PyBytes_AS_STRING(self.walk),
+                                               PyBytes_GET_SIZE(self.walk))
                         elif not _repr_in_progress():  # one needle: search in place, stop at a match
                             r = _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(self.walk),
                                                PyBytes_GET_SIZE(self.walk), self.walk_num, 0)
