@@ -383,6 +383,28 @@ def test_engine_metrics_after_clear_and_remove(ethics_impl):
     assert get("ethics_evaluations_total", {"result": "block"}) == 3
 
 
+def test_engine_latency_histogram_buckets_match_observe(ethics_impl):
+    """The engine's one-bisect histogram update lands every value in the bucket
+    Histogram.observe would pick (bounds included, past the last finite bound)."""
+    prom = pytest.importorskip("prometheus_client")
+    from lukhas_fast import _ethics_engine as eng
+
+    reg = prom.CollectorRegistry()
+    ref = prom.Histogram("ref_ms", "reference", buckets=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0), registry=reg)
+    m = eng._EngineMetrics(True)
+    assert m._lat is not None  # the fast path is the one under test
+    mine = m.latency
+    before = {s.labels.get("le"): s.value for s in next(iter(mine.collect())).samples if s.name.endswith("_bucket")}
+    values = [0.0, 0.05, 0.1, 0.10000001, 0.5, 0.7, 1.0, 2.0, 4.99, 5.0, 9.0, 10.0, 10.5, 1e9]
+    for v in values:
+        ref.observe(v)
+        m.evaluated("allow", v)
+    got = {s.labels.get("le"): s.value - before[s.labels.get("le")]
+           for s in next(iter(mine.collect())).samples if s.name.endswith("_bucket")}
+    want = {s.labels.get("le"): s.value for s in next(iter(ref.collect())).samples if s.name.endswith("_bucket")}
+    assert got == want
+
+
 def test_per_evaluation_log_line_has_its_own_logger(ethics_impl, caplog):
     """``Ethics evaluation: ...`` at INFO, on a child of ``lukhas_fast.ethics`` (the service
     drops it unless its access log is on)."""

@@ -12,6 +12,7 @@ import operator
 import os
 import threading
 import time
+from bisect import bisect_left as _bisect_left
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
@@ -262,6 +263,12 @@ class _EngineMetrics:
             self.evaluations = self.hits = self.fires = self.latency = self.ruleset = _metrics.NOOP
         self.enabled = enabled
         self._children: Dict[Tuple[int, Tuple[str, ...]], Any] = {}
+        # Histogram.observe walks the bucket bounds in Python; the same update is one
+        # bisect into prometheus_client's own bucket and sum values (when it has them)
+        lat = self.latency
+        self._lat = None
+        if enabled and all(hasattr(lat, a) for a in ("_upper_bounds", "_buckets", "_sum")):
+            self._lat = (list(lat._upper_bounds), lat._buckets, lat._sum)
 
     def _child(self, metric: Any, values: Tuple[str, ...]) -> Any:
         """``metric.labels(*values)``, remembered: prometheus_client's ``labels``
@@ -285,7 +292,15 @@ class _EngineMetrics:
     def evaluated(self, action: str, ms: float) -> None:
         """One evaluation: its result counter and its latency."""
         self._child(self.evaluations, (action,)).inc()
-        self.latency.observe(ms)
+        lat = self._lat
+        if lat is None:
+            self.latency.observe(ms)
+            return
+        bounds, buckets, total = lat
+        total.inc(ms)
+        i = _bisect_left(bounds, ms)  # the first bucket with ms <= bound, as observe() picks
+        if i < len(buckets) and ms <= bounds[i]:
+            buckets[i].inc(1)
 
 
 _NO_CHILDREN: Dict[Any, Any] = {}
