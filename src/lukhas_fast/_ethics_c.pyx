@@ -890,19 +890,51 @@ cdef extern from "Python.h":
     PyObject *_p_false "Py_False"
 
 
-cdef inline int _walk_text(const char *s, Py_ssize_t n, const unsigned char *nd, Py_ssize_t m) except -2:
+DEF _ATOMS_KEEP = 65536  # a frame frees a larger atoms buffer after the evaluation
+
+
+cdef struct _Walk:
+    const unsigned char *nd  # search for this needle (m bytes, from _walk_needle); NULL: fill ``out``
+    Py_ssize_t m
+    bint numbers             # visit int and float atoms (a search skips them when the needle cannot occur in one)
+    _Buf *out                # fill: the folded atoms, NUL-separated
+
+
+cdef int _atoms_put(_Buf *b, const char *s, Py_ssize_t n, bint fold) except -1:
+    """Append ``s[0:n]`` (folded to lower case when ``fold``) and a NUL to
+    ``b``; 1 when ``s`` holds a byte that repr escapes."""
+    cdef int bad = 0
+    if b.n + n + 1 > b.cap:
+        _buf_grow(b, n + 1)
+    if fold:
+        bad = lk_fold_ascii(<const unsigned char *>s, n, <unsigned char *>b.p + b.n)
+    else:
+        memcpy(b.p + b.n, s, n)
+    b.n += n
+    b.p[b.n] = 0  # no walk needle holds a NUL: a match never spans two atoms
+    b.n += 1
+    return bad
+
+
+cdef inline int _walk_atom(_Walk *w, const char *s, Py_ssize_t n, bint fold) except -2:
+    """One printed atom: a search answers 1 (found), 0 (not in it) or -1
+    (cannot tell: an escaped byte, whose escape letters could match); a fill
+    answers 0, or -1 for an escaped byte."""
     cdef int esc = 0
-    if lk_fold_find(<const unsigned char *>s, n, nd, m, &esc):
+    if w.nd == NULL:
+        return -1 if _atoms_put(w.out, s, n, fold) else 0
+    if lk_fold_find(<const unsigned char *>s, n, w.nd, w.m, &esc):
         return 1
     return -1 if esc else 0
 
 
-cdef int _walk_contains(PyObject *o, const unsigned char *nd, Py_ssize_t m, bint numeric, int depth) except -2:
-    """1 when the needle ``nd[0:m]`` (from _walk_needle) occurs in
-    ``str(o).lower()``, 0 when it does not, -1 when the walk cannot tell.
-    Runs no Python code (exact built-in types only), so borrowed items stay
-    valid and no reference count is touched."""
-    cdef Py_ssize_t i, n
+cdef int _walk(PyObject *o, _Walk *w, int depth) except -2:
+    """Walk container ``o``'s printed atoms in ``str(o)`` order: a search
+    answers 1 when the needle occurs in ``str(o).lower()``, 0 when it does
+    not, -1 when the walk cannot tell (the caller then prints ``o``); a fill
+    answers 0, or -1 likewise.  Runs no Python code (exact built-in types
+    only), so borrowed items stay valid and no reference count is touched."""
+    cdef Py_ssize_t i
     cdef PyObject *key
     cdef PyObject *val
     cdef int r, overflow
@@ -913,15 +945,15 @@ cdef int _walk_contains(PyObject *o, const unsigned char *nd, Py_ssize_t m, bint
     if t == &PyUnicode_Type:
         if not _p_is_ascii(o):
             return -1  # lower() of non-ASCII text may give ASCII letters (K -> k): print it
-        return _walk_text(<const char *>_p_udata(o), _p_ulen(o), nd, m)
+        return _walk_atom(w, <const char *>_p_udata(o), _p_ulen(o), True)
     if t == &PyDict_Type:
         if depth >= _WALK_DEPTH:
             return -1
         i = 0
         while _p_dict_next(o, &i, &key, &val):
-            r = _walk_contains(key, nd, m, numeric, depth + 1)
+            r = _walk(key, w, depth + 1)
             if r == 0:
-                r = _walk_contains(val, nd, m, numeric, depth + 1)
+                r = _walk(val, w, depth + 1)
             if r != 0:
                 return r
         return 0
@@ -929,114 +961,55 @@ cdef int _walk_contains(PyObject *o, const unsigned char *nd, Py_ssize_t m, bint
         if depth >= _WALK_DEPTH:
             return -1
         for i in range(_p_size(o)):
-            r = _walk_contains(_p_list_item(o, i) if t == &PyList_Type else _p_tuple_item(o, i),
-                               nd, m, numeric, depth + 1)
+            r = _walk(_p_list_item(o, i) if t == &PyList_Type else _p_tuple_item(o, i), w, depth + 1)
             if r != 0:
                 return r
         return 0
     if o == _p_none:
-        return _walk_text("none", 4, nd, m)
+        return _walk_atom(w, "none", 4, False)
     if o == _p_true:
-        return _walk_text("true", 4, nd, m)
+        return _walk_atom(w, "true", 4, False)
     if o == _p_false:
-        return _walk_text("false", 5, nd, m)
+        return _walk_atom(w, "false", 5, False)
     if t == &PyLong_Type:
-        if not numeric:
+        if not w.numbers:
             return 0
         iv = _p_as_ll(o, &overflow)
         if overflow:
             return -1
         i = _fmt_int(iv, num)
-        return _walk_text(num + i, 24 - i, nd, m)
+        return _walk_atom(w, num + i, 24 - i, False)
     if t == &PyFloat_Type:
-        if not numeric:
+        if not w.numbers:
             return 0
         fs = PyOS_double_to_string(_p_float_value(o), b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
         try:
-            return _walk_text(fs, strlen(fs), nd, m)
+            return _walk_atom(w, fs, strlen(fs), False)
         finally:
             PyMem_Free(fs)
     return -1
 
 
-DEF _ATOMS_KEEP = 65536
+cdef inline int _walk_contains(object hay, bytes needle, bint numeric) except -2:
+    """The search walk of ``hay`` for ``needle`` (from _walk_needle)."""
+    cdef _Walk w
+    w.nd = <const unsigned char *>PyBytes_AS_STRING(needle)
+    w.m = PyBytes_GET_SIZE(needle)
+    w.numbers = numeric
+    w.out = NULL
+    return _walk(<PyObject *>hay, &w, 0)
 
 
-cdef int _atoms_put(_Frame f, const char *s, Py_ssize_t n, bint fold) except -1:
-    """Append ``s[0:n]`` (folded to lower case when ``fold``) and a NUL to the
-    frame's atoms buffer; 1 when ``s`` holds a byte that repr escapes."""
-    cdef Py_ssize_t cap
-    cdef char *q
-    cdef int bad = 0
-    if f.atoms_n + n + 1 > f.atoms_cap:
-        cap = f.atoms_cap * 2 if f.atoms_cap else 512
-        while cap < f.atoms_n + n + 1:
-            cap *= 2
-        q = <char *>realloc(f.atoms, cap)
-        if q == NULL:
-            raise MemoryError()
-        f.atoms = q
-        f.atoms_cap = cap
-    if fold:
-        bad = lk_fold_ascii(<const unsigned char *>s, n, <unsigned char *>f.atoms + f.atoms_n)
-    else:
-        memcpy(f.atoms + f.atoms_n, s, n)
-    f.atoms_n += n
-    f.atoms[f.atoms_n] = 0  # no walk needle holds a NUL: a match never spans two atoms
-    f.atoms_n += 1
-    return bad
-
-
-cdef int _fill_atoms(_Frame f, PyObject *o, int depth) except -2:
-    """The printed atoms of container ``o``, folded, NUL-separated, into the
-    frame's buffer (the text several ``contains`` on the same path search, one
-    memmem each): 0 when done, -1 when the walk cannot (as _walk_contains)."""
-    cdef Py_ssize_t i
-    cdef PyObject *key
-    cdef PyObject *val
-    cdef int overflow
-    cdef long long iv
-    cdef char num[24]
-    cdef char *fs
-    cdef PyTypeObject *t = _type_of(o)
-    if t == &PyUnicode_Type:
-        if not _p_is_ascii(o):
-            return -1
-        return -1 if _atoms_put(f, <const char *>_p_udata(o), _p_ulen(o), True) else 0
-    if t == &PyDict_Type:
-        if depth >= _WALK_DEPTH:
-            return -1
-        i = 0
-        while _p_dict_next(o, &i, &key, &val):
-            if _fill_atoms(f, key, depth + 1) or _fill_atoms(f, val, depth + 1):
-                return -1
-        return 0
-    if t == &PyList_Type or t == &PyTuple_Type:
-        if depth >= _WALK_DEPTH:
-            return -1
-        for i in range(_p_size(o)):
-            if _fill_atoms(f, _p_list_item(o, i) if t == &PyList_Type else _p_tuple_item(o, i), depth + 1):
-                return -1
-        return 0
-    if o == _p_none:
-        return _atoms_put(f, "none", 4, False)
-    if o == _p_true:
-        return _atoms_put(f, "true", 4, False)
-    if o == _p_false:
-        return _atoms_put(f, "false", 5, False)
-    if t == &PyLong_Type:
-        iv = _p_as_ll(o, &overflow)
-        if overflow:
-            return -1
-        i = _fmt_int(iv, num)
-        return _atoms_put(f, num + i, 24 - i, False)
-    if t == &PyFloat_Type:
-        fs = PyOS_double_to_string(_p_float_value(o), b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-        try:
-            return _atoms_put(f, fs, strlen(fs), False)
-        finally:
-            PyMem_Free(fs)
-    return -1
+cdef inline int _fill_atoms(_Frame f, object hay) except -2:
+    """The fill walk of ``hay`` into the frame's atoms buffer (the text that
+    several ``contains`` on the same path search, one lk_find each)."""
+    cdef _Walk w
+    w.nd = NULL
+    w.m = 0
+    w.numbers = True
+    w.out = &f.atoms
+    f.atoms.n = 0
+    return _walk(<PyObject *>hay, &w, 0)
 
 
 def _walk_probe(hay, str needle):
@@ -1049,8 +1022,7 @@ def _walk_probe(hay, str needle):
         return None
     if _repr_in_progress():
         return -1
-    return _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w),
-                          _numeric_needle(<bytes>w), 0)
+    return _walk_contains(hay, <bytes>w, _numeric_needle(<bytes>w))
 
 
 # float() accepts, in an ASCII str, only these characters: digits, signs, the
@@ -1135,18 +1107,17 @@ cdef class _Frame:
     cdef _TagView view
     cdef dict views
     cdef _TagView view0  # the first tags view of every evaluation, reused (see _TagView)
-    cdef char *atoms     # folded atoms of one path's container (see _fill_atoms), kept between evaluations
-    cdef Py_ssize_t atoms_n, atoms_cap
+    cdef _Buf atoms      # folded atoms of one path's container (see _fill_atoms), kept between evaluations
     cdef int atoms_slot  # the path slot whose atoms are in ``atoms``; -1: none
 
     def __cinit__(self):
-        self.atoms = NULL
-        self.atoms_n = self.atoms_cap = 0
+        self.atoms.p = NULL
+        self.atoms.n = self.atoms.cap = 0
         self.atoms_slot = -1
 
     def __dealloc__(self):
         free(self.memo)
-        free(self.atoms)
+        free(self.atoms.p)
 
     cdef int clear(self) except -1:
         cdef int i
@@ -1156,10 +1127,10 @@ cdef class _Frame:
             self.plower[i] = None
         self.texts = None
         self.atoms_slot = -1
-        if self.atoms_cap > _ATOMS_KEEP:  # do not hold a hostile plan's worth of memory
-            free(self.atoms)
-            self.atoms = NULL
-            self.atoms_cap = 0
+        if self.atoms.cap > _ATOMS_KEEP:  # do not hold a hostile plan's worth of memory
+            free(self.atoms.p)
+            self.atoms.p = NULL
+            self.atoms.cap = 0
         self.views = None
         self.view_obj = None
         self.view = None
@@ -1274,17 +1245,14 @@ cdef class _Pred:
                     t = type(hay)
                     if self.walk is not None and (t is dict or t is list or t is tuple):
                         if self.walk_shared:  # one folded copy of the atoms, one memmem per needle
-                            if f.atoms_slot != s0 and not _repr_in_progress():
-                                f.atoms_n = 0
-                                if _fill_atoms(f, <PyObject *>hay, 0) == 0:
-                                    f.atoms_slot = s0
+                            if f.atoms_slot != s0 and not _repr_in_progress() and _fill_atoms(f, hay) == 0:
+                                f.atoms_slot = s0
                             if f.atoms_slot == s0:
-                                return lk_find(<const unsigned char *>f.atoms, f.atoms_n,
+                                return lk_find(<const unsigned char *>f.atoms.p, f.atoms.n,
                                                <const unsigned char *>PyBytes_AS_STRING(self.walk),
                                                PyBytes_GET_SIZE(self.walk))
                         elif not _repr_in_progress():  # one needle: search in place, stop at a match
-                            r = _walk_contains(<PyObject *>hay, <const unsigned char *>PyBytes_AS_STRING(self.walk),
-                                               PyBytes_GET_SIZE(self.walk), self.walk_num, 0)
+                            r = _walk_contains(hay, <bytes>self.walk, self.walk_num)
                             if r >= 0:
                                 return r
                     text = (<str>hay).lower() if type(hay) is str else _lowered(hay)
