@@ -118,6 +118,22 @@ static inline void mul_64x64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
 #endif
 }
 
+/* floor(q * log2(10)) + 63 (217706 / 2^16 ~ log2(10), exact for |q| <= 300;
+ * the shift is of a non-negative value), plus the double's exponent bias
+ * 1023, minus 1 for the implicit bit (see to_bits); a table, so that the
+ * conversion loads it instead of computing it per number. */
+#define LK_JV_P2(q) ((((217706 * (q)) + (128 << 16)) >> 16) - 128 + 63 + 1023 - 1)
+static const int16_t lk_jv_p2[LK_JV_QMAX - LK_JV_QMIN + 1] = {
+    LK_JV_P2(-27), LK_JV_P2(-26), LK_JV_P2(-25), LK_JV_P2(-24), LK_JV_P2(-23), LK_JV_P2(-22), LK_JV_P2(-21),
+    LK_JV_P2(-20), LK_JV_P2(-19), LK_JV_P2(-18), LK_JV_P2(-17), LK_JV_P2(-16), LK_JV_P2(-15), LK_JV_P2(-14),
+    LK_JV_P2(-13), LK_JV_P2(-12), LK_JV_P2(-11), LK_JV_P2(-10), LK_JV_P2(-9), LK_JV_P2(-8), LK_JV_P2(-7),
+    LK_JV_P2(-6), LK_JV_P2(-5), LK_JV_P2(-4), LK_JV_P2(-3), LK_JV_P2(-2), LK_JV_P2(-1), LK_JV_P2(0),
+    LK_JV_P2(1), LK_JV_P2(2), LK_JV_P2(3), LK_JV_P2(4), LK_JV_P2(5), LK_JV_P2(6), LK_JV_P2(7),
+    LK_JV_P2(8), LK_JV_P2(9), LK_JV_P2(10), LK_JV_P2(11), LK_JV_P2(12), LK_JV_P2(13), LK_JV_P2(14),
+    LK_JV_P2(15), LK_JV_P2(16), LK_JV_P2(17), LK_JV_P2(18), LK_JV_P2(19), LK_JV_P2(20), LK_JV_P2(21),
+    LK_JV_P2(22), LK_JV_P2(23), LK_JV_P2(24), LK_JV_P2(25), LK_JV_P2(26), LK_JV_P2(27),
+};
+
 /* The bits of the correctly rounded w * 10^q for w > 0 and LK_JV_QMIN <= q
  * <= LK_JV_QMAX (the caller checks; the kernels' shape bounds q). */
 static inline uint64_t to_bits(uint64_t w, int64_t q) {
@@ -136,18 +152,17 @@ static inline uint64_t to_bits(uint64_t w, int64_t q) {
     upper = (int)(hi >> 63);
     shift = upper + 64 - 52 - 3;
     mant = hi >> shift; /* 54 or 55 bits: the significand and a rounding bit */
-    /* floor(q * log2(10)) + 63 (217706 / 2^16 ~ log2(10), exact for |q| <= 300),
-     * then the double's exponent bias 1023 */
-    p2 = (((217706 * q) + (128 << 16)) >> 16) - 128 + 63 + upper - lz + 1023; /* shifts a non-negative value */
+    p2 = lk_jv_p2[q - LK_JV_QMIN] + upper - lz; /* the exponent field, less the implicit bit */
     if (lo <= 1 && q >= -4 && q <= 23 && (mant & 3) == 1 && (mant << shift) == hi)
         mant &= ~(uint64_t)1; /* exactly halfway with an even result: round down */
     mant += mant & 1;         /* round to nearest */
     mant >>= 1;               /* 2^52 <= mant <= 2^53 */
-    /* The implicit bit adds one to the exponent field, hence p2 - 1; when
-     * rounding carried into 2^53 the sum is 2^(p2+1), also right.  Every
-     * w < 2^64 times 10^q for |q| <= 27 lies in [1e-27, 2e46], a normal
-     * double, so p2 needs no range check. */
-    return mant + ((uint64_t)(p2 - 1) << 52);
+    /* The implicit bit adds one to the exponent field (hence the table's
+     * -1); when rounding carried into 2^53 the sum's exponent is one higher
+     * and its significand 0, also right.  Every w < 2^64 times 10^q for
+     * |q| <= 27 lies in [1e-27, 2e46], a normal double, so p2 needs no
+     * range check. */
+    return mant + ((uint64_t)p2 << 52);
 }
 
 /* The correctly rounded w * 10^q (w > 0) as a double, or 0 if q is outside
@@ -642,7 +657,7 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
     if (di == 0)
         return 0;
     x = _mm256_mask_mov_epi8(d, (__mmask32)((2u << di) - 1), shift_up1(d));
-    x = _mm256_maskz_mov_epi8((__mmask32)(~0u << (33 - len)), x);
+    x = _mm256_maskz_mov_epi8((__mmask32)((~0u << (32 - len)) << 1), x); /* (the shape check computed ~0u << (32 - len)) */
     fold_digits(x, &ab, &cd);
     return plain_finish(ab, cd, di, neg, out);
 }
@@ -720,6 +735,17 @@ static int element_slow(const char *t, const char *e, const char *end, double *o
 
 /* --- run-time dispatch ------------------------------------------------------ */
 
+#if LK_JV_X86
+#include <cpuid.h>
+/* BMI1 and BMI2 (leaf 7, EBX bits 3 and 8) and LZCNT (leaf 0x80000001, ECX bit 5). */
+static int lk_jv_has_bmi_lzcnt(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 3)) || !(b & (1u << 8)))
+        return 0;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 5));
+}
+#endif
+
 /* The best kernel set this CPU runs, detected once.  Benign if two threads
  * race on first use: both store the same value. */
 static int g_best_isa = -1;
@@ -729,9 +755,9 @@ lk_jv_isa lk_jv_best_isa(void) {
         int isa = LK_JV_ISA_SCALAR;
 #if LK_JV_X86
         __builtin_cpu_init();
-        /* (every CPU with AVX2 so far has BMI1/2 and LZCNT too; checked anyway) */
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-            __builtin_cpu_supports("lzcnt")) {
+        /* (every CPU with AVX2 so far has BMI1/2 and LZCNT too; checked anyway,
+         * through cpuid: not every compiler's __builtin_cpu_supports knows them) */
+        if (__builtin_cpu_supports("avx2") && lk_jv_has_bmi_lzcnt()) {
             isa = LK_JV_ISA_AVX2;
             if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl"))
@@ -780,10 +806,6 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
 
     doc->n_members = 0;
     doc->n_nums = 0;
-    /* a drift body holds about one number per 20 bytes: one allocation up
-     * front instead of a few doublings (at most n/2 bytes) */
-    if (reserve_nums(doc, n / 16) != LK_JV_OK)
-        return LK_JV_NOMEM;
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
         return LK_JV_UNHANDLED;
@@ -815,6 +837,11 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
             break;
         case '[':
             p++;
+            /* vectors of 17-digit doubles take about 20 bytes a number: one
+             * allocation for what follows instead of a few doublings (at
+             * most half the remaining bytes) */
+            if (doc->cap_nums == 0 && reserve_nums(doc, (size_t)(end - p) / 16) != LK_JV_OK)
+                return LK_JV_NOMEM;
             mb.kind = LK_JV_ARRAY;
             mb.off = doc->n_nums;
             if ((rc = parse_array(&p, end, base, doc, isa)) != LK_JV_OK)
