@@ -589,6 +589,26 @@ static inline int plain_finish(uint64_t ab, uint64_t cd, unsigned dot_idx, int n
     return 1;
 }
 
+/* The same when the integer part is one digit (D.FFF, the '.' at s[1]: how
+ * vectors in (-10, 10) are written, checked first).  The window was folded
+ * with only the fraction's bytes kept, which needs neither the '.''s
+ * position nor the shift, so the fold starts as soon as the bytes are
+ * loaded; m = D * 10^nf + fraction.  dig: the window's digit bits. */
+static inline int plain_finish1(uint64_t ab, uint64_t cd, uint32_t dig, const char *s, ptrdiff_t len, int neg,
+                                double *out) {
+    unsigned nf = (unsigned)(len - 2), id = (unsigned)((unsigned char)s[0] - '0');
+    uint64_t m, bits = 0;
+    /* every byte but the '.' a digit; at most 19 significant digits */
+    if ((~dig & (~0u << (32 - len)) & ~(1u << (33 - len))) != 0 || ab >= 1000 || (id != 0 && nf > 18))
+        return 0;
+    m = ab * 10000000000000000u + cd + id * pow10_u[nf < 19 ? nf : 19]; /* (id is 0 when nf > 18) */
+    if (m != 0)
+        bits = to_bits(m, -(int64_t)nf);
+    bits |= (uint64_t)neg << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
 #define LK_JV_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt")))
 #define LK_JV_AVX512 __attribute__((target("avx2,bmi,bmi2,lzcnt,avx512f,avx512bw,avx512vl")))
 
@@ -627,13 +647,18 @@ LK_JV_AVX2 static inline int plain_avx2(const char *t, const char *e, double *ou
     const char *s = t + neg;
     ptrdiff_t len = e - s;
     __m256i d, x;
+    uint32_t dig;
     unsigned di;
     uint64_t ab, cd;
     if (len < 3 || len > 29)
         return 0;
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(lk_jv_zeros));
-    di = plain_dot((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, LK_JV_LOAD(lk_jv_nines)), d)),
-                   s, e, len);
+    dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, LK_JV_LOAD(lk_jv_nines)), d));
+    if (s[1] == '.') { /* the fraction's bytes: from 34 - len on */
+        fold_digits(_mm256_and_si256(d, LK_JV_LOAD(lk_jv_ramp + (len - 2))), &ab, &cd);
+        return plain_finish1(ab, cd, dig, s, len, neg, out);
+    }
+    di = plain_dot(dig, s, e, len);
     if (di == 0)
         return 0;
     /* bytes 0..di take their left neighbour, bytes before the digits become 0 */
@@ -648,12 +673,18 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
     const char *s = t + neg;
     ptrdiff_t len = e - s;
     __m256i d, x;
+    uint32_t dig;
     unsigned di;
     uint64_t ab, cd;
     if (len < 3 || len > 29)
         return 0;
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(lk_jv_zeros));
-    di = plain_dot((uint32_t)_mm256_cmple_epu8_mask(d, LK_JV_LOAD(lk_jv_nines)), s, e, len);
+    dig = (uint32_t)_mm256_cmple_epu8_mask(d, LK_JV_LOAD(lk_jv_nines));
+    if (s[1] == '.') {
+        fold_digits(_mm256_maskz_mov_epi8((__mmask32)(~0u << (34 - len)), d), &ab, &cd);
+        return plain_finish1(ab, cd, dig, s, len, neg, out);
+    }
+    di = plain_dot(dig, s, e, len);
     if (di == 0)
         return 0;
     x = _mm256_mask_mov_epi8(d, (__mmask32)((2u << di) - 1), shift_up1(d));
