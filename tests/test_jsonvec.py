@@ -373,8 +373,8 @@ def _token(x, style):
         return json.dumps(x)
     if kind == "e":
         return ("%." + str(prec) + "e") % x
-    if kind == "E+":
-        return (("%." + str(prec) + "E") % x).replace("E+", "E+")
+    if kind == "E+":  # capital E, explicit '+' on positive exponents
+        return ("%." + str(prec) + "E") % x
     if kind == "e-nopad":  # exponent without leading zeros, explicit '+'
         m, e = (("%." + str(prec) + "e") % x).split("e")
         return f"{m}e{'+' if int(e) >= 0 else '-'}{abs(int(e))}"
