@@ -118,16 +118,29 @@ static inline void mul_64x64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
 #endif
 }
 
-/* The correctly rounded w * 10^q (w > 0) as a double, or 0 if q is outside
- * the handled range. */
-static inline int to_double(uint64_t w, int64_t q, double *out) {
-    uint64_t hi, lo, hi2, lo2, mant, bits;
+/* floor(q * log2(10)) + 63 (217706 / 2^16 ~ log2(10), exact for |q| <= 300;
+ * the shift is of a non-negative value), plus the double's exponent bias
+ * 1023, minus 1 for the implicit bit (see to_bits); a table, so that the
+ * conversion loads it instead of computing it per number. */
+#define LK_JV_P2(q) ((((217706 * (q)) + (128 << 16)) >> 16) - 128 + 63 + 1023 - 1)
+static const int16_t lk_jv_p2[LK_JV_QMAX - LK_JV_QMIN + 1] = {
+    LK_JV_P2(-27), LK_JV_P2(-26), LK_JV_P2(-25), LK_JV_P2(-24), LK_JV_P2(-23), LK_JV_P2(-22), LK_JV_P2(-21),
+    LK_JV_P2(-20), LK_JV_P2(-19), LK_JV_P2(-18), LK_JV_P2(-17), LK_JV_P2(-16), LK_JV_P2(-15), LK_JV_P2(-14),
+    LK_JV_P2(-13), LK_JV_P2(-12), LK_JV_P2(-11), LK_JV_P2(-10), LK_JV_P2(-9), LK_JV_P2(-8), LK_JV_P2(-7),
+    LK_JV_P2(-6), LK_JV_P2(-5), LK_JV_P2(-4), LK_JV_P2(-3), LK_JV_P2(-2), LK_JV_P2(-1), LK_JV_P2(0),
+    LK_JV_P2(1), LK_JV_P2(2), LK_JV_P2(3), LK_JV_P2(4), LK_JV_P2(5), LK_JV_P2(6), LK_JV_P2(7),
+    LK_JV_P2(8), LK_JV_P2(9), LK_JV_P2(10), LK_JV_P2(11), LK_JV_P2(12), LK_JV_P2(13), LK_JV_P2(14),
+    LK_JV_P2(15), LK_JV_P2(16), LK_JV_P2(17), LK_JV_P2(18), LK_JV_P2(19), LK_JV_P2(20), LK_JV_P2(21),
+    LK_JV_P2(22), LK_JV_P2(23), LK_JV_P2(24), LK_JV_P2(25), LK_JV_P2(26), LK_JV_P2(27),
+};
+
+/* The bits of the correctly rounded w * 10^q for w > 0 and LK_JV_QMIN <= q
+ * <= LK_JV_QMAX (the caller checks; the kernels' shape bounds q). */
+static inline uint64_t to_bits(uint64_t w, int64_t q) {
+    uint64_t hi, lo, hi2, lo2, mant;
     int lz, upper, shift;
     int64_t p2;
-    const uint64_t *t;
-    if (q < LK_JV_QMIN || q > LK_JV_QMAX)
-        return 0;
-    t = lk_jv_pow5[q - LK_JV_QMIN];
+    const uint64_t *t = lk_jv_pow5[q - LK_JV_QMIN];
     lz = __builtin_clzll(w);
     w <<= lz;
     mul_64x64(w, t[0], &hi, &lo);
@@ -138,21 +151,27 @@ static inline int to_double(uint64_t w, int64_t q, double *out) {
     }
     upper = (int)(hi >> 63);
     shift = upper + 64 - 52 - 3;
-    mant = hi >> shift;
-    /* floor(q * log2(10)) + 63 (217706 / 2^16 ~ log2(10), exact for |q| <= 300),
-     * then the double's exponent bias 1023 */
-    p2 = (((217706 * q) + (128 << 16)) >> 16) - 128 + 63 + upper - lz + 1023; /* shifts a non-negative value */
+    mant = hi >> shift; /* 54 or 55 bits: the significand and a rounding bit */
+    p2 = lk_jv_p2[q - LK_JV_QMIN] + upper - lz; /* the exponent field, less the implicit bit */
     if (lo <= 1 && q >= -4 && q <= 23 && (mant & 3) == 1 && (mant << shift) == hi)
         mant &= ~(uint64_t)1; /* exactly halfway with an even result: round down */
     mant += mant & 1;         /* round to nearest */
-    mant >>= 1;
-    if (mant >= ((uint64_t)2 << 52)) { /* rounding carried into a new bit */
-        mant = (uint64_t)1 << 52;
-        p2++;
-    }
-    if (p2 <= 0 || p2 >= 0x7FF) /* unreachable for |q| <= 27; kept as a guard */
+    mant >>= 1;               /* 2^52 <= mant <= 2^53 */
+    /* The implicit bit adds one to the exponent field (hence the table's
+     * -1); when rounding carried into 2^53 the sum's exponent is one higher
+     * and its significand 0, also right.  Every w < 2^64 times 10^q for
+     * |q| <= 27 lies in [1e-27, 2e46], a normal double, so p2 needs no
+     * range check. */
+    return mant + ((uint64_t)p2 << 52);
+}
+
+/* The correctly rounded w * 10^q (w > 0) as a double, or 0 if q is outside
+ * the handled range. */
+static inline int to_double(uint64_t w, int64_t q, double *out) {
+    uint64_t bits;
+    if (q < LK_JV_QMIN || q > LK_JV_QMAX)
         return 0;
-    bits = (mant & ~((uint64_t)1 << 52)) | ((uint64_t)p2 << 52);
+    bits = to_bits(w, q);
     memcpy(out, &bits, sizeof bits);
     return 1;
 }
@@ -162,6 +181,15 @@ static inline int to_double(uint64_t w, int64_t q, double *out) {
 #define LK_JV_SSE2 1
 #else
 #define LK_JV_SSE2 0
+#endif
+
+/* The AVX2 / AVX-512 kernels: x86-64 with GCC or Clang (per-function target
+ * attributes and __builtin_cpu_supports); elsewhere the scalar code only. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LK_JV_X86 1
+#else
+#define LK_JV_X86 0
 #endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -378,36 +406,45 @@ static inline const char *scan_string(const char *p, const char *end) {
     return NULL;
 }
 
-/* Bit i set iff p[i] is ',' or ']', for the 64 bytes at p (64 readable). */
-static inline uint64_t sep_mask64(const char *p) {
-    uint64_t mask = 0;
+/* Bit i set iff p[i] is ',' or ']', for the 64 bytes at p (64 readable);
+ * *close_bits gets the ']' bits alone. */
+static inline uint64_t sep_mask64(const char *p, uint64_t *close_bits) {
+    uint64_t mask = 0, close_mask = 0;
 #if LK_JV_SSE2
     const __m128i comma = _mm_set1_epi8(','), close = _mm_set1_epi8(']');
     int i;
     for (i = 0; i < 4; i++) {
         __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
-        unsigned bits = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(b, comma), _mm_cmpeq_epi8(b, close)));
-        mask |= (uint64_t)bits << (16 * i);
+        __m128i c = _mm_cmpeq_epi8(b, close);
+        mask |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, comma), c)) << (16 * i);
+        close_mask |= (uint64_t)(unsigned)_mm_movemask_epi8(c) << (16 * i);
     }
 #else
     int i;
-    for (i = 0; i < 64; i++)
+    for (i = 0; i < 64; i++) {
         mask |= (uint64_t)(p[i] == ',' || p[i] == ']') << i;
+        close_mask |= (uint64_t)(p[i] == ']') << i;
+    }
 #endif
+    *close_bits = close_mask;
     return mask;
 }
 
 /* The same for the n < 64 bytes left at p. */
-static inline uint64_t sep_mask_tail(const char *p, size_t n) {
-    uint64_t mask = 0;
+static inline uint64_t sep_mask_tail(const char *p, size_t n, uint64_t *close_bits) {
+    uint64_t mask = 0, close_mask = 0;
     size_t i;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         mask |= (uint64_t)(p[i] == ',' || p[i] == ']') << i;
+        close_mask |= (uint64_t)(p[i] == ']') << i;
+    }
+    *close_bits = close_mask;
     return mask;
 }
 
-/* Clinger's path (used by the fixed-shape path) needs plain double
+static inline int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* Clinger's path (used by the scalar fixed-shape path) needs plain double
  * arithmetic (no x87 double rounding). */
 #if LK_JV_SWAR && defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
 #define LK_JV_CLINGER 1
@@ -419,7 +456,7 @@ static const double pow10_d[19] = { /* exact doubles up to 1e22; 18 digits is th
 #define LK_JV_CLINGER 0
 #endif
 
-/* --- the common token shape ---------------------------------------------------
+/* --- the common token shape, scalar ------------------------------------------
  *
  * Vectors are mostly written as -?D.DDDD... (one integer digit, 1..18
  * fraction digits, no exponent).  With the token's end known (the separator
@@ -427,7 +464,9 @@ static const double pow10_d[19] = { /* exact doubles up to 1e22; 18 digits is th
  * they are read as up to three 8-byte words ending there, the bytes in
  * front of the digits masked off, and each word converted with three
  * multiplies: no per-digit loop.  Any other shape goes to the general
- * parser, which gives the same result. */
+ * parser, which gives the same result.  This is the path on CPUs without
+ * AVX2 (and the one tests force to check it); the SIMD kernels below handle
+ * a wider shape with fewer instructions. */
 
 #if LK_JV_SWAR
 /* The k (0..8) digits ending at e as an integer, reading e[-8..-1]; *ok
@@ -446,9 +485,9 @@ static inline uint64_t tail_digits(const char *e, unsigned k, uint64_t *ok) {
 }
 #endif
 
-/* The token [t, e) if it is -?D.D{1,18}: 1 and *out, else 0.  Needs 24
- * readable bytes before e (the caller checks). */
-static inline int parse_plain_float(const char *t, const char *e, double *out) {
+/* The token [t, e) if it is -?D.D{1,18}: 1 and *out, else 0.  Reads from
+ * e - 24 (the caller leaves 32 bytes). */
+static inline int plain_scalar(const char *t, const char *e, double *out) {
 #if LK_JV_SWAR
     int neg = *t == '-';
     const char *s = t + neg;
@@ -473,8 +512,7 @@ static inline int parse_plain_float(const char *t, const char *e, double *out) {
 #if LK_JV_CLINGER
     if (m <= ((uint64_t)1 << 53)) { /* nf <= 18: 10^nf is in the table */
         /* Clinger's fast path: m and 10^nf are exact doubles, so one IEEE
-         * division rounds the exact quotient once (fewer instructions than
-         * the general conversion; most 6-to-15-digit values take it) */
+         * division rounds the exact quotient once */
         d = (double)m / pow10_d[nf];
     } else
 #endif
@@ -490,47 +528,295 @@ static inline int parse_plain_float(const char *t, const char *e, double *out) {
 #endif
 }
 
-/* p is just after '[': read float tokens into doc->nums up to and past ']'.
+/* --- the common token shape, SIMD ---------------------------------------------
  *
- * Elements cannot contain ',' or ']', so the separators are found first, 64
- * bytes at a time: every element then has a known start and end, which the
- * fixed-shape path needs (it reads the digits backwards from the end).
- * Each element must be exactly one float token between optional
- * whitespace; the general parser may look past the separator (it stops at
- * it) but never past end. */
-static int parse_array(const char **pp, const char *end, const char *base, lk_jv_doc *doc) {
-    const char *tok = *pp, *blk = *pp, *sep, *q;
-    uint64_t mask;
-    size_t left = (size_t)(end - blk);
+ * The token [t, e) (separators and whitespace already stripped) is checked
+ * and converted from one 32-byte window ending at e, so its digits sit at
+ * the window's top whatever the token's length:
+ *
+ *   1. one compare each gives the digit bytes and the '.' bytes; the token
+ *      is handled iff it is -?(0|[1-9]D*).D+ (exactly one '.', not first or
+ *      last; at most 29 bytes after the sign) -- any other byte, an
+ *      exponent, an integer or a longer token goes to the general parser;
+ *   2. the bytes before the '.' move up one place (a one-byte shift across
+ *      the register and a blend), which deletes the '.': the window then
+ *      holds the token's digits right-aligned behind zero bytes;
+ *   3. multiply-adds fold neighbouring digits into 2-, 4-, 8- and
+ *      16-digit groups (pmaddubsw, pmaddwd, packusdw, pmaddwd, pmuludq),
+ *      giving the window as two integers AB and CD; more than 19
+ *      significant digits (AB >= 1000) is not handled, else
+ *      m = AB*10^16 + CD (leading zeros of 0.000123 cost nothing);
+ *   4. m * 10^-(fraction digits) goes through the exact conversion above.
+ *
+ * No loop and no branch depends on the digits, so the CPU overlaps
+ * consecutive numbers.  The AVX-512 variant is the same with mask
+ * registers in place of the byte masks. */
 
-    mask = left >= 64 ? sep_mask64(blk) : sep_mask_tail(blk, left);
-    for (;;) {
-        double v;
-        while (mask == 0) {
-            blk += 64;
-            if (blk >= end)
-                return LK_JV_UNHANDLED; /* no closing ']' */
-            left = (size_t)(end - blk);
-            mask = left >= 64 ? sep_mask64(blk) : sep_mask_tail(blk, left);
-        }
-        sep = blk + __builtin_ctzll(mask);
-        mask &= mask - 1;
-        if (doc->n_nums == doc->cap_nums &&
-            grow((void **)&doc->nums, &doc->cap_nums, sizeof(double), 1024) != LK_JV_OK)
-            return LK_JV_NOMEM;
-        q = skip_ws(tok, sep);
-        if (sep - base < 24 || !parse_plain_float(q, sep, &v)) {
-            /* not a number, not exact, an int, or an empty element ("[]", "[1.5,]") */
-            if (parse_number(&q, end, &v) != 1 || skip_ws(q, sep) != sep)
-                return LK_JV_UNHANDLED;
-        }
-        doc->nums[doc->n_nums++] = v;
-        if (*sep == ']') {
-            *pp = sep + 1;
-            return LK_JV_OK;
-        }
-        tok = sep + 1;
+#if LK_JV_X86
+/* Byte masks by sliding a 32-byte window over 00..00 FF..FF 00..00:
+ * lk_jv_ramp + 64 - c has its first c bytes set, lk_jv_ramp + c its bytes
+ * from 32 - c on. */
+static const unsigned char lk_jv_ramp[96] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
+
+/* Step 1's shape check from the digit bits of the window (bit i: byte i;
+ * the token s[0..len) is bytes 32-len..31): the one non-digit must be a
+ * '.' with digits on both sides, and "0" is the only integer part that
+ * starts with 0.  The '.''s byte index, or 0 if the shape is wrong. */
+static inline unsigned plain_dot(uint32_t dig, const char *s, const char *e, ptrdiff_t len) {
+    uint32_t other = ~dig & (~0u << (32 - len)); /* the token's non-digit bytes */
+    unsigned di = (unsigned)__builtin_ctz(other | 0x80000000u), ip = di - (unsigned)(32 - len);
+    if ((other & (other - 1)) != 0 || di == 31 || ip == 0 || e[(int)di - 32] != '.' || (s[0] == '0' && ip != 1))
+        return 0;
+    return di;
+}
+
+/* Step 4 from the window's value as AB = A*10^8 + B and CD = C*10^8 + D;
+ * the '.' at window byte dot_idx >= 2 (the token is at most 29 bytes), so
+ * the exponent -(31 - dot_idx) is within the conversion's range. */
+static inline int plain_finish(uint64_t ab, uint64_t cd, unsigned dot_idx, int neg, double *out) {
+    uint64_t m, bits = 0;
+    if (ab >= 1000) /* more than 19 significant digits */
+        return 0;
+    m = ab * 10000000000000000u + cd;
+    if (m != 0)
+        bits = to_bits(m, (int64_t)dot_idx - 31);
+    bits |= (uint64_t)neg << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+/* The same when the integer part is one digit (D.FFF, the '.' at s[1]: how
+ * vectors in (-10, 10) are written, checked first).  The window was folded
+ * with only the fraction's bytes kept, which needs neither the '.''s
+ * position nor the shift, so the fold starts as soon as the bytes are
+ * loaded; m = D * 10^nf + fraction.  dig: the window's digit bits. */
+static inline int plain_finish1(uint64_t ab, uint64_t cd, uint32_t dig, const char *s, ptrdiff_t len, int neg,
+                                double *out) {
+    unsigned nf = (unsigned)(len - 2), id = (unsigned)((unsigned char)s[0] - '0');
+    uint64_t m, bits = 0;
+    /* every byte but the '.' a digit; at most 19 significant digits */
+    if ((~dig & (~0u << (32 - len)) & ~(1u << (33 - len))) != 0 || ab >= 1000 || (id != 0 && nf > 18))
+        return 0;
+    m = ab * 10000000000000000u + cd + id * pow10_u[nf < 19 ? nf : 19]; /* (id is 0 when nf > 18) */
+    if (m != 0)
+        bits = to_bits(m, -(int64_t)nf);
+    bits |= (uint64_t)neg << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+#define LK_JV_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt")))
+#define LK_JV_AVX512 __attribute__((target("avx2,bmi,bmi2,lzcnt,avx512f,avx512bw,avx512vl")))
+
+/* The kernels' vector constants, loaded from memory (cheaper than
+ * rebuilding broadcasts each round). */
+#define LK_JV_V32(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
+static const unsigned char lk_jv_zeros[32] __attribute__((aligned(32))) = LK_JV_V32('0');
+static const unsigned char lk_jv_nines[32] __attribute__((aligned(32))) = LK_JV_V32(9);
+static const unsigned char lk_jv_w10[32] __attribute__((aligned(32))) = { /* 10, 1 byte pairs */
+    10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1};
+static const int16_t lk_jv_w100[16] __attribute__((aligned(32))) = {100, 1, 100, 1, 100, 1, 100, 1,
+                                                                    100, 1, 100, 1, 100, 1, 100, 1};
+static const int16_t lk_jv_w10000[16] __attribute__((aligned(32))) = {10000, 1, 10000, 1, 10000, 1, 10000, 1,
+                                                                      10000, 1, 10000, 1, 10000, 1, 10000, 1};
+#define LK_JV_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+
+/* Window byte i <- byte i-1 (byte 0 <- 0). */
+LK_JV_AVX2 static inline __m256i shift_up1(__m256i d) {
+    return _mm256_alignr_epi8(d, _mm256_permute2x128_si256(d, d, 0x08), 15);
+}
+
+/* Step 3: the four 8-digit groups A B C D, combined in pairs (one 32x32
+ * multiply per 64-bit lane): *ab = A*10^8 + B, *cd = C*10^8 + D. */
+LK_JV_AVX2 static inline void fold_digits(__m256i x, uint64_t *ab, uint64_t *cd) {
+    __m256i t = _mm256_maddubs_epi16(x, LK_JV_LOAD(lk_jv_w10)); /* 10*a + b */
+    t = _mm256_madd_epi16(t, LK_JV_LOAD(lk_jv_w100));            /* 100*ab + cd */
+    t = _mm256_packus_epi32(t, t);
+    t = _mm256_madd_epi16(t, LK_JV_LOAD(lk_jv_w10000)); /* 10000*abcd + efgh: A B A B | C D C D */
+    t = _mm256_add_epi64(_mm256_mul_epu32(t, _mm256_set1_epi64x(100000000)), _mm256_srli_epi64(t, 32));
+    *ab = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(t));
+    *cd = (uint64_t)_mm_cvtsi128_si64(_mm256_extracti128_si256(t, 1));
+}
+
+LK_JV_AVX2 static inline int plain_avx2(const char *t, const char *e, double *out) {
+    int neg = *t == '-';
+    const char *s = t + neg;
+    ptrdiff_t len = e - s;
+    __m256i d, x;
+    uint32_t dig;
+    unsigned di;
+    uint64_t ab, cd;
+    if (len < 3 || len > 29)
+        return 0;
+    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(lk_jv_zeros));
+    dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, LK_JV_LOAD(lk_jv_nines)), d));
+    if (s[1] == '.') { /* the fraction's bytes: from 34 - len on */
+        fold_digits(_mm256_and_si256(d, LK_JV_LOAD(lk_jv_ramp + (len - 2))), &ab, &cd);
+        return plain_finish1(ab, cd, dig, s, len, neg, out);
     }
+    di = plain_dot(dig, s, e, len);
+    if (di == 0)
+        return 0;
+    /* bytes 0..di take their left neighbour, bytes before the digits become 0 */
+    x = _mm256_blendv_epi8(d, shift_up1(d), LK_JV_LOAD(lk_jv_ramp + 64 - (di + 1)));
+    x = _mm256_and_si256(x, LK_JV_LOAD(lk_jv_ramp + (len - 1)));
+    fold_digits(x, &ab, &cd);
+    return plain_finish(ab, cd, di, neg, out);
+}
+
+LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double *out) {
+    int neg = *t == '-';
+    const char *s = t + neg;
+    ptrdiff_t len = e - s;
+    __m256i d, x;
+    uint32_t dig;
+    unsigned di;
+    uint64_t ab, cd;
+    if (len < 3 || len > 29)
+        return 0;
+    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(lk_jv_zeros));
+    dig = (uint32_t)_mm256_cmple_epu8_mask(d, LK_JV_LOAD(lk_jv_nines));
+    if (s[1] == '.') {
+        fold_digits(_mm256_maskz_mov_epi8((__mmask32)(~0u << (34 - len)), d), &ab, &cd);
+        return plain_finish1(ab, cd, dig, s, len, neg, out);
+    }
+    di = plain_dot(dig, s, e, len);
+    if (di == 0)
+        return 0;
+    x = _mm256_mask_mov_epi8(d, (__mmask32)((2u << di) - 1), shift_up1(d));
+    x = _mm256_maskz_mov_epi8((__mmask32)((~0u << (32 - len)) << 1), x); /* (the shape check computed ~0u << (32 - len)) */
+    fold_digits(x, &ab, &cd);
+    return plain_finish(ab, cd, di, neg, out);
+}
+
+LK_JV_AVX2 static inline uint64_t sep_mask64_avx2(const char *p, uint64_t *close_bits) {
+    const __m256i comma = _mm256_set1_epi8(','), close = _mm256_set1_epi8(']');
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    __m256i ca = _mm256_cmpeq_epi8(a, close), cb = _mm256_cmpeq_epi8(b, close);
+    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, comma), ca));
+    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, comma), cb));
+    *close_bits = (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
+    return lo | hi << 32;
+}
+
+LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *close_bits) {
+    __m512i b = _mm512_loadu_si512((const void *)p);
+    uint64_t close = _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(']'));
+    *close_bits = close;
+    return _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(',')) | close;
+}
+#endif /* LK_JV_X86 */
+
+/* --- arrays ---------------------------------------------------------------- */
+
+/* Room for k more numbers in doc->nums. */
+static inline int reserve_nums(lk_jv_doc *doc, size_t k) {
+    while (doc->cap_nums - doc->n_nums < k)
+        if (grow((void **)&doc->nums, &doc->cap_nums, sizeof(double), 1024) != LK_JV_OK)
+            return LK_JV_NOMEM;
+    return LK_JV_OK;
+}
+
+/* Separators are collected in batches of at least this many (a batch ends
+ * after the 64-byte block that reaches it, so it holds up to 64 more). */
+#define LK_JV_BATCH 192
+
+/* One element the kernel did not take: whitespace around the token, or a
+ * token of another shape for the general parser.  1 and *out, or 0 if the
+ * element is not exactly one float token between optional whitespace. */
+static int element_slow(const char *t, const char *e, const char *end, double *out) {
+    const char *q;
+    while (t < e && is_ws(*t))
+        t++;
+    while (e > t && is_ws(e[-1]))
+        e--;
+    q = t;
+    /* an exponent, an integer (not handled), not a number, an empty element */
+    return parse_number(&q, end, out) == 1 && q == e;
+}
+
+/* parse_array_<isa>(pp, end, base, doc): p is just after '['; read float
+ * tokens into doc->nums up to and past ']'.  jsonvec_array.h holds the
+ * loop; it is compiled once per instruction set so that its kernels
+ * inline. */
+#define LK_JV_ARRAY_FN parse_array_scalar
+#define LK_JV_ARRAY_ATTR
+#define LK_JV_ARRAY_SEPS sep_mask64
+#define LK_JV_ARRAY_PLAIN plain_scalar
+#include "jsonvec_array.h"
+
+#if LK_JV_X86
+#define LK_JV_ARRAY_FN parse_array_avx2
+#define LK_JV_ARRAY_ATTR LK_JV_AVX2
+#define LK_JV_ARRAY_SEPS sep_mask64_avx2
+#define LK_JV_ARRAY_PLAIN plain_avx2
+#include "jsonvec_array.h"
+
+#define LK_JV_ARRAY_FN parse_array_avx512
+#define LK_JV_ARRAY_ATTR LK_JV_AVX512
+#define LK_JV_ARRAY_SEPS sep_mask64_avx512
+#define LK_JV_ARRAY_PLAIN plain_avx512
+#include "jsonvec_array.h"
+#endif
+
+/* --- run-time dispatch ------------------------------------------------------ */
+
+#if LK_JV_X86
+#include <cpuid.h>
+/* BMI1 and BMI2 (leaf 7, EBX bits 3 and 8) and LZCNT (leaf 0x80000001, ECX bit 5). */
+static int lk_jv_has_bmi_lzcnt(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 3)) || !(b & (1u << 8)))
+        return 0;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 5));
+}
+#endif
+
+/* The best kernel set this CPU runs, detected once.  Benign if two threads
+ * race on first use: both store the same value. */
+static int g_best_isa = -1;
+
+lk_jv_isa lk_jv_best_isa(void) {
+    if (g_best_isa < 0) {
+        int isa = LK_JV_ISA_SCALAR;
+#if LK_JV_X86
+        __builtin_cpu_init();
+        /* (every CPU with AVX2 so far has BMI1/2 and LZCNT too; checked anyway,
+         * through cpuid: not every compiler's __builtin_cpu_supports knows them) */
+        if (__builtin_cpu_supports("avx2") && lk_jv_has_bmi_lzcnt()) {
+            isa = LK_JV_ISA_AVX2;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl"))
+                isa = LK_JV_ISA_AVX512;
+        }
+#endif
+        g_best_isa = isa;
+    }
+    return (lk_jv_isa)g_best_isa;
+}
+
+const char *lk_jv_isa_name(lk_jv_isa isa) {
+    switch (isa) {
+    case LK_JV_ISA_AVX2: return "avx2";
+    case LK_JV_ISA_AVX512: return "avx512bw";
+    default: return "scalar";
+    }
+}
+
+static int parse_array(const char **pp, const char *end, const char *base, lk_jv_doc *doc, lk_jv_isa isa) {
+#if LK_JV_X86
+    if (isa == LK_JV_ISA_AVX512)
+        return parse_array_avx512(pp, end, base, doc);
+    if (isa == LK_JV_ISA_AVX2)
+        return parse_array_avx2(pp, end, base, doc);
+#endif
+    (void)isa;
+    return parse_array_scalar(pp, end, base, doc);
 }
 
 static inline int literal(const char **pp, const char *end, const char *word, size_t len) {
@@ -541,6 +827,10 @@ static inline int literal(const char **pp, const char *end, const char *word, si
 }
 
 int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc) {
+    return lk_jv_parse_isa(p, n, doc, lk_jv_best_isa());
+}
+
+int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
     const char *const base = p, *const end = p + n, *q;
     lk_jv_member mb;
     int rc;
@@ -578,9 +868,14 @@ int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc) {
             break;
         case '[':
             p++;
+            /* vectors of 17-digit doubles take about 20 bytes a number: one
+             * allocation for what follows instead of a few doublings (at
+             * most half the remaining bytes) */
+            if (doc->cap_nums == 0 && reserve_nums(doc, (size_t)(end - p) / 16) != LK_JV_OK)
+                return LK_JV_NOMEM;
             mb.kind = LK_JV_ARRAY;
             mb.off = doc->n_nums;
-            if ((rc = parse_array(&p, end, base, doc)) != LK_JV_OK)
+            if ((rc = parse_array(&p, end, base, doc, isa)) != LK_JV_OK)
                 return rc;
             mb.len = doc->n_nums - mb.off;
             break;

@@ -20,7 +20,12 @@
  *     rounded, no locale), or the body is not handled.
  *
  * The parser reads only p[0..n): no NUL terminator needed, any bytes safe.
- * UTF-8 validity of strings is left to the caller's decoder.
+ * UTF-8 validity of strings is left to the caller's decoder.  Time is linear
+ * in n; memory is the two buffers below, linear in what the body holds.
+ *
+ * Number arrays are read by one of several kernel sets, chosen at run time
+ * (AVX-512BW, AVX2, or the portable scalar code); all give the same result
+ * for every input, and lk_jv_parse_isa lets tests force each one.
  */
 #ifndef LUKHAS_JSONVEC_H
 #define LUKHAS_JSONVEC_H
@@ -65,6 +70,21 @@ void lk_jv_free(lk_jv_doc *doc);
  * LK_JV_OK, LK_JV_UNHANDLED (not this shape, malformed, or a number that
  * the exact conversion does not handle), or LK_JV_NOMEM. */
 int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc);
+
+typedef enum {
+    LK_JV_ISA_SCALAR = 0, /* portable C (SWAR where little endian) */
+    LK_JV_ISA_AVX2 = 1,
+    LK_JV_ISA_AVX512 = 2  /* AVX-512F + BW + VL */
+} lk_jv_isa;
+
+/* The best kernel set this CPU runs (detected on first use; thread-safe:
+ * racing first calls store the same value). */
+lk_jv_isa lk_jv_best_isa(void);
+const char *lk_jv_isa_name(lk_jv_isa isa);
+
+/* lk_jv_parse with the given kernel set, which must be one the CPU runs
+ * (lk_jv_best_isa() or below; for tests and benchmarks). */
+int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa);
 
 /* Convert one JSON number token starting at *pp (reading no further than
  * end) to a double exactly as float(text) would.  On success stores the

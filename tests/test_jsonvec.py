@@ -1,6 +1,10 @@
 """``loads_vectors`` (C tier of the drift family, ``csrc/jsonvec.c``): numbers
 bit-identical to ``float(text)``, results equal to ``orjson.loads`` whenever
-it answers, None (never an exception) for everything else."""
+it answers, None (never an exception) for everything else.
+
+Every body goes through each number kernel this CPU runs (the scalar code,
+and AVX2 / AVX-512BW where present, forced with ``_loads_vectors_isa``), and
+the kernels must agree exactly: same None-ness, same keys, same bits."""
 
 from __future__ import annotations
 
@@ -17,18 +21,42 @@ from hypothesis import strategies as st
 
 orjson = pytest.importorskip("orjson")
 _drift_c = pytest.importorskip("lukhas_fast._drift_c")
-loads_vectors = _drift_c.loads_vectors
+KERNELS = _drift_c._json_kernels()  # "scalar" first, the default (best) last
 
 
-def _parse(strs):
-    """The array parsed from '{"v":[strs...]}', or None if not handled."""
-    r = loads_vectors(('{"v":[' + ",".join(strs) + "]}").encode())
+def _agree(results):
+    """The kernels' results for one body must be identical; returns the first."""
+    first = results[0]
+    for kernel, r in zip(KERNELS[1:], results[1:]):
+        assert (r is None) == (first is None), (kernel, r, first)
+        if r is not None:
+            assert list(r) == list(first), kernel
+            for k, v in first.items():
+                if isinstance(v, np.ndarray):
+                    w = r[k]
+                    assert isinstance(w, np.ndarray) and np.array_equal(v.view(np.uint64), w.view(np.uint64)), (kernel, k)
+                else:
+                    assert type(r[k]) is type(v) and r[k] == v, (kernel, k)
+    return first
+
+
+def loads_vectors(data):
+    """``_drift_c.loads_vectors`` after checking every kernel gives the same answer."""
+    got = _drift_c.loads_vectors(data)
+    _agree([got] + [_drift_c._loads_vectors_isa(data, k) for k in KERNELS[:-1]])
+    return got
+
+
+def _parse(strs, pad=0):
+    """The array parsed from '{"v":[strs...]}' (after `pad` spaces, which moves the
+    numbers in or out of the first 32 bytes), or None if not handled."""
+    r = loads_vectors((" " * pad + '{"v":[' + ",".join(strs) + "]}").encode())
     return None if r is None else r["v"]
 
 
-def _check_exact(strs):
+def _check_exact(strs, pad=32):
     """Not handled, or every element bit-identical to float(s).  Returns handled."""
-    got = _parse(strs)
+    got = _parse(strs, pad)
     if got is None:
         return False
     want = np.array([float(s) for s in strs], dtype=np.float64)
@@ -41,8 +69,14 @@ def _check_exact(strs):
 
 
 def _one_by_one(strs):
-    """Check each string alone (a body falls back as a whole); returns how many were handled."""
-    return sum(_check_exact([s]) for s in strs)
+    """Check each string alone (a body falls back as a whole), both as the first
+    number of a body and past the first 32 bytes; returns how many were handled."""
+    n = 0
+    for s in strs:
+        handled = _check_exact([s], 32)
+        assert _check_exact([s], 0) == handled, s
+        n += handled
+    return n
 
 
 # --- the number parser ------------------------------------------------------------
@@ -158,7 +192,7 @@ def test_many_random_decimals_are_exact(seed):
         if _check_exact(chunk):
             handled += len(chunk)
         else:
-            handled += _one_by_one(chunk)
+            handled += sum(_check_exact([s]) for s in chunk)  # (one body each; the first-32-bytes case is above)
     assert handled > len(strs) * 0.75  # the rest: exponents beyond +-27
 
 
@@ -175,14 +209,19 @@ def test_the_common_cases_are_handled(seed):
 @pytest.mark.parametrize("tok", ["1", "-0", "01.5", "+1.5", ".5", "1.", "1.e5", "1e", "1e+", "-", "--1.0", "1.5.2",
                                  "0x1p3", "inf", "NaN", "1.5f", "1_000.0", "\u0661.0", "1.5e5.0", "00.5"])
 def test_not_json_floats_are_not_handled(tok):
-    assert _parse([tok]) is None
-    assert _parse(["1.5", tok, "2.5"]) is None
+    for pad in (0, 40):
+        assert _parse([tok], pad) is None
+        assert _parse(["1.5", tok, "2.5"], pad) is None
 
 
 def test_too_many_digits_is_not_handled_but_19_are():
     assert _check_exact(["0.1234567890123456789", "1234567890123456789e-19", "0.9999999999999999999"])
-    assert _parse(["1234567890123456789.0e-19"]) is None  # 20 digits, the trailing zero counts
-    assert _parse(["0.12345678901234567891"]) is None
+    for pad in (0, 40):
+        assert _parse(["1234567890123456789.0e-19"], pad) is None  # 20 digits, the trailing zero counts
+        assert _parse(["0.12345678901234567891"], pad) is None
+        assert _parse(["12345678901234567.891"], pad) is None
+        assert _parse(["0.000000001234567890123456789"], pad) is not None  # leading zeros do not count
+        assert _parse(["0.0000000001234567890123456789"], pad) is None  # 10^-28: beyond the exponent range
 
 
 # --- whole bodies against orjson ------------------------------------------------------
@@ -305,3 +344,132 @@ def test_plain_decimals_take_the_fixed_shape_path_exactly(seed):
     strs = [s for s in strs if "e" not in s and "E" not in s]
     for i in range(0, len(strs), 5000):
         assert _check_exact(strs[i:i + 5000]), "a plain decimal fell back"
+
+
+# --- the kernels: every shape near their limits, against json.loads ------------------------
+
+def _bits_of(xs):
+    return [struct.pack("<d", x) for x in xs]
+
+
+def _check_against_json(strs, pad=40, sep=", "):
+    """Parse one body of the tokens with every kernel (they must agree); when handled,
+    the values must be json.loads's bit for bit.  Returns handled."""
+    body = (" " * pad + '{"lane": "prod", "v": [' + sep.join(strs) + "]}").encode()
+    got = loads_vectors(body)
+    want = json.loads(body)["v"]
+    if got is None:
+        return False
+    assert all(type(x) is float for x in want), "a body with an integer element was handled"
+    assert _bits_of(got["v"].tolist()) == _bits_of(want), [
+        (t, repr(g), repr(w)) for t, g, w in zip(strs, got["v"].tolist(), want) if _bits_of([g]) != _bits_of([w])][:5]
+    return True
+
+
+def _token(x, style):
+    """A JSON number token for x in one of several spellings (some are ints, which are not handled)."""
+    kind, prec = style
+    if kind == "repr":
+        return json.dumps(x)
+    if kind == "e":
+        return ("%." + str(prec) + "e") % x
+    if kind == "E+":  # capital E, explicit '+' on positive exponents
+        return ("%." + str(prec) + "E") % x
+    if kind == "e-nopad":  # exponent without leading zeros, explicit '+'
+        m, e = (("%." + str(prec) + "e") % x).split("e")
+        return f"{m}e{'+' if int(e) >= 0 else '-'}{abs(int(e))}"
+    if kind == "f":
+        return ("%." + str(prec) + "f") % x
+    if kind == "g":
+        return ("%." + str(prec) + "g") % x  # may be an int ("12") or have an exponent
+    return str(int(x)) if math.isfinite(x) and abs(x) < 1e30 else json.dumps(x)  # "int"
+
+
+doubles = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),                      # every exponent
+    st.floats(min_value=-1.0, max_value=1.0),                              # the vectors' range
+    st.floats(min_value=0.0, max_value=2.3e-308).map(lambda x: x or 5e-324),  # subnormals
+    st.integers(-2**53, 2**53).map(float),
+    st.sampled_from([0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e-27, 1e27,
+                     9.999999999999999e18, 1e19, 0.1, 0.5, 1e-5, 1.2345e-05]),
+)
+styles = st.tuples(st.sampled_from(["repr", "e", "E+", "e-nopad", "f", "g", "int"]), st.integers(0, 18))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(doubles, styles), min_size=1, max_size=48), st.sampled_from([0, 5, 40]),
+       st.sampled_from([", ", ",", " , ", ",\n    ", "\t,"]))
+def test_random_doubles_match_json_loads(items, pad, sep):
+    strs = [_token(x, style) for x, style in items]
+    strs = [t for t in strs if "inf" not in t and "nan" not in t]
+    if not strs:
+        return
+    handled = _check_against_json(strs, pad, sep)
+    # a body without ints, of 1-19 significant digits and exponents within +-27, must be handled
+    simple = [t for t in strs if "e" not in t.lower() and "." in t]
+    if simple and len(simple) == len(strs) and all(len(t.lstrip("-").replace(".", "").lstrip("0")) <= 19 for t in strs):
+        nf = [len(t.split(".")[1]) for t in strs]
+        if max(nf) <= 27:
+            assert handled, strs
+
+
+@pytest.mark.parametrize("ndig", range(1, 31))
+def test_every_token_length_and_dot_position(ndig):
+    """Tokens of 1-30 digits with the '.' at every place (and leading zeros, signs):
+    the SIMD window is 32 bytes, the shape limit 29 bytes and 19 significant digits."""
+    rng = random.Random(ndig)
+    strs = []
+    for dot in range(1, ndig):
+        for _ in range(6):
+            digits = "".join(rng.choice("0123456789") for _ in range(ndig))
+            ip = digits[:dot]
+            if len(ip) > 1:
+                ip = ip.lstrip("0") or "0"
+            tok = ("-" if rng.random() < 0.5 else "") + ip + "." + digits[dot:]
+            strs.append(tok)
+        strs.append("0." + "0" * (ndig - dot - 1) + "7")
+        strs.append("9" * dot + "." + "9" * (ndig - dot))
+    for i in range(0, len(strs), 64):
+        _check_against_json(strs[i:i + 64])
+    _one_by_one(strs[:40])
+
+
+def test_kernels_are_all_exercised():
+    """The scalar code is always there and forceable; the SIMD kernels the CPU has
+    are listed (so the agreement checks above ran them), the best is the default."""
+    details = _drift_c.backend_details()
+    assert KERNELS[0] == "scalar" and details["json_kernel"] == KERNELS[-1]
+    if details["cpu_features"].get("avx2"):
+        assert "avx2" in KERNELS
+    body = b'{"lane": "prod", "intent": [0.6888437030500962, -0.15885683833831, 1.2345e-05, -0.0]}'
+    for k in KERNELS:
+        assert _drift_c._loads_vectors_isa(body, k)["intent"].tolist() == [0.6888437030500962, -0.15885683833831,
+                                                                           1.2345e-05, -0.0]
+    with pytest.raises(ValueError, match="kernel"):
+        _drift_c._loads_vectors_isa(body, "quantum")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_service_shaped_bodies(seed):
+    """The service's own shape: 768-d vectors of json.dumps doubles (17 digits, a few
+    with exponents, some small), every kernel against json.loads."""
+    rng = random.Random(seed)
+    a = [rng.uniform(-1, 1) * 10 ** -rng.choice([0, 0, 0, 1, 2, 4, 5, 6]) for _ in range(768)]
+    b = [x + rng.uniform(-0.1, 0.1) for x in a]
+    body = json.dumps({"lane": "prod", "intent": a, "action": b}).encode()
+    got = loads_vectors(body)
+    assert got is not None
+    assert _bits_of(got["intent"].tolist()) == _bits_of(a) and _bits_of(got["action"].tolist()) == _bits_of(b)
+
+
+def test_long_bodies_stay_linear_and_bounded():
+    """Hostile shapes: a huge array of empty elements or of one-byte tokens is refused
+    or read in one pass; no body makes the parser quadratic."""
+    import time
+
+    for body in (b'{"v":[' + b"," * 400_000 + b"]}", b'{"v":[' + b"1.5," * 200_000 + b"1.5]}",
+                 b'{"v":[' + b" " * 800_000 + b"1.5]}", b'{"v":[' + b"1.5" + b"0" * 800_000 + b"]}"):
+        t = time.perf_counter()
+        r = loads_vectors(body)
+        assert time.perf_counter() - t < 2.0
+        assert r is None or r["v"].shape[0] in (1, 200_001)

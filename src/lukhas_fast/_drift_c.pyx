@@ -70,6 +70,7 @@ def backend_details():
     cdef unsigned m = lk_drift_cpu_mask()
     return {
         "kernel": lk_drift_isa_name(lk_drift_isa()).decode(),
+        "json_kernel": lk_jv_isa_name(lk_jv_best_isa()).decode(),
         "cpu_features": {"avx2": bool(m & 1u), "fma": bool(m & 1u), "avx512f": bool(m & 2u)},
     }
 
@@ -587,9 +588,15 @@ cdef extern from "jsonvec.h" nogil:
         size_t n_members
         double *nums
         size_t n_nums
+    ctypedef enum lk_jv_isa:
+        LK_JV_ISA_SCALAR
+        LK_JV_ISA_AVX2
+        LK_JV_ISA_AVX512
     void lk_jv_init(lk_jv_doc *doc)
     void lk_jv_free(lk_jv_doc *doc)
-    int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc)
+    int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa)
+    lk_jv_isa lk_jv_best_isa()
+    const char *lk_jv_isa_name(lk_jv_isa isa)
     const uint64_t *lk_jv_pow5_table(int q)
 
 cdef extern from "Python.h":
@@ -655,14 +662,39 @@ def loads_vectors(data):
     whose values are strings, ``true``/``false``/``null`` or non-empty arrays
     of non-integer numbers -- with the number arrays as fresh 1-D float64
     numpy arrays, parsed straight from the bytes (each value bit-identical to
-    ``float(text)``).  ``data`` is ``bytes`` or any contiguous buffer.
+    ``float(text)``).  ``data`` is ``bytes`` or any contiguous buffer.  The
+    numbers are read by AVX-512 or AVX2 kernels where the CPU has them (see
+    ``backend_details()["json_kernel"]``), else by portable C; all give the
+    same result.
 
     Returns None for anything else (other shapes, escapes in strings,
     integers, numbers with more than 19 significant digits or an exponent outside +-27, malformed JSON,
     invalid UTF-8): the caller then uses a general JSON parser, which gives
     the same result where both apply.  Raises only MemoryError (TypeError or
-    BufferError for an object that is not a contiguous buffer).
+    BufferError for an object that is not a contiguous buffer).  Linear time
+    in ``len(data)``; thread-safe (no shared state).
     """
+    return _loads_vectors(data, lk_jv_best_isa())
+
+
+def _loads_vectors_isa(data, str kernel):
+    """``loads_vectors`` with the number kernels forced to ``kernel`` (a name from
+    ``_json_kernels()``; for tests and benchmarks).  ValueError if the CPU lacks it."""
+    if kernel not in _json_kernels():
+        raise ValueError(f"kernel: {kernel!r} is not available on this CPU (have {_json_kernels()})")
+    return _loads_vectors(data, _JV_ISA_BY_NAME[kernel])
+
+
+_JV_ISA_BY_NAME = {lk_jv_isa_name(i).decode(): i for i in (LK_JV_ISA_SCALAR, LK_JV_ISA_AVX2, LK_JV_ISA_AVX512)}
+
+
+def _json_kernels():
+    """Names of the number kernels this CPU runs, the default (best) last."""
+    cdef lk_jv_isa best = lk_jv_best_isa()
+    return [lk_jv_isa_name(i).decode() for i in (LK_JV_ISA_SCALAR, LK_JV_ISA_AVX2, LK_JV_ISA_AVX512) if i <= best]
+
+
+cdef object _loads_vectors(data, lk_jv_isa isa):
     cdef Py_buffer view
     cdef bint has_view = False
     cdef const char *p
@@ -679,7 +711,7 @@ def loads_vectors(data):
         n = view.len
     lk_jv_init(&doc)
     try:
-        rc = lk_jv_parse(p, <size_t>n, &doc)
+        rc = lk_jv_parse_isa(p, <size_t>n, &doc, isa)
         if rc == LK_JV_NOMEM:
             raise MemoryError()
         if rc != LK_JV_OK:

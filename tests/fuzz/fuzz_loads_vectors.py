@@ -4,7 +4,9 @@ The input is a request body.  ``loads_vectors`` must never raise, and
 whenever it answers (not None) the answer must equal ``orjson.loads`` of the
 same bytes: same keys in the same order, same strings/bools/None, and every
 number array a fresh 1-D float64 array whose values are bit-identical to
-``float(text)`` of the number's text.  See ``_harness.py`` for how to run it.
+``float(text)`` of the number's text.  Every number kernel the CPU runs
+(scalar, AVX2, AVX-512BW; forced with ``_loads_vectors_isa``) must give the
+same answer.  See ``_harness.py`` for how to run it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ with harness.instrumented():
     from lukhas_fast import _drift_c
 
 loads_vectors = _drift_c.loads_vectors
+KERNELS = _drift_c._json_kernels()
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
@@ -34,6 +37,17 @@ def _bits(xs):
 def one_input(data: bytes) -> None:
     got = loads_vectors(data)
     assert (loads_vectors(bytearray(data)) is None) == (got is None), "bytes and bytearray disagree"
+    for kernel in KERNELS:
+        other = _drift_c._loads_vectors_isa(data, kernel)
+        assert (other is None) == (got is None), ("kernels disagree", kernel)
+        if got is not None:
+            assert list(other) == list(got), ("kernels disagree", kernel)
+            for k, v in got.items():
+                w = other[k]
+                if isinstance(v, np.ndarray):
+                    assert _bits(v.tolist()) == _bits(w.tolist()), ("kernels disagree", kernel, k)
+                else:
+                    assert type(w) is type(v) and w == v, ("kernels disagree", kernel, k)
     if got is None:
         return
     try:

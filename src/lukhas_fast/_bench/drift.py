@@ -115,3 +115,33 @@ def update_many_bandwidth(mods: Mapping[str, object], quick: bool) -> List[Row]:
     values["numpy a.sum(); b.sum()"] = best(lambda: (A.sum(), B.sum())) * 1e3
     gbps = (A.nbytes + B.nbytes) / (values.get("c", values.get("numba", values["python"])) / 1e3) / 1e9
     return [Row(f"{rows:,} rows", values, "ms", f"fast tier reads {gbps:.1f} GB/s")]
+
+
+@measurement("loads_vectors: the service's 32 KB JSON drift body (2 x 768 17-digit doubles)", "drift")
+def loads_vectors_body(mods: Mapping[str, object], quick: bool) -> List[Row]:
+    """``loads_vectors`` (C tier only) with each number kernel the CPU runs, against
+    ``json.loads`` and ``orjson.loads`` of the same body, in ns per number (the whole
+    call: parse, two float64 arrays, the dict)."""
+    import json
+
+    from lukhas_fast._bench.service import requests_
+
+    c = mods.get("c")
+    if c is None or not hasattr(c, "_loads_vectors_isa"):
+        return []
+    body = next(r.body for r in requests_() if "JSON" in r.label)
+    count = sum(len(v) for v in json.loads(body).values() if isinstance(v, list))
+    budget = 0.05 if quick else 0.3
+    values = {}
+    for kernel in c._json_kernels():
+        values[f"C {kernel}"] = time_thunk(lambda k=kernel: c._loads_vectors_isa(body, k), 1, budget) * 1e9 / count
+    values["json.loads"] = time_thunk(lambda: json.loads(body), 1, budget) * 1e9 / count
+    try:
+        import orjson
+    except ImportError:
+        pass
+    else:
+        values["orjson.loads"] = time_thunk(lambda: orjson.loads(body), 1, budget) * 1e9 / count
+    best = values[f"C {c._json_kernels()[-1]}"]
+    return [Row(f"{len(body):,} B, {count} numbers", values, "ns/number",
+                f"default kernel {c._json_kernels()[-1]}: {values['json.loads'] / best:.0f}x json.loads")]
