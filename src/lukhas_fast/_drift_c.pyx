@@ -17,11 +17,11 @@ Configuration, lane resolution, snapshot parsing and error wording come from
 cimport cython
 from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memcmp
 from cpython.ref cimport PyObject
 
 import numpy as np
@@ -820,6 +820,8 @@ def loads_msgpack_fields(data):
 
 
 _MP_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+cdef object _MP_F32 = _MP_DTYPES["float32"]
+cdef object _MP_F64 = _MP_DTYPES["float64"]
 cdef object _np_frombuffer = np.frombuffer
 
 
@@ -842,16 +844,57 @@ cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, 
     The drift kernels take their typed (SIMD) loop only for element-aligned data, and
     the last bits of a sum depend on the loop: with a copy for misaligned payloads the
     answer never depends on where the vector sits in the body, and the copy (a few KB,
-    one memcpy) costs less than the strided loop it avoids."""
+    one memcpy) costs less than the strided loop it avoids.  The copy is a fresh
+    ``bytes`` object (its payload is allocator-aligned, checked here) viewed by
+    ``frombuffer``: read-only by construction, and about half the cost of
+    ``np.empty`` + ``flags.writeable = False`` (the flag setter alone calls back
+    into Python), which matters because most clients' bodies are misaligned."""
     cdef Py_buffer out
     if (<size_t>(p + off)) % <size_t>itemsize == 0:
         return _np_frombuffer(data, dt, length // itemsize, off)  # read-only: data is bytes
-    arr = _np_empty(length // itemsize, dt)
+    copy = PyBytes_FromStringAndSize(<const char *>(p + off), length)
+    if (<size_t>PyBytes_AS_STRING(copy)) % <size_t>itemsize == 0:
+        return _np_frombuffer(copy, dt)
+    arr = _np_empty(length // itemsize, dt)  # an allocator without 8-byte alignment (never seen)
     PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
     memcpy(out.buf, p + off, <size_t>length)
     PyBuffer_Release(&out)
     arr.flags.writeable = False
     return arr
+
+
+# The usual keys and values of a drift body as the same (interned) str objects every
+# time: no UTF-8 decoding, and dict lookups with them find their hash cached.
+cdef str _K_LANE = "lane"
+cdef str _K_DTYPE = "dtype"
+cdef str _K_INTENT = "intent"
+cdef str _K_ACTION = "action"
+cdef str _V_F32 = "float32"
+cdef str _V_F64 = "float64"
+
+
+cdef inline bint _mp_eq(const unsigned char *p, Py_ssize_t n, const char *lit, Py_ssize_t litn) noexcept:
+    return n == litn and memcmp(p, lit, <size_t>n) == 0
+
+
+cdef object _mp_text(const unsigned char *p, Py_ssize_t n):
+    """The UTF-8 text p[0:n] as str: one of the constants above when it is one
+    (UnicodeDecodeError for invalid UTF-8)."""
+    if n == 4 and memcmp(p, b"lane", 4) == 0:
+        return _K_LANE
+    if n == 5 and memcmp(p, b"dtype", 5) == 0:
+        return _K_DTYPE
+    if n == 6:
+        if memcmp(p, b"intent", 6) == 0:
+            return _K_INTENT
+        if memcmp(p, b"action", 6) == 0:
+            return _K_ACTION
+    elif n == 7:
+        if memcmp(p, b"float32", 7) == 0:
+            return _V_F32
+        if memcmp(p, b"float64", 7) == 0:
+            return _V_F64
+    return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
 
 
 cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t count,
@@ -912,19 +955,24 @@ def loads_msgpack_vectors(data):
         return None
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i = 0, count, k, s, length = 0, end = 0
+    cdef Py_ssize_t i = 0, count, k, s, length = 0, end = 0, itemsize
     cdef unsigned char t
+    # bin vectors, built once "dtype" is known: [0] intent, [1] action (offset -1: none)
+    cdef Py_ssize_t vec_off[2]
+    cdef Py_ssize_t vec_len[2]
+    cdef int v
+    vec_off[0] = vec_off[1] = -1
+    vec_len[0] = vec_len[1] = 0
     count = _mp_map_header(p, n, &i)
     if count < 0:
         return None
     out = {}
-    pending = None  # bin vectors: (key, offset, length), built once "dtype" is known
     try:
         for k in range(count):
             s = _mp_str(p, i, n, &length)
             if s < 0:
                 return None
-            key = (<const char *>p)[s:s + length].decode("utf-8")
+            key = _mp_text(p + s, length)
             if key in out:
                 return None
             i = s + length
@@ -936,15 +984,15 @@ def loads_msgpack_vectors(data):
                 i += 2 if t == 0xC4 else 3 if t == 0xC5 else 5
                 if length < 0 or i + length > n:
                     return None
-                if key == "intent" or key == "action":
-                    if pending is None:
-                        pending = []
-                    pending.append((key, i, length))
+                v = 0 if key is _K_INTENT else 1 if key is _K_ACTION else -1
+                if v >= 0:
+                    vec_off[v] = i
+                    vec_len[v] = length
                     out[key] = None  # (the key's place in the dict)
                 else:
                     out[key] = data[i:i + length]
                 i += length
-            elif (0x90 <= t <= 0x9F or t == 0xDC or t == 0xDD) and (key == "intent" or key == "action"):
+            elif (0x90 <= t <= 0x9F or t == 0xDC or t == 0xDD) and (key is _K_INTENT or key is _K_ACTION):
                 if t <= 0x9F:
                     length = t & 0x0F
                     i += 1
@@ -962,20 +1010,26 @@ def loads_msgpack_vectors(data):
                 s = _mp_str(p, i, n, &length)
                 if s < 0:
                     return None
-                out[key] = (<const char *>p)[s:s + length].decode("utf-8")
+                out[key] = _mp_text(p + s, length)
                 i = s + length
     except UnicodeDecodeError:
         return None
     if i != n:
         return None
-    if pending is not None:
-        dt = _MP_DTYPES.get(out.get("dtype"))
-        if dt is None:
+    if vec_off[0] >= 0 or vec_off[1] >= 0:
+        dtype = out.get(_K_DTYPE)
+        if dtype is _V_F32:
+            dt, itemsize = _MP_F32, 4
+        elif dtype is _V_F64:
+            dt, itemsize = _MP_F64, 8
+        else:
             return None
-        for key, s, length in pending:
-            if length % dt.itemsize:
-                return None
-            out[key] = _mp_bin_vector(data, p, s, length, dt, dt.itemsize)
+        for v in range(2):
+            if vec_off[v] >= 0:
+                if vec_len[v] % itemsize:
+                    return None
+                out[_K_INTENT if v == 0 else _K_ACTION] = _mp_bin_vector(data, p, vec_off[v], vec_len[v], dt,
+                                                                         itemsize)
     return out
 
 
