@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-__all__ = ["MSGPACK_TYPE", "DTYPES", "MsgpackError", "loads_drift", "loads", "dumps", "vector_from_bin", "fields_py"]
+__all__ = ["MSGPACK_TYPE", "DTYPES", "MsgpackError", "loads_drift", "loads", "dumps", "new_packer", "vector_from_bin", "fields_py"]
 
 MSGPACK_TYPE = "application/msgpack"
 
@@ -77,11 +77,17 @@ def loads(raw: bytes) -> Any:
         raise MsgpackError(f"malformed msgpack: {exc}") from None
 
 
+def new_packer() -> Any:
+    """A ``msgpack.Packer`` encoding as :func:`dumps` does (``.pack(obj) -> bytes``); not
+    thread-safe: for one thread (or one event loop) at a time."""
+    return _need().Packer(default=_default, use_bin_type=True, autoreset=True)
+
+
 def dumps(obj: Any) -> bytes:
     """msgpack encoding of an answer (numpy scalars/arrays as floats/lists)."""
     packer = getattr(_local, "packer", None)
     if packer is None:  # one Packer per thread: building one per answer costs more than packing
-        packer = _local.packer = _need().Packer(default=_default, use_bin_type=True, autoreset=True)
+        packer = _local.packer = new_packer()
     try:
         return packer.pack(obj)
     except BaseException:

@@ -61,6 +61,20 @@ class RequestMetrics:
         acc[0] += seconds
         acc[_bisect(self.bounds, seconds) + 1] += 1
 
+    def slot(self, key: Any) -> List[Any]:
+        """The accumulator of ``key``, for a caller that records one key often and wants
+        to skip even the dict lookup of :meth:`observe`.
+
+        A list ``[sum of seconds, count in bucket 0, ..., count in +Inf]``; recording a
+        request with latency ``x`` is ``acc[0] += x; acc[bisect_left(bounds, x) + 1] += 1``
+        (exactly what :meth:`observe` does).  The list lives as long as this object
+        (:meth:`flush` zeroes it in place), and a key with no requests since the last
+        flush adds nothing to the metrics (no labelled series appears for it)."""
+        acc = self._acc.get(key)
+        if acc is None:
+            acc = self._acc[key] = self._blank.copy()
+        return acc
+
     def _labelled(self, key: Any) -> Tuple[List[Any], List[Any]]:
         ch = self._children.get(key)
         if ch is None:
@@ -71,17 +85,22 @@ class RequestMetrics:
         return ch
 
     def flush(self) -> None:
-        """Move the accumulated deltas into the prometheus_client metrics."""
+        """Move the accumulated deltas into the prometheus_client metrics (and zero them)."""
         for hook in self.before_flush:
             hook()
-        accs, self._acc = self._acc, {}
-        for key, acc in accs.items():
-            counters, hists = self._labelled(key)
+        blank = self._blank
+        for key, acc in self._acc.items():
             buckets = acc[1:]
+            n = sum(buckets)
+            if not n:
+                continue
+            total = acc[0]
+            acc[:] = blank  # in place: slot() holders keep counting into the same list
+            counters, hists = self._labelled(key)
             for child in counters:
-                child.inc(sum(buckets))
+                child.inc(n)
             for child in hists:
-                _add_histogram(child, buckets, acc[0])
+                _add_histogram(child, buckets, total)
 
     # -- periodic flush on the event loop --------------------------------------------
     def start(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:

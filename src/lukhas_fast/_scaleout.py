@@ -21,13 +21,14 @@ Pieces the service (:mod:`lukhas_fast.service`) plugs in:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from lukhas_fast import _msgvec
 from lukhas_fast._drift_state import LaneBatcher, LaneStateUnavailable, RedisLaneState, SharedDriftMonitor, redact
 from lukhas_fast._workers import worker_info
 
-__all__ = ["RedisDriftStore", "LaneStateUnavailable", "decode_msgpack", "is_msgpack", "wants_msgpack", "msgpack_response",
+__all__ = ["RedisDriftStore", "LaneStateUnavailable", "decode_msgpack", "is_msgpack", "is_msgpack_type", "wants_msgpack",
+           "accepts_msgpack", "msgpack_response",
            "worker_section", "prometheus_exposition", "MSGPACK_TYPE"]
 
 MSGPACK_TYPE = _msgvec.MSGPACK_TYPE
@@ -104,7 +105,11 @@ def decode_msgpack(raw: bytes, config: Any = None) -> Any:
 
 def is_msgpack(request: Any) -> bool:
     """True when the request body is msgpack (``Content-Type: application/msgpack``, any parameters)."""
-    ctype = request.headers.get("Content-Type")
+    return is_msgpack_type(request.headers.get("Content-Type"))
+
+
+def is_msgpack_type(ctype: Optional[str]) -> bool:
+    """True when the ``Content-Type`` value ``ctype`` (or None) names msgpack, with any parameters."""
     if ctype is None:
         return False
     return ctype == MSGPACK_TYPE or ctype.split(";", 1)[0].strip().lower() == MSGPACK_TYPE
@@ -112,7 +117,11 @@ def is_msgpack(request: Any) -> bool:
 
 def wants_msgpack(request: Any) -> bool:
     """True when the request's ``Accept`` header asks for msgpack."""
-    accept = request.headers.get("Accept")
+    return accepts_msgpack(request.headers.get("Accept"))
+
+
+def accepts_msgpack(accept: Optional[str]) -> bool:
+    """True when the ``Accept`` value ``accept`` (or None) asks for msgpack."""
     return accept is not None and MSGPACK_TYPE in accept
 
 

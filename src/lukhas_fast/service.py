@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from bisect import bisect_left
 import itertools
 import logging
 import os
@@ -47,9 +48,9 @@ from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple,
 
 import numpy as np
 from aiohttp import web
-from multidict import istr
+from multidict import CIMultiDict, istr
 
-from lukhas_fast import _limits, _metrics, _scaleout
+from lukhas_fast import _limits, _metrics, _msgvec, _scaleout
 from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
 from lukhas_fast._drift_py import ema_gauge as _drift_ema_gauge
@@ -59,7 +60,7 @@ from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
 from lukhas_fast.ethics import get_ethics_engine
 from lukhas_fast.ring import DecimatingRing
-from lukhas_fast.safety_tags import SafetyTagEnricher
+from lukhas_fast.safety_tags import SafetyTagCategory, SafetyTagEnricher
 
 try:
     import orjson
@@ -104,12 +105,15 @@ MAX_VECTOR_DIM = 65536
 #: 100); 512 leaves a margin of over 3.5x (tests/test_service_fastpath.py).
 FRAME_BYTES_PER_BODY_BYTE = 512
 _F64 = np.dtype(np.float64)
-_FLOATS = (_F64, np.dtype(np.float32))  # parsed JSON / msgpack bin vectors
+_F32 = np.dtype(np.float32)
+_FLOATS = (_F64, _F32)  # parsed JSON / msgpack bin vectors
 
 # The C drift tier parses drift bodies with the float arrays read straight
 # into float64 arrays (None for any body it does not handle); other tiers
 # have no such parser and always use _loads.
 _loads_vectors = getattr(_drift._impl, "loads_vectors", None)
+# ... and msgpack drift bodies of the usual shape in one call (see _msgvec.loads_drift)
+_loads_msgpack_vectors = getattr(_drift._impl, "loads_msgpack_vectors", None)
 
 #: Content-Encoding values accepted on request bodies (aiohttp decodes them
 #: while reading; anything else is 415).
@@ -230,14 +234,79 @@ class BadRequest(Exception):
         self.close = close  # answer with "Connection: close" (the rest of the body is not read)
 
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_TYPE = "application/json"
+_JSON_HEADERS = {"Content-Type": JSON_TYPE}
 _CONTENT_TYPE = istr("Content-Type")
+_CONTENT_ENCODING = istr("Content-Encoding")
+_ACCEPT = istr("Accept")
 _X_REQUEST_ID = istr("X-Request-ID")
+
+#: What a route handler returns: a ``web.StreamResponse``, or -- the usual case -- an
+#: answer ``(body bytes, status, content type)`` that the guard of :func:`create_app`
+#: turns into the response, with the ``X-Request-ID`` header, in one step.
+Answer = Tuple[bytes, int, str]
+
+
+def _ok(data: Any, status: int = 200) -> Answer:
+    """``data`` as a JSON answer (see :data:`Answer`)."""
+    return _dumps(data), status, JSON_TYPE
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    # headers= is cheaper than content_type= (no parsing of the type on every response)
+    """``data`` as a JSON ``web.Response`` (handlers may return either this or :func:`_ok`)."""
     return web.Response(body=_dumps(data), status=status, headers=_JSON_HEADERS)
+
+
+class _Response(web.Response):
+    """A ``web.Response`` with a bytes body, made without ``Response.__init__``'s
+    argument handling, which costs more than everything else the service does for
+    a small answer: it copies the headers into a new ``CIMultiDict``, checks the
+    content type and charset, and sets the status and body through properties.
+    Here the caller passes a ``CIMultiDict`` that becomes the response's headers
+    (with ``X-Request-ID`` already in it), and the fields are set directly.
+
+    The fields are aiohttp internals, so :func:`_new_response` uses this class only
+    when, at import, an instance equals a ``web.Response`` made the documented way
+    (same instance fields and values); otherwise the documented way is used."""
+
+    def __init__(self, body: bytes, status: int, headers: CIMultiDict) -> None:  # noqa: super() not called: see above
+        self._state = {}
+        self._headers = headers
+        self._status = status
+        reason = _REASONS.get(status)
+        if reason is None:
+            reason = _REASONS[status] = web.Response(status=status).reason
+        self._reason = reason
+        self._body = body
+        self._compressed_body = None
+        self._zlib_executor_size = _ZLIB_EXECUTOR_SIZE
+        self._zlib_executor = None
+
+
+_REASONS: Dict[int, str] = {}
+_ZLIB_EXECUTOR_SIZE = getattr(web.Response(body=b""), "_zlib_executor_size", None)
+
+
+def _documented_response(body: bytes, status: int, headers: CIMultiDict) -> web.Response:
+    return web.Response(body=body, status=status, headers=headers)
+
+
+def _pick_response_class() -> Callable[[bytes, int, CIMultiDict], web.Response]:
+    """:class:`_Response` when it builds exactly what ``web.Response`` builds on this aiohttp."""
+    try:
+        headers = CIMultiDict(((_CONTENT_TYPE, JSON_TYPE), (_X_REQUEST_ID, "x-1")))
+        fast = vars(_Response(b"{}", 404, headers.copy())).copy()
+        slow = vars(web.Response(body=b"{}", status=404, headers=headers)).copy()
+        same = list(fast.pop("_headers").items()) == list(slow.pop("_headers").items()) and fast == slow
+    except Exception:  # pragma: no cover - another aiohttp: the documented way
+        same = False
+    if not same:  # pragma: no cover
+        logger.debug("aiohttp %s: responses are made through web.Response()", getattr(web, "__version__", "?"))
+    return _Response if same else _documented_response
+
+
+#: ``(body, status, headers CIMultiDict) -> web.Response`` (see :class:`_Response`)
+_new_response = _pick_response_class()
 
 
 # --------------------------------------------------------------------------------------
@@ -306,22 +375,26 @@ class BodyReader:
     async def read(self, request: web.Request) -> bytes:
         """The whole body as bytes (see the class docs for the limits)."""
         limit = self.config.max_body
-        enc = request.headers.get("Content-Encoding")
+        enc = request.headers.get(_CONTENT_ENCODING)
         if enc is not None and enc.strip().lower() not in ACCEPTED_ENCODINGS:
             raise BadRequest(f"unsupported Content-Encoding {enc[:40]!r}: use one of "
                              f"{', '.join(ACCEPTED_ENCODINGS)}", "Content-Encoding", status=415)
-        length = request.content_length
-        if length is not None and length > limit and enc is None:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
         content = request.content
+        # the whole body already buffered (the usual case: it came with the head) is taken
+        # without a coroutine, a timer or the Content-Length pre-check (its length is checked below)
+        buffered = content.is_eof()
         timer = None
-        if not content.is_eof():  # the body is still arriving: bound the wait
+        if not buffered:
+            length = request.content_length
+            if length is not None and length > limit and enc is None:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+            # the body is still arriving: bound the wait
             timer = asyncio.get_running_loop().call_later(self.config.body_timeout, content.set_exception,
                                                           BodyTimeout())
         try:
             # ``request.read()`` copies every body twice (into a bytearray, then into
             # bytes); a body that arrived as one chunk, the usual case, is used as is.
-            raw = await content.readany()
+            raw = content.read_nowait() if buffered else await content.readany()
             if raw and not content.at_eof():
                 parts = [raw]
                 size = len(raw)
@@ -379,6 +452,15 @@ def _object(data: Dict[str, Any], name: str, required: bool = True) -> Optional[
     return value
 
 
+def _plain_vector(v: Any) -> bool:
+    """True for what :func:`_vector` passes unchanged without a lookup: a non-empty 1-D
+    float64/float32 array of at most ``MAX_VECTOR_DIM`` elements (the fast parsers' output)."""
+    if type(v) is not np.ndarray or v.ndim != 1:
+        return False
+    dt = v.dtype
+    return (dt is _F64 or dt is _F32 or dt in _FLOATS) and 0 < len(v) <= MAX_VECTOR_DIM
+
+
 def _vector(data: Dict[str, Any], name: str, alias: str) -> Union[List[float], np.ndarray]:
     """``data[name]`` (or the guide's ``data[alias]``).  The container checks;
     element types and finiteness are checked by the drift kernel itself (before
@@ -411,7 +493,16 @@ class DriftStore:
     The service only calls these three coroutines, so a store shared between
     processes can replace :class:`LocalDriftStore`.  ``update`` must leave the
     lane unchanged when it raises ``TypeError``/``ValueError`` (bad vectors).
+
+    A store whose operations never wait (no I/O) may also offer them as plain
+    functions, ``update_now`` and ``lane_state_now`` (same arguments, results and
+    errors); the service then calls those, saving a coroutine per request.
     """
+
+    #: ``update`` without the coroutine (None: the store has none)
+    update_now: Optional[Callable[[str, Any, Any], Dict[str, Any]]] = None
+    #: ``lane_state`` without the coroutine (None: the store has none)
+    lane_state_now: Optional[Callable[[str], Dict[str, Any]]] = None
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         """``DriftMonitor(lane).update(intent, action)`` on the lane's monitor."""
@@ -433,7 +524,7 @@ class LocalDriftStore(DriftStore):
         self.monitors: Dict[str, DriftMonitor] = {}
         self.totals: Dict[str, int] = {}
 
-    async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
+    def update_now(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:  # type: ignore[override]
         monitor = self.monitors.get(lane)
         if monitor is None:
             # metrics=False: the service publishes the EMA gauges when it flushes its metrics
@@ -447,27 +538,37 @@ class LocalDriftStore(DriftStore):
         self.totals[lane] += 1
         return result
 
-    def _state(self, lane: str) -> Dict[str, Any]:
+    def lane_state_now(self, lane: str) -> Dict[str, Any]:  # type: ignore[override]
         m = self.monitors.get(lane)
         if m is None:
             return {"lane": lane, "ema": 0.0, "n": 0, "total_analyses": 0}
         return {"lane": lane, "ema": m.ema, "n": len(m._raw), "total_analyses": self.totals[lane]}
 
+    async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
+        return self.update_now(lane, intent, action)
+
     async def lane_state(self, lane: str) -> Dict[str, Any]:
-        return self._state(lane)
+        return self.lane_state_now(lane)
 
     async def snapshot(self) -> Dict[str, Dict[str, Any]]:
-        return {lane: self._state(lane) for lane in self.monitors}
+        return {lane: self.lane_state_now(lane) for lane in self.monitors}
 
 
 # --------------------------------------------------------------------------------------
 # the service
 # --------------------------------------------------------------------------------------
 
+# SafetyTagCategory member (by id: an Enum's hash runs Python code) -> its value.  The
+# members live as long as their class, so their ids are never reused.
+_CATEGORY_VALUES = {id(m): m.value for m in SafetyTagCategory}
+
+
 def _tag_rows(tagged: Any) -> Tuple[List[Dict[str, Any]], float, Dict[str, Any]]:
     """A ``TaggedPlan`` as plain data: ``(rows, enrichment_time_ms, enrichment_context)``."""
-    rows = [{"name": t.name, "category": getattr(t.category, "value", t.category), "confidence": t.confidence,
-             "description": t.description, "source": t.source, "metadata": t.metadata} for t in tagged.tags]
+    values = _CATEGORY_VALUES
+    rows = [{"name": t.name, "category": values.get(id(t.category)) or getattr(t.category, "value", t.category),
+             "confidence": t.confidence, "description": t.description, "source": t.source, "metadata": t.metadata}
+            for t in tagged.tags]
     return rows, tagged.enrichment_time_ms, tagged.enrichment_context
 
 
@@ -530,7 +631,12 @@ class Service:
         if drift_store is None:
             drift_store = _scaleout.RedisDriftStore(config.state) if config.state else LocalDriftStore()
         self.drift_store = drift_store
+        # a store that never waits offers its operations as plain functions (see DriftStore)
+        self._update_now = getattr(drift_store, "update_now", None)
+        self._lane_state_now = getattr(drift_store, "lane_state_now", None)
         self.default_lane = config.default_lane.lower()
+        # msgpack answers; one packer serves the service's event loop (not thread-safe)
+        self._pack: Callable[[Any], bytes] = _msgvec.new_packer().pack if _msgvec.AVAILABLE else _msgvec.dumps
         self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
         self.ticker = Ticker(config.fps)
         self.ticker.subscribe(self._on_tick)
@@ -620,9 +726,13 @@ class Service:
         state, measured = self.ticker_status()
         tm = self.ticker.get_metrics()
         ring = self.ring.get_backpressure_stats()
-        lane = await self.drift_store.lane_state(self.default_lane)
+        lane = await self._lane_state(self.default_lane)
         return {"ticker_state": state, "measured_fps": measured, "ticker": tm, "ring": ring, "drift": lane,
                 "warn": self._warn, "block": self._block}
+
+    async def _lane_state(self, lane: str) -> Dict[str, Any]:
+        now = self._lane_state_now
+        return now(lane) if now is not None else await self.drift_store.lane_state(lane)
 
     def health_score(self, s: Dict[str, Any]) -> Dict[str, float]:
         """The four factors of ``consciousness_health`` and their mean (each in [0, 1]):
@@ -650,14 +760,15 @@ class Service:
         return {"service": service, "ticker": ticker, "drift": drift, "ring": ring, "score": score}
 
     # -- routes -------------------------------------------------------------------------
-    async def health(self, request: web.Request) -> web.Response:
+    async def health(self, request: web.Request) -> Answer:
         # only what the score needs (live_state also collects the ticker's and ring's full statistics)
         ticker_state, measured = self.ticker_status()
-        lane = await self.drift_store.lane_state(self.default_lane)
+        now = self._lane_state_now
+        lane = now(self.default_lane) if now is not None else await self.drift_store.lane_state(self.default_lane)
         score = self._factors(ticker_state, measured, lane["ema"], self.ring.get_backpressure_stats()["drop_rate"])
         healthy = self.ready and (ticker_state == "running" or ticker_state == "disabled")
         now = time.time()
-        return _json({
+        return _ok({
             # the guide's fields
             "status": "healthy" if healthy else "unhealthy",
             "uptime_seconds": now - self.started,
@@ -671,19 +782,19 @@ class Service:
             "tick_count": self.ticker.tick_count,
         }, status=200 if healthy else 503)
 
-    async def livez(self, request: web.Request) -> web.Response:
-        return _json({"status": "alive"})
+    async def livez(self, request: web.Request) -> Answer:
+        return _ok({"status": "alive"})
 
-    async def readyz(self, request: web.Request) -> web.Response:
+    async def readyz(self, request: web.Request) -> Answer:
         if self.ready:
-            return _json({"status": "ready"})
-        return _json({"status": "not_ready"}, status=503)
+            return _ok({"status": "ready"})
+        return _ok({"status": "not_ready"}, status=503)
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, request: web.Request) -> Answer:
         s = await self.live_state()
         score = self.health_score(s)
         stats = self.enricher.get_stats()
-        return _json({
+        return _ok({
             # the guide's keys
             "consciousness_ticker": {"fps": self.config.fps, "measured_fps": s["measured_fps"],
                                      "buffer_utilization": s["ring"]["utilization"],
@@ -705,20 +816,20 @@ class Service:
             **_scaleout.worker_section(self.drift_store),  # which worker answered; whether drift state is shared
         })
 
-    async def prometheus(self, request: web.Request) -> web.Response:
+    async def prometheus(self, request: web.Request) -> Answer:
         if not _metrics.PROMETHEUS_AVAILABLE:
             raise BadRequest("prometheus_client is not installed", None, status=501)
         self.health_score(await self.live_state())  # consciousness_system_health is current at each scrape
         self.reqmetrics.flush()
         body, ctype = _scaleout.prometheus_exposition()  # every worker's metrics under serve --workers
-        return web.Response(body=body, headers={"Content-Type": ctype})
+        return body, 200, ctype
 
-    async def openapi(self, request: web.Request) -> web.Response:
+    async def openapi(self, request: web.Request) -> Answer:
         from lukhas_fast._openapi import openapi_document
 
-        return _json(openapi_document())
+        return _ok(openapi_document())
 
-    async def consciousness(self, request: web.Request) -> web.Response:
+    async def consciousness(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
@@ -738,12 +849,12 @@ class Service:
                 raise BadRequest("field 'priority' must be a number", "priority")
             self.ring.push(frame, priority)
             self.frames_submitted += 1
-            return _json({"accepted": True, "tick": self.ticker.tick_count,
+            return _ok({"accepted": True, "tick": self.ticker.tick_count,
                           "buffer": self.ring.get_backpressure_stats()})
         kind = data.get("type", "general")
         if not isinstance(kind, str):
             raise BadRequest(f"field 'type' must be a string, got {type(kind).__name__}", "type")
-        return _json(self.analyse(kind, await self.live_state()))
+        return _ok(self.analyse(kind, await self.live_state()))
 
     def analyse(self, kind: str, s: Dict[str, Any]) -> Dict[str, Any]:
         """The guide's analyses, computed from the live state (see the README for the formulas)."""
@@ -830,7 +941,7 @@ class Service:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(pool, _worker_ready) for _ in range(self.config.offload_workers)))
 
-    async def safety(self, request: web.Request) -> web.Response:
+    async def safety(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
@@ -838,31 +949,34 @@ class Service:
         # as in the guide's service, a body without a plan enriches the empty plan
         plan = _object(data, "plan", required=False) or {}
         context = _object(data, "context", required=False)
-        rows, ms, ctx = await self._enrich(plan, context, len(raw))
-        guide_tags, tags, names = [], [], set()
-        for t in rows:  # one pass builds both tag lists
-            name, category, confidence = t["name"], t["category"], t["confidence"]
-            guide_tags.append({"name": name, "category": category, "confidence": confidence,
-                               "description": t["description"]})
-            tags.append({"name": name, "category": category, "confidence": confidence, "source": t["source"],
-                         "metadata": t["metadata"]})
-            names.add(name)
-        return _json({
+        if len(raw) <= self.config.offload_bytes:  # (_enrich's usual case, without its coroutine)
+            rows, ms, ctx = _tag_rows(self.enricher.enrich_plan(plan, context))
+        else:
+            rows, ms, ctx = await self._enrich(plan, context, len(raw))
+        return _ok({
             # the guide's object
-            "tagged_plan": {"original_plan": plan, "tags": guide_tags, "enrichment_time_ms": ms},
+            "tagged_plan": {"original_plan": plan, "tags": [
+                {"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                 "description": t["description"]} for t in rows], "enrichment_time_ms": ms},
             # ours
-            "tags": tags,
-            "tag_names": sorted(names),
+            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
+            "tag_names": sorted({t["name"] for t in rows}),
             "enrichment_time_ms": ms,
             "enrichment_context": ctx,
         })
 
-    async def drift(self, request: web.Request) -> web.Response:
+    async def drift(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
-        if _scaleout.is_msgpack(request):  # bin vectors come back as views into the body
-            data = _scaleout.decode_msgpack(raw)
-            if not isinstance(data, dict):
-                raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
+        headers = request.headers
+        ctype = headers.get(_CONTENT_TYPE)
+        if ctype is not None and ctype != JSON_TYPE and _scaleout.is_msgpack_type(ctype):
+            # bin vectors come back as views into the body
+            data = _loads_msgpack_vectors(raw) if _loads_msgpack_vectors is not None else None
+            if data is None:  # not the one-call reader's shape (or a non-C tier): the general decoder, same errors
+                data = _scaleout.decode_msgpack(raw)
+                if not isinstance(data, dict):
+                    raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
         else:
             data = _loads_vectors(raw) if _loads_vectors is not None else None
             if data is None:  # not the fast parser's shape (or a non-C tier): the general decoder, same errors
@@ -872,22 +986,33 @@ class Service:
         lane = data.get("lane")
         if lane is None:
             lane = self.default_lane
-        elif not isinstance(lane, str) or lane.lower() not in LANE_CFG:
+        elif not isinstance(lane, str) or (lane := lane.lower()) not in LANE_CFG:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
-        intent = _vector(data, "intent", "intent_vector")
-        action = _vector(data, "action", "action_vector")
+        intent = data.get("intent")
+        action = data.get("action")
+        # the fast parsers' arrays pass _vector's checks unchanged; lists, aliases and errors go through it
+        if not (type(intent) is np.ndarray and type(action) is np.ndarray and _plain_vector(intent)
+                and _plain_vector(action)):
+            intent = _vector(data, "intent", "intent_vector")
+            action = _vector(data, "action", "action_vector")
         if len(intent) != len(action):
             raise BadRequest(f"intent and action must have the same length, got {len(intent)} and {len(action)}",
                              "action")
+        update_now = self._update_now
         try:
             # float64 arrays from the fast parser are read in place by the C kernel,
             # which may sum in SIMD order: the drift can then differ from the list
             # path in the last bits (rounding only; see the drift family's docs).
-            result = await self.drift_store.update(lane.lower(), intent, action)
+            if update_now is not None:
+                result = update_now(lane, intent, action)
+            else:
+                result = await self.drift_store.update(lane, intent, action)
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-        return _scaleout.msgpack_response(result) if _scaleout.wants_msgpack(request) else _json(result)
+        if _scaleout.accepts_msgpack(headers.get(_ACCEPT)):
+            return self._pack(result), 200, _scaleout.MSGPACK_TYPE
+        return _dumps(result), 200, JSON_TYPE
 
     async def ethics(self, request: web.Request) -> web.Response:
         raw = await self.body.read(request)
@@ -966,47 +1091,68 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
     # the per-request path below reads these once, not as attribute lookups per request
     perf_counter = time.perf_counter
     rid_ok = _REQUEST_ID_OK.match
-    next_rid = svc.next_request_id
-    observe = svc.reqmetrics.observe
-    XRID = _X_REQUEST_ID
+    rid_prefix, rid_counter = svc._rid_prefix, svc._rid_counter  # (svc.next_request_id, inlined)
+    slot = svc.reqmetrics.slot
+    bounds = svc.reqmetrics.bounds
+    new_response = _new_response
+    XRID, CT = _X_REQUEST_ID, _CONTENT_TYPE
+    # the headers of an answer start as a copy of its content type's template (cheaper than a new CIMultiDict)
+    templates = {ctype: CIMultiDict(((CT, ctype),)) for ctype in (JSON_TYPE, _scaleout.MSGPACK_TYPE)}
 
-    def guarded(route: str, handler: Any) -> Any:
+    def guarded(route: str, handler: Any, method: Optional[str]) -> Any:
         """``handler`` with request ids, JSON error answers, request metrics and the access log.
 
         Applied to each route's handler instead of an aiohttp middleware: any
         middleware makes aiohttp also run its own extra middleware layer on every
-        request, and the route label is known here without a lookup per request."""
+        request, and the route label is known here without a lookup per request.
+        The handler returns an :data:`Answer` (or a ``web.StreamResponse``); the
+        response is made here once, with its ``X-Request-ID``.  The usual request
+        (``method``, 200) is counted into its metrics slot without a lookup."""
+        ok = slot((route, method, 200))
 
         async def run(request: web.Request) -> web.StreamResponse:
             t0 = perf_counter()
             rid = request.headers.get(XRID)
             if rid is None or not rid_ok(rid):
-                rid = next_rid()
+                rid = f"{rid_prefix}-{next(rid_counter):x}"
+            extra: Optional[Tuple[str, str]] = None
+            close = False
             try:
-                resp = await handler(request)
+                out = await handler(request)
             except BadRequest as exc:
-                resp = _json({"error": str(exc), "field": exc.field, "request_id": rid}, status=exc.status)
-                if exc.close:  # the rest of the body is not read (timeout, bad gzip ...)
-                    resp.force_close()
+                out = _ok({"error": str(exc), "field": exc.field, "request_id": rid}, exc.status)
+                close = exc.close  # the rest of the body is not read (timeout, bad gzip ...)
             except _scaleout.LaneStateUnavailable as exc:  # never a silent fall back to local state
                 logger.warning("%s (request %s)", exc, rid)
-                resp = _json({"error": str(exc), "field": None, "request_id": rid}, status=503)
-                resp.headers["Retry-After"] = str(exc.retry_after)
+                out = _ok({"error": str(exc), "field": None, "request_id": rid}, 503)
+                extra = ("Retry-After", str(exc.retry_after))
             except web.HTTPException as exc:  # 404, 405, 413 ...: JSON bodies too
-                field = "body" if exc.status == 413 else None
-                resp = _json({"error": exc.reason, "field": field, "request_id": rid}, status=exc.status)
+                out = _ok({"error": exc.reason, "field": "body" if exc.status == 413 else None, "request_id": rid},
+                          exc.status)
                 if exc.status == 405:
-                    resp.headers["Allow"] = exc.headers.get("Allow", "")
-                if exc.status == 413:
-                    resp.force_close()  # do not read the rest of an oversized body
+                    extra = ("Allow", exc.headers.get("Allow", ""))
+                close = exc.status == 413  # do not read the rest of an oversized body
             except Exception as exc:  # a bug: log it, never leak a traceback
                 logger.exception("unhandled error on %s (request %s)", route, rid)
-                resp = _json({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid},
-                             status=500)
-            status = resp.status
-            resp.headers[XRID] = rid
+                out = _ok({"error": f"internal error: {type(exc).__name__}", "field": None, "request_id": rid}, 500)
+            if type(out) is tuple:
+                body, status, ctype = out
+                headers = templates.get(ctype)
+                headers = CIMultiDict(((CT, ctype),)) if headers is None else headers.copy()
+                if extra is not None:
+                    headers.add(*extra)
+                headers.add(XRID, rid)
+                resp = new_response(body, status, headers)
+                if close:
+                    resp.force_close()
+            else:  # a handler's own web.StreamResponse
+                resp = out
+                status = resp.status
+                resp.headers[XRID] = rid
             dt = perf_counter() - t0
-            observe((route, request.method, status), dt)
+            acc = ok if status == 200 and request.method == method else slot((route, request.method, status))
+            acc[0] += dt
+            acc[bisect_left(bounds, dt) + 1] += 1  # (RequestMetrics.observe, inlined)
             if access:
                 access_logger.info('%s "%s %s" %d %.3f ms', request.remote, request.method, request.path_qs, status,
                                    dt * 1e3, extra={"request_id": rid, "method": request.method, "path": request.path,
@@ -1033,11 +1179,11 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
     app[SERVICE_KEY] = svc
     for method, path, handler in routes:
         if method == "GET":
-            app.router.add_get(path, guarded(path, handler))  # and HEAD
+            app.router.add_get(path, guarded(path, handler, method))  # and HEAD
         else:
-            app.router.add_route(method, path, guarded(path, handler))
+            app.router.add_route(method, path, guarded(path, handler, method))
     # everything else (unknown paths, wrong methods): JSON 404 / 405 through the same guard
-    app.router.add_route("*", "/{tail:.*}", guarded("unmatched", unmatched))
+    app.router.add_route("*", "/{tail:.*}", guarded("unmatched", unmatched, None))
     app.on_startup.append(svc.on_startup)
     app.on_shutdown.append(svc.on_shutdown)
     app.on_cleanup.append(svc.on_cleanup)
