@@ -63,3 +63,28 @@ async def test_periodic_flush_and_hooks():
     rm.stop()
     assert reg.get_sample_value("t_request_seconds_bucket", {"route": "/x", "le": "+Inf"}) == 2
     assert len(seen) >= 2
+
+
+def test_slots_count_like_observe_and_flush_zeroes_them_in_place():
+    from bisect import bisect_left
+
+    regs = prom.CollectorRegistry(), prom.CollectorRegistry()
+    (c1, h1), (c2, h2) = _metrics(regs[0]), _metrics(regs[1])
+    by_observe = RequestMetrics([(c1, lambda k: (k[0], k[1], str(k[2])))], [(h1, lambda k: (k[0],))], BUCKETS)
+    by_slot = RequestMetrics([(c2, lambda k: (k[0], k[1], str(k[2])))], [(h2, lambda k: (k[0],))], BUCKETS)
+    acc = by_slot.slot(("/a", "GET", 200))
+    unused = by_slot.slot(("/never", "GET", 200))
+    assert by_slot.slot(("/a", "GET", 200)) is acc
+    rng = random.Random(7)
+    for i in range(3000):
+        x = rng.choice(BUCKETS) if i % 5 == 0 else rng.expovariate(300)
+        by_observe.observe(("/a", "GET", 200), x)
+        acc[0] += x
+        acc[bisect_left(by_slot.bounds, x) + 1] += 1
+        if i % 1000 == 999:
+            by_observe.flush()
+            by_slot.flush()
+            assert acc == [0.0] + [0] * (len(BUCKETS) + 1) and unused == acc  # zeroed in place
+    strip = lambda reg: [ln for ln in prom.generate_latest(reg).decode().splitlines() if "_created" not in ln]
+    assert strip(regs[0]) == strip(regs[1])
+    assert "/never" not in "\n".join(strip(regs[1]))  # no series for a slot without requests

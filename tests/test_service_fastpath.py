@@ -3,6 +3,8 @@
 * ``/consciousness/analyze`` skips the frame-size walk (``_limits.check_frame``) for bodies
   of at most ``MAX_FRAME_BYTES / FRAME_BYTES_PER_BODY_BYTE`` bytes: the bound must hold
   for the densest JSON and msgpack encodings, with its documented margin.
+* Responses are made without ``web.Response.__init__`` (``service._Response``) only when
+  the result equals a documented ``web.Response`` on the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -79,3 +81,24 @@ def test_the_bound_can_fail():
         frame = {"": frame}
     body = msgpack.packb(frame)
     assert _ratio(frame, body) * 5 > FRAME_BYTES_PER_BODY_BYTE
+
+
+@pytest.mark.parametrize("status", [200, 400, 404, 405, 413, 415, 500, 503])
+@pytest.mark.parametrize("ctype", ["application/json", "application/msgpack", "text/plain; version=0.0.4; charset=utf-8"])
+def test_fast_responses_equal_documented_ones(status, ctype):
+    from multidict import CIMultiDict
+    from aiohttp import web
+
+    from lukhas_fast import service
+
+    # on the aiohttp the tests run with, the fast class is in use (else this checks nothing)
+    assert service._new_response is service._Response
+    headers = CIMultiDict((("Content-Type", ctype), ("X-Request-ID", "abc-1")))
+    fast = service._new_response(b'{"a":1}', status, headers.copy())
+    slow = web.Response(body=b'{"a":1}', status=status, headers=headers)
+    assert type(fast).__mro__[1:] == type(slow).__mro__
+    fv, sv = dict(vars(fast)), dict(vars(slow))
+    assert list(fv.pop("_headers").items()) == list(sv.pop("_headers").items())
+    assert fv == sv
+    assert (fast.status, fast.reason, fast.body, fast.content_type) == (slow.status, slow.reason, slow.body,
+                                                                        slow.content_type)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from bisect import bisect_left
 import itertools
 import logging
 import os
@@ -41,6 +40,7 @@ import re
 import socket
 import time
 import multiprocessing
+from bisect import bisect_left
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
@@ -763,8 +763,9 @@ class Service:
     async def health(self, request: web.Request) -> Answer:
         # only what the score needs (live_state also collects the ticker's and ring's full statistics)
         ticker_state, measured = self.ticker_status()
-        now = self._lane_state_now
-        lane = now(self.default_lane) if now is not None else await self.drift_store.lane_state(self.default_lane)
+        lane_state_now = self._lane_state_now  # (the in-process store: no coroutine)
+        lane = (lane_state_now(self.default_lane) if lane_state_now is not None
+                else await self.drift_store.lane_state(self.default_lane))
         score = self._factors(ticker_state, measured, lane["ema"], self.ring.get_backpressure_stats()["drop_rate"])
         healthy = self.ready and (ticker_state == "running" or ticker_state == "disabled")
         now = time.time()
@@ -850,7 +851,7 @@ class Service:
             self.ring.push(frame, priority)
             self.frames_submitted += 1
             return _ok({"accepted": True, "tick": self.ticker.tick_count,
-                          "buffer": self.ring.get_backpressure_stats()})
+                        "buffer": self.ring.get_backpressure_stats()})
         kind = data.get("type", "general")
         if not isinstance(kind, str):
             raise BadRequest(f"field 'type' must be a string, got {type(kind).__name__}", "type")
