@@ -73,9 +73,11 @@ def test_reference_facts(drift_impl):
     r = m.update([1.0, 0.0], [0.0, 1.0])
     assert r["ema"] == m.cfg.alpha * 1.0 == m.ema
     m = drift_impl.DriftMonitor()
-    for _ in range(m.cfg.window + 10):
+    assert m._window_len == 0
+    for i in range(m.cfg.window + 10):
         m.update([1.0, 0.0], [0.0, 1.0])
-    assert len(m._raw) == m.cfg.window and m._raw[-1] == 1.0
+        assert m._window_len == min(i + 1, m.cfg.window)
+    assert len(m._raw) == m.cfg.window == m._window_len and m._raw[-1] == 1.0
     m = drift_impl.DriftMonitor("experimental")
     seen = [m.update([1.0, 0.0], [0.0, 1.0])["guardian"] for _ in range(10)]
     assert seen[0] == "allow" and "warn" in seen and seen[-1] == "block"

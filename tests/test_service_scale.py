@@ -273,3 +273,19 @@ async def test_unmatched_routes_answer_json_and_are_counted(aiohttp_client):
     assert 'lukhas_service_requests_total{method="DELETE",route="unmatched",status="405"}' in text
     assert 'lukhas_service_requests_total{method="HEAD",route="/health",status="200"}' in text
     assert prom is not None
+
+
+async def test_made_up_methods_do_not_grow_the_metric_labels(aiohttp_client):
+    """Methods beyond the usual nine (the HTTP parser also takes WebDAV's and others) are counted
+    under method="OTHER", so a client cannot spread the request metrics over dozens of label series."""
+    pytest.importorskip("prometheus_client")
+    client = await aiohttp_client(create_app(ServiceConfig(run_ticker=False)))
+    odd = ("PROPFIND", "MKCOL", "PURGE", "SEARCH", "LOCK", "REPORT")
+    for i, method in enumerate(odd * 2):
+        r = await client.request(method, "/health" if i % 2 else "/nope")
+        assert r.status in (404, 405), (method, r.status)
+    text = await (await client.get("/metrics/prometheus")).text()
+    methods = {line.split('method="')[1].split('"')[0] for line in text.splitlines()
+               if line.startswith("lukhas_service_requests_total{")}
+    assert "OTHER" in methods and not methods & set(odd), methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"}

@@ -443,6 +443,11 @@ cdef class DriftMonitor:
         return self._metrics
 
     @property
+    def _window_len(self):
+        """How many values the window holds (``len(self._raw)`` without the copy)."""
+        return self._wlen
+
+    @property
     def _raw(self):
         """The window of raw drift values, oldest first (a snapshot list)."""
         cdef Py_ssize_t i, j = self._whead

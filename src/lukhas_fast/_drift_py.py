@@ -330,6 +330,11 @@ class DriftMonitor:
         """The window of raw drift values, oldest first (a snapshot list)."""
         return list(self._window)
 
+    @property
+    def _window_len(self) -> int:
+        """How many values the window holds (``len(self._raw)`` without the copy)."""
+        return len(self._window)
+
     # -- updates ----------------------------------------------------------------
     def update(self, intent: Any, action: Any) -> Dict[str, Any]:
         """Update with one intent/action pair; returns ``lane``, ``drift``, ``ema``, ``guardian``, ``n``."""

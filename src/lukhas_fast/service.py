@@ -240,6 +240,9 @@ _CONTENT_TYPE = istr("Content-Type")
 _CONTENT_ENCODING = istr("Content-Encoding")
 _ACCEPT = istr("Accept")
 _X_REQUEST_ID = istr("X-Request-ID")
+#: request-metric ``method`` labels: any other method token a client sends counts as
+#: ``OTHER``, so that made-up methods cannot grow the label series without bound
+_METHOD_LABELS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"))
 
 #: What a route handler returns: a ``web.StreamResponse``, or -- the usual case -- an
 #: answer ``(body bytes, status, content type)`` that the guard of :func:`create_app`
@@ -542,7 +545,7 @@ class LocalDriftStore(DriftStore):
         m = self.monitors.get(lane)
         if m is None:
             return {"lane": lane, "ema": 0.0, "n": 0, "total_analyses": 0}
-        return {"lane": lane, "ema": m.ema, "n": len(m._raw), "total_analyses": self.totals[lane]}
+        return {"lane": lane, "ema": m.ema, "n": m._window_len, "total_analyses": self.totals[lane]}
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         return self.update_now(lane, intent, action)
@@ -1151,7 +1154,8 @@ def create_app(config: Optional[ServiceConfig] = None, *, drift_store: Optional[
                 status = resp.status
                 resp.headers[XRID] = rid
             dt = perf_counter() - t0
-            acc = ok if status == 200 and request.method == method else slot((route, request.method, status))
+            m = request.method
+            acc = ok if status == 200 and m == method else slot((route, m if m in _METHOD_LABELS else "OTHER", status))
             acc[0] += dt
             acc[bisect_left(bounds, dt) + 1] += 1  # (RequestMetrics.observe, inlined)
             if access:
