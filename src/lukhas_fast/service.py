@@ -235,7 +235,6 @@ class BadRequest(Exception):
 
 
 JSON_TYPE = "application/json"
-_JSON_HEADERS = {"Content-Type": JSON_TYPE}
 _CONTENT_TYPE = istr("Content-Type")
 _CONTENT_ENCODING = istr("Content-Encoding")
 _ACCEPT = istr("Accept")
@@ -253,11 +252,6 @@ Answer = Tuple[bytes, int, str]
 def _ok(data: Any, status: int = 200) -> Answer:
     """``data`` as a JSON answer (see :data:`Answer`)."""
     return _dumps(data), status, JSON_TYPE
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    """``data`` as a JSON ``web.Response`` (handlers may return either this or :func:`_ok`)."""
-    return web.Response(body=_dumps(data), status=status, headers=_JSON_HEADERS)
 
 
 class _Response(web.Response):
@@ -1018,7 +1012,7 @@ class Service:
             return self._pack(result), 200, _scaleout.MSGPACK_TYPE
         return _dumps(result), 200, JSON_TYPE
 
-    async def ethics(self, request: web.Request) -> web.Response:
+    async def ethics(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
@@ -1032,7 +1026,7 @@ class Service:
             rows, _ms, _ctx = await self._enrich(plan, context, len(raw))
             plan = dict(plan, safety_tags=sorted({t["name"] for t in rows}))
         result = self.engine.evaluate_plan(plan, context)
-        return _json({
+        return _ok({
             "action": result.action.value,
             "reasons": result.reasons,
             "reason_codes": result.reason_codes,
