@@ -1810,7 +1810,7 @@ cdef class RuleSetProgram:
         cdef list fns = self.fns
         cdef Py_ssize_t i, n = PyList_GET_SIZE(rules)
         cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
-        cdef bint plain, bydict
+        cdef bint plain, bydict, in_ev
         cdef PyObject *cur
         out = []
         cls0 = type(<object>PyList_GET_ITEM(rules, 0)) if n else None
@@ -1820,7 +1820,8 @@ cdef class RuleSetProgram:
             for i in range(n):
                 rule = <object>PyList_GET_ITEM(rules, i)
                 fn = <object>PyList_GET_ITEM(fns, i)
-                try:
+                in_ev = False
+                try:  # (one try per rule: entering one costs more than a simple rule)
                     t = type(rule)
                     plain = plain0 if t is cls0 else _plain_evaluate(t)
                     if fn is not None and plain:
@@ -1833,16 +1834,21 @@ cdef class RuleSetProgram:
                             cur = PyDict_GetItemWithError(d, _CFN_KEY)
                         plain = (<object>cur is fn) if cur != NULL else (rule._compiled_fn is fn)
                     if fn is not None and plain:
-                        try:
-                            fired = p.ev(self.root[i], f) == 1
-                        except Exception as exc:
-                            raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+                        in_ev = True
+                        fired = p.ev(self.root[i], f) == 1
+                        in_ev = False
                     else:
                         fired = bool(rule.evaluate(plan, context))
                     if fired:
                         out.append((i, True))
                 except Exception as exc:
-                    out.append((i, exc))
+                    if in_ev:  # as CompiledRule: the program's own error, wrapped
+                        try:
+                            raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
+                        except RuleEvaluationError as wrapped:
+                            out.append((i, wrapped))
+                    else:
+                        out.append((i, exc))
         finally:
             p.release(f)
         return out
