@@ -177,11 +177,17 @@ async def _cleanup(runners):
 
 
 async def _read_until_closed(reader, limit):
-    """Everything the server sends until it closes the connection; None if still open after ``limit`` s."""
+    """Everything the server sends until it closes the connection; None if still open after ``limit`` s.
+
+    A reset counts as closed: a server that cuts off a client still sending closes a socket
+    with unread data, which the kernel answers with RST (what was received before it is kept)."""
     async def drain():
         data = b""
         while True:
-            chunk = await reader.read(65536)
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionResetError:
+                return data
             if not chunk:
                 return data
             data += chunk
