@@ -123,6 +123,53 @@ def test_evaluation_error_fires_as_block(ethics_impl, caplog):
     assert rs.evaluate({"action": "x", "limit": "x"}).action is m.EthicsAction.WARN
 
 
+def test_outcomes_remembered_per_fired_set_match_rule_by_rule(ethics_impl, monkeypatch, caplog):
+    """RuleSet.evaluate remembers what each set of fired rules makes of a result (bounded by
+    OUTCOMES_MAX); on random plans firing random sets, with a rule that fails on some, every
+    result equals the combination of evaluating each rule alone, and results share no list."""
+    import random
+
+    m = ethics_impl
+    actions = ["allow", "warn", "block"]
+    rules = [_rule(m, f"r{k}", f"equals(params.k{k}, 1)", actions[k % 3], ["LOW", "MEDIUM", "HIGH"][k % 3])
+             for k in range(7)]
+    rules.append(_rule(m, "failing", "contains(action, limit)", "allow", "MEDIUM"))
+    rs = m.RuleSet(rules)
+    monkeypatch.setattr(rs, "OUTCOMES_MAX", 8)
+    rng = random.Random(16)
+    rank = {"allow": 0, "warn": 1, "block": 2}
+    previous = None
+    for _ in range(400):
+        plan = {"action": "act", "params": {f"k{k}": rng.choice([0, 1]) for k in range(7)},
+                "limit": rng.choice(["ct", 5])}
+        want_ids, want_reasons, level = [], [], 0
+        for rule in rs.rules:
+            try:
+                fired, reason = rule.evaluate(plan), f"{rule.action.value}: {rule.name}"
+                rule_level = rank[rule.action.value]
+            except Exception:
+                fired, reason, rule_level = True, f"block: {rule.name} (evaluation_error)", 2
+            if fired:
+                want_ids.append(rule.name)
+                want_reasons.append(reason)
+                level = max(level, rule_level)
+        with caplog.at_level(logging.CRITICAL, logger="lukhas_fast.ethics"):
+            got = rs.evaluate(plan)
+        assert got.triggered_rule_ids == want_ids
+        assert [r.name for r in got.triggered_rules] == want_ids
+        assert got.reasons == (want_reasons or ["allow: no_rules_triggered"])
+        assert got.action.value == actions[level]
+        assert len(rs._outcomes) <= 8
+        if previous is not None:
+            assert previous.triggered_rules is not got.triggered_rules and previous.reasons is not got.reasons
+            assert previous.triggered_rule_ids is not got.triggered_rule_ids
+        got.triggered_rules.append("mutated")  # a caller editing its result changes no later result
+        got.reasons.append("mutated")
+        got.triggered_rule_ids.append("mutated")
+        previous = got
+    assert type(got) is m.EthicsResult and got == m.EthicsResult(**vars(got))
+
+
 def test_bad_plans_and_contexts_block(ethics_impl):
     m = ethics_impl
     rs = m.RuleSet([_rule(m, "w", "is_present(action)", "warn", "LOW")])

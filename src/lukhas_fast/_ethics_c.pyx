@@ -41,6 +41,7 @@ error behaviour.  Plans are not expected to change while they are evaluated.
 
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset, memcpy, memcmp, strlen
 from cpython.mem cimport PyMem_Free
@@ -1760,9 +1761,10 @@ def _rule_evaluate(self, plan, context=None):
 
 cdef class RuleSetProgram:
     """Every rule of a rule set in one :class:`_Program` (shared sub-expressions
-    evaluated once per plan).  ``prog(plan, context)`` returns ``[(index, True |
-    exception)]`` for the rules that fired or failed, in rule order: the same
-    list as evaluating each rule on its own.  A rule whose class overrides
+    evaluated once per plan).  ``prog(plan, context)`` returns ``(fired, errors)``:
+    the indices of the rules that fired (a tuple, in rule order) and ``None`` or
+    ``[(index, exception)]`` for the rules that failed: the same as evaluating
+    each rule on its own.  A rule whose class overrides
     ``evaluate`` or whose compiled function was replaced is called as such."""
 
     cdef _Program prog
@@ -1812,7 +1814,10 @@ cdef class RuleSetProgram:
         cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
         cdef bint plain, bydict, in_ev
         cdef PyObject *cur
-        out = []
+        cdef int nfired = 0
+        cdef int stack[64]  # the fired indices; a larger rule set collects them in a list
+        cdef list more = None
+        cdef list errors = None
         cls0 = type(<object>PyList_GET_ITEM(rules, 0)) if n else None
         plain0 = _plain_evaluate(cls0) if n else False
         bydict = plain0 and _fn_in_dict(cls0)
@@ -1840,21 +1845,40 @@ cdef class RuleSetProgram:
                     else:
                         fired = bool(rule.evaluate(plan, context))
                     if fired:
-                        out.append((i, True))
+                        if nfired < 64:
+                            stack[nfired] = i
+                        else:
+                            if more is None:
+                                more = []
+                            more.append(i)
+                        nfired += 1
                 except Exception as exc:
+                    if errors is None:
+                        errors = []
                     if in_ev:  # as CompiledRule: the program's own error, wrapped
                         try:
                             raise RuleEvaluationError(f"{type(exc).__name__}: {exc}") from exc
                         except RuleEvaluationError as wrapped:
-                            out.append((i, wrapped))
+                            errors.append((i, wrapped))
                     else:
-                        out.append((i, exc))
+                        errors.append((i, exc))
         finally:
             p.release(f)
-        return out
+        return _fired_tuple(stack, nfired, more), errors
 
 
 cdef object _CFN_KEY = _intern("_compiled_fn")
+
+
+cdef tuple _fired_tuple(int *stack, int n, list more):
+    """The fired indices as a tuple: the first 64 from ``stack``, the rest from ``more``."""
+    cdef int i
+    out = PyTuple_New(n)
+    for i in range(n):
+        v = stack[i] if i < 64 else more[i - 64]
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, i, v)
+    return <tuple>out
 
 
 cdef bint _fn_in_dict(object cls) except -1:

@@ -129,10 +129,11 @@ class EthicsRule:
 
     #: compile function of the tier (set by the tier modules)
     _compiler: ClassVar[Optional[Callable[[str], Callable[..., bool]]]] = None
-    #: rules (in evaluation order) -> a callable ``(plan, context) -> [(index, True | exception)]``
-    #: for the rules that fired or failed: the whole rule set as one program (a tier may
-    #: share work between rules); None: each rule's ``evaluate`` in turn
-    _make_program: ClassVar[Optional[Callable[[List[Any]], Callable[[Any, Any], List[Any]]]]] = None
+    #: rules (in evaluation order) -> a callable ``(plan, context) -> (fired, errors)``: the
+    #: indices of the rules that fired, as a tuple in rule order, and ``None`` or the
+    #: ``[(index, exception)]`` of the rules that failed: the whole rule set as one program
+    #: (a tier may share work between rules); None: each rule's ``evaluate`` in turn
+    _make_program: ClassVar[Optional[Callable[[List[Any]], Callable[[Any, Any], Tuple[Any, Any]]]]] = None
     #: plan -> (token, plan_hash) and (context, token) -> facts_hash; same strings as
     #: :func:`plan_digest` / :func:`facts_digest` (a tier may compute them faster)
     _plan_digest: ClassVar[Optional[Callable[[Dict[Any, Any]], Tuple[Any, str]]]] = None
@@ -216,16 +217,21 @@ _INFO = logging.INFO
 _info_enabled = eval_logger.isEnabledFor  # asked per evaluation: levels may change at run time
 
 
-def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> List[Tuple[int, Any]]:
-    """(index, True) for each rule that fires and (index, exception) for each that fails, in order."""
-    out: List[Tuple[int, Any]] = []
+def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> Tuple[Tuple[int, ...], Optional[List[Tuple[int, Exception]]]]:
+    """``(fired, errors)``: the indices of the rules that fire, in order, and ``None`` or
+    ``[(index, exception)]`` for the rules that fail (the program protocol of
+    :attr:`EthicsRule._make_program`)."""
+    fired: List[int] = []
+    errors: Optional[List[Tuple[int, Exception]]] = None
     for i, rule in enumerate(rules):
         try:
             if rule.evaluate(plan, context):
-                out.append((i, True))
+                fired.append(i)
         except Exception as exc:
-            out.append((i, exc))
-    return out
+            if errors is None:
+                errors = []
+            errors.append((i, exc))
+    return tuple(fired), errors
 
 
 def _sorted_items(d: Dict[Any, Any]) -> List[Tuple[Any, Any]]:
@@ -342,6 +348,35 @@ class RuleSet:
         self._program = make(rules) if make is not None else functools.partial(_hits, rules)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in self._snapshot]
+        self._outcomes: Dict[Tuple[int, ...], Tuple[Any, ...]] = {}
+
+    #: most distinct sets of fired rules remembered (see :meth:`_outcome`)
+    OUTCOMES_MAX = 1024
+
+    def _outcome(self, fired: Tuple[int, ...]) -> Tuple[Any, ...]:
+        """What a set of fired rules (no failures) makes of a result: ``(action,
+        triggered, reasons, rule ids, (name, action) per fired rule)``, as tuples.
+        Remembered per rule set (a plan stream fires few distinct sets), at most
+        :attr:`OUTCOMES_MAX`; rebuilt with the rest of :meth:`_prepare`."""
+        out = self._outcomes.get(fired)
+        if out is not None:
+            return out
+        level, action = 0, _ALLOW
+        prepared = self._prepared
+        triggered = []
+        for i in fired:
+            rule, rule_level, _reason, _error = prepared[i]
+            triggered.append(rule)
+            if rule_level > level:
+                level, action = rule_level, rule.action
+        out = (action, tuple(triggered),
+               tuple(prepared[i][2] for i in fired) or ("allow: no_rules_triggered",),
+               tuple(r.name for r in triggered),
+               tuple((r.name, r.action.value) for r in triggered))
+        if len(self._outcomes) >= self.OUTCOMES_MAX:
+            self._outcomes.clear()
+        self._outcomes[fired] = out
+        return out
 
     def get_rules_by_tag(self, tag: str) -> List[EthicsRule]:
         """Rules carrying ``tag``, in rule order."""
@@ -379,33 +414,18 @@ class RuleSet:
         if not isinstance(context, dict):
             return self._blocked(start, plan_hash,
                                  f"block: invalid_context (context must be a dict, got {type(context).__name__})")
-        action = _ALLOW
-        triggered: List[EthicsRule] = []
-        reasons: List[str] = []
         m = self._metrics
         try:
             if self.rules != self._snapshot:
                 self._prepare()
-            hits = self._program(plan, context)
-            if hits:
-                level = 0
-                prepared = self._prepared
-                for i, fired in hits:  # (index, True | exception) of the rules that fired or failed
-                    rule, rule_level, fired_reason, error_reason = prepared[i]
-                    if fired is True:
-                        triggered.append(rule)
-                        reasons.append(fired_reason)
-                        if rule_level > level:
-                            level, action = rule_level, rule.action
-                        if m.enabled:
-                            m.fired(rule.name, rule.action.value)
-                        continue
-                    logger.error("Error evaluating rule %s: %s", rule.name, fired)
-                    triggered.append(rule)
-                    reasons.append(error_reason)
-                    level, action = 2, _BLOCK
-                    if m.enabled:
-                        m.fired(rule.name, "block")
+            fired, errors = self._program(plan, context)
+            if errors is None:
+                action, triggered, reasons, ids, fires = self._outcome(fired)
+                if fires and m.enabled:
+                    for name, fired_action in fires:
+                        m.fired(name, fired_action)
+            else:
+                action, triggered, reasons, ids = self._merge(fired, errors)
             facts_hash = digests[1](context, plan_token)
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
@@ -415,18 +435,50 @@ class RuleSet:
             m.evaluated(action.value, ms)
         if _info_enabled(_INFO):
             eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
-        return EthicsResult(
-            action,
-            triggered,
-            ms,
-            plan_hash,
-            reasons or ["allow: no_rules_triggered"],
-            facts_hash,
-            list(map(_rule_name, triggered)) if triggered else [],
-        )
+        # EthicsResult(...) field by field: the same object as its __init__ makes (a
+        # dataclass's generated __init__ only sets the fields in order), without a
+        # type call and a Python frame (the result costs as much as a cheap rule)
+        result = _new_result(EthicsResult)
+        result.action = action
+        result.triggered_rules = list(triggered)
+        result.evaluation_time_ms = ms
+        result.plan_hash = plan_hash
+        result.reasons = list(reasons)
+        result.facts_hash = facts_hash
+        result.triggered_rule_ids = list(ids)
+        return result
+
+    def _merge(self, fired: Tuple[int, ...], errors: List[Tuple[int, Exception]]) -> Tuple[Any, ...]:
+        """:meth:`_outcome` when rules failed: each failed rule fires as BLOCK with its
+        error reason, in rule order with the fired ones; the errors are logged."""
+        m = self._metrics
+        prepared = self._prepared
+        level, action = 0, _ALLOW
+        triggered: List[EthicsRule] = []
+        reasons: List[str] = []
+        events: List[Tuple[int, Any]] = [(i, True) for i in fired]
+        events.extend(errors)
+        events.sort(key=_first)
+        for i, outcome in events:
+            rule, rule_level, fired_reason, error_reason = prepared[i]
+            triggered.append(rule)
+            if outcome is True:
+                reasons.append(fired_reason)
+                if rule_level > level:
+                    level, action = rule_level, rule.action
+                if m.enabled:
+                    m.fired(rule.name, rule.action.value)
+                continue
+            logger.error("Error evaluating rule %s: %s", rule.name, outcome)
+            reasons.append(error_reason)
+            level, action = 2, _BLOCK
+            if m.enabled:
+                m.fired(rule.name, "block")
+        return action, triggered, reasons or ["allow: no_rules_triggered"], [r.name for r in triggered]
 
 
-_rule_name = operator.attrgetter("name")
+_first = operator.itemgetter(0)
+_new_result = object.__new__
 
 
 def _restore_ruleset(cls: type, rules: List[EthicsRule], metrics: bool) -> "RuleSet":
