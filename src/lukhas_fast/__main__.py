@@ -60,7 +60,7 @@ def _machine() -> Dict[str, Any]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time every registered case on every installed tier and print a table."""
-    from lukhas_fast._bench.core import cases, measurements, time_thunk
+    from lukhas_fast._bench.core import cases, measurements, time_thunks
 
     info = backend_info()
     machine = _machine()
@@ -80,18 +80,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 peer_names.append(p)
     for c in selected:
         mods = tier_modules(c.family)
-        times: Dict[str, Optional[float]] = {}
+        thunks: Dict[str, Any] = {}
         for tier in TIERS:
             if tier not in c.tiers or tier not in mods:
                 continue
             thunk = c.tier(mods[tier])
             if thunk is not None:
-                times[tier] = time_thunk(thunk, c.ops, budget=budget)
-        peers: Dict[str, Optional[float]] = {}
+                thunks[tier] = thunk
         for name, factory in c.peers.items():
             thunk = factory()
             if thunk is not None:
-                peers[name] = time_thunk(thunk, c.ops, budget=budget)
+                thunks["peer:" + name] = thunk
+        timed = time_thunks(thunks, c.ops, budget=budget) if thunks else {}  # interleaved: one row, one spell
+        times: Dict[str, Optional[float]] = {t: timed[t] for t in TIERS if t in timed}
+        peers: Dict[str, Optional[float]] = {n: timed["peer:" + n] for n in c.peers if "peer:" + n in timed}
         ratio = ""
         if times.get("python") and times.get("c"):
             ratio = f"{times['python'] / times['c']:.1f}x"

@@ -357,10 +357,8 @@ class RuleSet:
         """What a set of fired rules (no failures) makes of a result: ``(action,
         triggered, reasons, rule ids, (name, action) per fired rule)``, as tuples.
         Remembered per rule set (a plan stream fires few distinct sets), at most
-        :attr:`OUTCOMES_MAX`; rebuilt with the rest of :meth:`_prepare`."""
-        out = self._outcomes.get(fired)
-        if out is not None:
-            return out
+        :attr:`OUTCOMES_MAX`; rebuilt with the rest of :meth:`_prepare`.  Called when
+        ``_outcomes`` does not have it yet."""
         level, action = 0, _ALLOW
         prepared = self._prepared
         triggered = []
@@ -420,7 +418,7 @@ class RuleSet:
                 self._prepare()
             fired, errors = self._program(plan, context)
             if errors is None:
-                action, triggered, reasons, ids, fires = self._outcome(fired)
+                action, triggered, reasons, ids, fires = self._outcomes.get(fired) or self._outcome(fired)
                 if fires and m.enabled:
                     for name, fired_action in fires:
                         m.fired(name, fired_action)

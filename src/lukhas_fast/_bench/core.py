@@ -16,7 +16,7 @@ import gc
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "Case",
@@ -124,27 +124,43 @@ def time_thunk(thunk: Thunk, ops: int, budget: float = 0.2, repeats: int = 5) ->
     seconds; the minimum over repeats is the least disturbed estimate on a
     shared machine.  GC is disabled while timing (as timeit does).
     """
-    target = max(budget / max(repeats, 1), 1e-4)
+    return time_thunks({"": thunk}, ops, budget, repeats)[""]
+
+
+def _loops_for(thunk: Thunk, target: float) -> Tuple[int, float]:
+    """The loop count at which ``thunk`` runs about ``target`` seconds, and that run's time."""
     loops = 1
+    thunk()  # warm-up (JIT, caches)
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            thunk()
+        dt = time.perf_counter() - t0
+        if dt >= target or loops >= 1 << 30:
+            return loops, dt
+        loops = max(loops * 2, int(loops * target / max(dt, 1e-9)))
+
+
+def time_thunks(thunks: Mapping[str, Thunk], ops: int, budget: float = 0.2, repeats: int = 5) -> Dict[str, float]:
+    """:func:`time_thunk` of several thunks (the tiers and peers of one case), with
+    their repeats interleaved: a slow spell of a shared machine (its speed can move
+    by 2x within minutes) then hits every column of a row alike instead of one."""
+    target = max(budget / max(repeats, 1), 1e-4)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        thunk()  # warm-up (JIT, caches)
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                thunk()
-            dt = time.perf_counter() - t0
-            if dt >= target or loops >= 1 << 30:
-                break
-            loops = max(loops * 2, int(loops * target / max(dt, 1e-9)))
-        best = dt
+        loops: Dict[str, int] = {}
+        best: Dict[str, float] = {}
+        for name, thunk in thunks.items():
+            loops[name], best[name] = _loops_for(thunk, target)
         for _ in range(repeats - 1):
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                thunk()
-            best = min(best, time.perf_counter() - t0)
+            for name, thunk in thunks.items():
+                n = loops[name]
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    thunk()
+                best[name] = min(best[name], time.perf_counter() - t0)
     finally:
         if was_enabled:
             gc.enable()
-    return best / (loops * ops)
+    return {name: best[name] / (loops[name] * ops) for name in thunks}
