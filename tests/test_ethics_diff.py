@@ -192,3 +192,36 @@ def test_plan_hash_when_a_value_mutates_the_plan(ethics_impl, oracle):
         plan["m"] = _Mutating(plan)
         hashes.append(_ruleset(mod, None).evaluate(plan, {}).plan_hash)
     assert hashes[0] == hashes[1]
+
+
+class _LoggingDict(dict):
+    """A dict subclass whose ``get`` is its own (paths through it use ``get``)."""
+
+    def get(self, key, default=None):
+        return "via-get" if key == "y" else dict.get(self, key, default)
+
+
+@settings(max_examples=120)
+@given(plan=plans, ctx=contexts, wrap=st.sampled_from(["none", "params", "x", "context"]),
+       texts=st.lists(st.sampled_from([
+           'equals(params.x.y, "via-get")', "is_present(params.x.y)", "is_present(params.x)", "is_empty(params)",
+           'contains(params, "x")', "equals(params.x.y, context.x)", "is_present(context)", "is_empty(context.x.y)",
+           "greater_than(params.n, 5)", 'equals(plan.action, "x")', "is_present(params.x.y.z)"]),
+           min_size=1, max_size=8, unique=True))
+def test_rule_set_paths_sharing_prefixes_match_oracle(ethics_impl, oracle, plan, ctx, wrap, texts):
+    """A rule set compiled as one program resolves each path from its prefix's value
+    (``params.x.y`` from ``params.x``): same results as the oracle rule by rule, with paths
+    through dict subclasses (their ``get``), non-dicts, missing keys and the bare context."""
+    if isinstance(plan, dict) and wrap == "params" and isinstance(plan.get("params"), dict):
+        plan = dict(plan, params=_LoggingDict(plan["params"]))
+    if isinstance(plan, dict) and wrap == "x" and isinstance(plan.get("params"), dict) \
+            and isinstance(plan["params"].get("x"), dict):
+        plan = dict(plan, params=dict(plan["params"], x=_LoggingDict(plan["params"]["x"])))
+    if wrap == "context" and isinstance(ctx, dict):
+        ctx = _LoggingDict(ctx, x=_LoggingDict(y=1))
+    sets = []
+    for mod in (ethics_impl, oracle("ethics")):
+        rules = [mod.EthicsRule(f"r{i}", "", t, mod.EthicsAction.WARN, mod.Priority.LOW) for i, t in enumerate(texts)]
+        sets.append(mod.RuleSet(rules, metrics=False))
+    got, want = (rs.evaluate(plan, ctx) for rs in sets)
+    assert (got.action, got.triggered_rule_ids, got.reasons) == (want.action, want.triggered_rule_ids, want.reasons)

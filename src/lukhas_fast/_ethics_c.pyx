@@ -185,19 +185,19 @@ cdef tuple _HIGH_RISK = dsl._HIGH_RISK
 cdef dict _CATEGORY_NAMES = dsl._CATEGORY_NAMES
 
 
-cdef inline object _resolve(tuple parts, object cur):
+cdef object _ROOT = object()  # the last part of the empty path (``context`` alone): the root itself
+
+
+cdef inline object _step(object part, object cur):
+    """One part of a path: ``cur[part]`` (``cur.get(part)`` for a dict subclass), None when
+    missing or when ``cur`` is not a dict (so a path through a non-dict is None)."""
     cdef PyObject *v
-    for part in parts:
-        if type(cur) is dict:
-            v = PyDict_GetItemWithError(cur, part)
-            if v == NULL:
-                return None
-            cur = <object>v
-        elif isinstance(cur, dict):
-            cur = cur.get(part)
-        else:
-            return None
-    return cur
+    if type(cur) is dict:
+        v = PyDict_GetItemWithError(cur, part)
+        return None if v == NULL else <object>v
+    if isinstance(cur, dict):
+        return cur.get(part)
+    return None
 
 
 cdef inline bint _is_empty(object v) except -1:
@@ -1110,6 +1110,9 @@ cdef class _Frame:
     cdef _TagView view0  # the first tags view of every evaluation, reused (see _TagView)
     cdef _Buf atoms      # folded atoms of one path's container (see _fill_atoms), kept between evaluations
     cdef int atoms_slot  # the path slot whose atoms are in ``atoms``; -1: none
+    cdef const int *parent           # per path slot: the slot of its path minus the last part, or -1
+    cdef const unsigned char *sctx   # ... whether it starts at the context (for parent -1)
+    cdef list last                   # ... its last part (_ROOT for the empty path)
 
     def __cinit__(self):
         self.atoms.p = NULL
@@ -1139,10 +1142,20 @@ cdef class _Frame:
             self.view0.reset()
         return 0
 
-    cdef inline object path(self, int slot, tuple parts, bint in_ctx):
-        v = self.pvals[slot]
+    cdef object path(self, int slot):
+        """The value of path ``slot``, resolved once per evaluation; a path resolves from
+        its prefix's value (``params.url`` from ``params``), so a prefix several paths
+        share is looked up once (each step as :func:`_step`)."""
+        cdef int par
+        v = <object>PyList_GET_ITEM(self.pvals, slot)
         if v is _UNSET:
-            v = _resolve(parts, self.ctx if in_ctx else self.plan)
+            par = self.parent[slot]
+            if par >= 0:
+                cur = self.path(par)
+            else:
+                cur = self.ctx if self.sctx[slot] else self.plan
+            part = <object>PyList_GET_ITEM(self.last, slot)
+            v = cur if part is _ROOT else _step(part, cur)
             self.pvals[slot] = v
         return v
 
@@ -1222,7 +1235,7 @@ cdef class _Pred:
         cdef int s = self.slot[j]
         if s < 0:
             return self.vals[j]
-        return f.path(s, <tuple>self.vals[j], self.inctx[j])
+        return f.path(s)
 
     cdef object call(self, _Frame f):
         return self.fn(*[self.arg(j, f) for j in range(self.nargs)])
@@ -1516,7 +1529,8 @@ def _lit_key(v):
 
 def _layout(trees):
     """Nodes of ``trees`` in post-order, identical sub-trees once (hash-consing):
-    ``(ops, first, count, kids, payload, roots, number of path slots)``."""
+    ``(ops, first, count, kids, payload, roots, paths)``; ``paths[slot]`` is ``(parent slot
+    or -1, in_ctx, last part or _ROOT)`` (see :meth:`_Frame.path`)."""
     ops, first, count, kids, payload = [], [], [], [], []
     keys = {}
     path_slots = {}
@@ -1546,7 +1560,20 @@ def _layout(trees):
         return idx
 
     roots = [add(t) for t in trees]
-    return ops, first, count, kids, payload, roots, len(path_slots)
+    todo = list(path_slots)
+    while todo:  # every prefix of a path gets a slot of its own (see _Frame.path)
+        in_ctx, parts = todo.pop()
+        k = len(parts)  # (no negative indices: the module is compiled with wraparound=False)
+        if k >= 2 and (in_ctx, parts[:k - 1]) not in path_slots:
+            path_slots[(in_ctx, parts[:k - 1])] = len(path_slots)
+            todo.append((in_ctx, parts[:k - 1]))
+    paths = [None] * len(path_slots)
+    for (in_ctx, parts), slot in path_slots.items():
+        k = len(parts)
+        last = parts[k - 1] if k else _ROOT
+        paths[slot] = (path_slots[(in_ctx, parts[:k - 1])] if k >= 2 else -1, in_ctx,
+                       _intern(last) if type(last) is str else last)
+    return ops, first, count, kids, payload, roots, paths
 
 
 cdef class _Program:
@@ -1562,24 +1589,40 @@ cdef class _Program:
     cdef int *kids
     cdef list payload
     cdef int npaths
+    cdef int *parent           # per path slot (see _Frame.path)
+    cdef unsigned char *sctx
+    cdef list last
     cdef list roots
     cdef _Frame spare
 
     def __cinit__(self):
-        self.ops = self.first = self.count = self.kids = NULL
+        self.ops = self.first = self.count = self.kids = self.parent = NULL
+        self.sctx = NULL
 
     def __dealloc__(self):
         free(self.ops)
         free(self.first)
         free(self.count)
         free(self.kids)
+        free(self.parent)
+        free(self.sctx)
 
     cdef int build(self, list trees) except -1:
         cdef int i
-        ops, first, count, kids, payload, roots, npaths = _layout(trees)
+        ops, first, count, kids, payload, roots, paths = _layout(trees)
         self.roots = roots
         self.n = len(ops)
-        self.npaths = npaths
+        self.npaths = npaths = len(paths)
+        self.parent = <int *>malloc(max(npaths, 1) * sizeof(int))
+        self.sctx = <unsigned char *>malloc(max(npaths, 1))
+        if self.parent == NULL or self.sctx == NULL:
+            raise MemoryError()
+        self.last = []
+        for i in range(npaths):
+            par, in_ctx, part = paths[i]
+            self.parent[i] = par
+            self.sctx[i] = 1 if in_ctx else 0
+            self.last.append(part)
         self.ops = <int *>malloc(max(self.n, 1) * sizeof(int))
         self.first = <int *>malloc(max(self.n, 1) * sizeof(int))
         self.count = <int *>malloc(max(self.n, 1) * sizeof(int))
@@ -1644,6 +1687,9 @@ cdef class _Program:
             f.pvals = [_UNSET] * self.npaths
             f.plower = [None] * self.npaths
             f.npaths = self.npaths
+            f.parent = self.parent  # the program outlives its frames' use: run() holds it
+            f.sctx = self.sctx
+            f.last = self.last
             f.memo = <unsigned char *>malloc(max(self.n, 1))
             if f.memo == NULL:
                 raise MemoryError()
@@ -1771,6 +1817,7 @@ cdef class RuleSetProgram:
     cdef list rules
     cdef list fns        # per rule: the CompiledRule compiled in, or None
     cdef int *root       # per rule: its root node, or -1
+    cdef vectorcallfunc vc  # see _program_vectorcall
 
     def __cinit__(self):
         self.root = NULL
@@ -1780,6 +1827,7 @@ cdef class RuleSetProgram:
 
     def __init__(self, rules):
         cdef int i
+        self.vc = <vectorcallfunc>_program_vectorcall
         self.rules = list(rules)
         self.fns = []
         trees = []
@@ -1807,12 +1855,19 @@ cdef class RuleSetProgram:
         return (make_program, (self.rules,))
 
     def __call__(self, plan, context):
+        return self.run(plan, context)
+
+    cdef tuple run(self, object plan, object context):
         cdef _Program p = self.prog
         cdef list rules = self.rules
         cdef list fns = self.fns
-        cdef Py_ssize_t i, n = PyList_GET_SIZE(rules)
-        cdef _Frame f = p.acquire(plan, context if context else _EMPTY)
-        cdef bint plain, bydict, in_ev
+        cdef Py_ssize_t i, n
+        cdef _Frame f
+        cdef bint plain, bydict, in_ev, fired
+        if p is None:
+            raise TypeError("RuleSetProgram() was not initialised: use make_program(rules)")
+        n = PyList_GET_SIZE(rules)
+        f = p.acquire(plan, context if context else _EMPTY)
         cdef PyObject *cur
         cdef int nfired = 0
         cdef int stack[64]  # the fired indices; a larger rule set collects them in a list
@@ -1868,6 +1923,34 @@ cdef class RuleSetProgram:
 
 
 cdef object _CFN_KEY = _intern("_compiled_fn")
+
+
+cdef PyObject *_program_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames) except NULL:
+    # RuleSet.evaluate calls the program once per plan: the arguments in place,
+    # as for CompiledRule (see _rule_vectorcall); anything else goes to tp_call
+    cdef Py_ssize_t i, n = PyVectorcall_NARGS(nargsf)
+    if kwnames == NULL and n == 2:
+        r = (<RuleSetProgram><object>callable).run(<object>args[0], <object>args[1])
+    else:
+        pos = tuple([<object>args[i] for i in range(n)])
+        kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(0 if kwnames == NULL else len(<tuple>kwnames))}
+        r = _PROGRAM_TP_CALL(<object>callable, *pos, **kw)
+    Py_INCREF(r)
+    return <PyObject *>r
+
+
+cdef int _enable_program_vectorcall() except -1:
+    cdef RuleSetProgram probe = RuleSetProgram.__new__(RuleSetProgram)
+    cdef PyTypeObject *t = <PyTypeObject *>RuleSetProgram
+    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>&probe.vc - <char *><PyObject *>probe)
+    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+    PyType_Modified(t)
+    return 0
+
+
+_PROGRAM_TP_CALL = RuleSetProgram.__call__
+_enable_program_vectorcall()
 
 
 cdef tuple _fired_tuple(int *stack, int n, list more):

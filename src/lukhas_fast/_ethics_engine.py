@@ -204,7 +204,7 @@ class EthicsResult:
     @property
     def reason_codes(self) -> List[str]:
         """Each triggered rule's reason code value."""
-        return [r.reason_code.value for r in self.triggered_rules]
+        return [r.reason_code._value_ for r in self.triggered_rules]  # (_value_: .value is a slow descriptor)
 
 
 _ORDER = {EthicsAction.ALLOW: 0, EthicsAction.WARN: 1, EthicsAction.BLOCK: 2}
@@ -430,9 +430,9 @@ class RuleSet:
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
         ms = (_perf_counter() - start) * 1000.0
         if m.enabled:
-            m.evaluated(action.value, ms)
+            m.evaluated(action._value_, ms)
         if _info_enabled(_INFO):
-            eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action.value, ms, len(triggered))
+            eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action._value_, ms, len(triggered))
         # EthicsResult(...) field by field: the same object as its __init__ makes (a
         # dataclass's generated __init__ only sets the fields in order), without a
         # type call and a Python frame (the result costs as much as a cheap rule)
@@ -504,7 +504,7 @@ class EthicsEngine:
             "timestamp": time.time(),
             "plan_hash": result.plan_hash,
             "facts_hash": result.facts_hash,
-            "action": result.action.value,
+            "action": result.action._value_,
             "triggered_rules": result.triggered_rule_ids,
             "reason_codes": result.reason_codes,
             "evaluation_time_ms": result.evaluation_time_ms,

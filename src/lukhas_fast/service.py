@@ -1027,7 +1027,7 @@ class Service:
             plan = dict(plan, safety_tags=sorted({t["name"] for t in rows}))
         result = self.engine.evaluate_plan(plan, context)
         return _ok({
-            "action": result.action.value,
+            "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
             "reasons": result.reasons,
             "reason_codes": result.reason_codes,
             "triggered_rules": result.triggered_rule_ids,
