@@ -463,6 +463,37 @@ def test_per_evaluation_log_line_has_its_own_logger(ethics_impl, caplog):
     assert lines[0][2].startswith("Ethics evaluation: warn (") and lines[0][2].endswith("ms, 1 rules triggered)")
 
 
+def test_per_evaluation_log_line_follows_level_changes_and_disabled(ethics_impl, caplog):
+    """The line is asked for per evaluation (the engine reads logging's own per-level memo):
+    a level changed at run time, ``logging.disable`` and a logger ``disabled`` by dictConfig
+    all take effect at the next evaluation, exactly as ``isEnabledFor`` says."""
+    rs = ethics_impl.RuleSet([_rule(ethics_impl, "r", "is_present(action)", "warn", "LOW")], metrics=False)
+    lg = logging.getLogger("lukhas_fast.ethics.evaluation")
+
+    def logged():
+        caplog.clear()
+        rs.evaluate({"action": "x"})
+        return sum(r.getMessage().startswith("Ethics evaluation") for r in caplog.records)
+
+    with caplog.at_level(logging.INFO, logger="lukhas_fast.ethics"):
+        assert logged() == 1 and lg.isEnabledFor(logging.INFO)  # the memo now says True
+        lg.disabled = True  # what dictConfig(disable_existing_loggers=True) does: no cache clear
+        try:
+            assert logged() == 0
+        finally:
+            lg.disabled = False
+        assert logged() == 1
+        logging.disable(logging.INFO)
+        try:
+            assert logged() == 0
+        finally:
+            logging.disable(logging.NOTSET)
+        assert logged() == 1
+        logging.getLogger("lukhas_fast.ethics").setLevel(logging.WARNING)
+        assert logged() == 0 and not lg.isEnabledFor(logging.INFO)  # the memo now says False
+    assert logged() == 0
+
+
 def test_public_reexports():
     assert lukhas_fast.compile_rule is lukhas_fast.ethics.compile_rule
     assert lukhas_fast.get_ethics_engine().rule_set.ruleset_hash == "5f47dfe036e0ca18"

@@ -215,6 +215,17 @@ _ALLOW = EthicsAction.ALLOW
 _BLOCK = EthicsAction.BLOCK
 _INFO = logging.INFO
 _info_enabled = eval_logger.isEnabledFor  # asked per evaluation: levels may change at run time
+#: logging's own per-level memo of isEnabledFor (cleared in place when levels change); read
+#: directly it answers without a Python call; a miss (None) asks isEnabledFor, which fills it
+_info_memo: Dict[int, bool] = getattr(eval_logger, "_cache", None) if isinstance(getattr(eval_logger, "_cache", None), dict) else {}
+
+
+def _info_on() -> bool:
+    """``eval_logger.isEnabledFor(INFO)``; ``disabled`` is read first, as isEnabledFor does."""
+    on = _info_memo.get(_INFO)
+    if on is None:
+        return _info_enabled(_INFO)
+    return on and not eval_logger.disabled
 
 
 def _hits(rules: List["EthicsRule"], plan: Any, context: Any) -> Tuple[Tuple[int, ...], Optional[List[Tuple[int, Exception]]]]:
@@ -407,8 +418,8 @@ class RuleSet:
         if not isinstance(plan, dict):
             return self._blocked(start, hash_rule(repr(plan)),
                                  f"block: invalid_plan (plan must be a dict, got {type(plan).__name__})")
-        digests = self._digests  # one pair per call, even if _prepare() runs below
-        plan_token, plan_hash = digests[0](plan)
+        plan_digest, facts_digest = self._digests  # one pair per call, even if _prepare() runs below
+        plan_token, plan_hash = plan_digest(plan)
         if not isinstance(context, dict):
             return self._blocked(start, plan_hash,
                                  f"block: invalid_context (context must be a dict, got {type(context).__name__})")
@@ -424,14 +435,14 @@ class RuleSet:
                         m.fired(name, fired_action)
             else:
                 action, triggered, reasons, ids = self._merge(fired, errors)
-            facts_hash = digests[1](context, plan_token)
+            facts_hash = facts_digest(context, plan_token)
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
         ms = (_perf_counter() - start) * 1000.0
         if m.enabled:
             m.evaluated(action._value_, ms)
-        if _info_enabled(_INFO):
+        if _info_memo.get(_INFO) is not False and _info_on():
             eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action._value_, ms, len(triggered))
         # EthicsResult(...) field by field: the same object as its __init__ makes (a
         # dataclass's generated __init__ only sets the fields in order), without a
