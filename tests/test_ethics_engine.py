@@ -430,6 +430,142 @@ def test_engine_metrics_after_clear_and_remove(ethics_impl):
     assert get("ethics_evaluations_total", {"result": "block"}) == 3
 
 
+def test_engine_counts_into_the_childs_value_store_under_threads(ethics_impl):
+    """A plain prometheus_client Counter child is counted through its value store (what
+    Counter.inc forwards to); a Counter subclass with its own ``inc`` keeps its ``inc``.
+    Counts from several threads at once are all kept (the store's own lock)."""
+    import threading
+
+    prom = pytest.importorskip("prometheus_client")
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "metric_rule3", "is_present(action)", "warn", "LOW")], metrics=True)
+    em = rs._metrics
+    rs.evaluate({"action": "x"})
+    child = em.evaluations.labels("warn")
+    assert em._child(em.evaluations, ("warn",)) is child._value
+
+    class Own(prom.Counter):
+        def inc(self, amount=1, exemplar=None):
+            super().inc(amount * 2, exemplar)
+
+    own = Own("lukhas_test_engine_own_total", "test", ["result"], registry=prom.CollectorRegistry())
+    assert em._child(own, ("warn",)) is own.labels("warn")
+    get = prom.REGISTRY.get_sample_value
+    before = get("ethics_evaluations_total", {"result": "warn"})
+    threads = [threading.Thread(target=lambda: [rs.evaluate({"action": "x"}) for _ in range(300)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert get("ethics_evaluations_total", {"result": "warn"}) == before + 1200
+
+
+def _series(prom, names):
+    """Every sample of the ``names`` metric families in the default registry: {(name, labels): value}."""
+    out = {}
+    for fam in prom.REGISTRY.collect():
+        if fam.name in names:
+            for smp in fam.samples:
+                if not smp.name.endswith("_created"):
+                    out[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+    return out
+
+
+def test_engine_metrics_deferred_then_flushed_equal_direct_counts(ethics_impl, caplog, monkeypatch):
+    """``defer(True)`` (the service, while it runs): evaluations count into deques, nothing
+    reaches the metrics until ``flush()``, which then adds exactly what direct counting adds
+    for the same evaluations (fired, failed and blocked ones, every histogram bucket)."""
+    prom = pytest.importorskip("prometheus_client")
+    from lukhas_fast import _ethics_engine as eng
+
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "d_warn", "is_present(action)", "warn", "LOW"),
+                    _rule(m, "d_fail", "contains(action, limit)", "allow", "MEDIUM"),
+                    _rule(m, "d_block", 'equals(action, "rm")', "block", "HIGH")], metrics=True)
+    names = {"ethics_evaluations", "ethics_rule_hits", "ethics_rule_fires", "ethics_evaluation_ms"}
+    plans = [{"action": "x"}, {"action": "rm"}, {"action": "x", "limit": 5}, {}, ["not a dict"]] * 7
+    # evaluation times spread over every bucket: 0.05, 0.3, 0.7, 1.5, 3, 7, 20 ms
+    spans = [0.05, 0.3, 0.7, 1.5, 3.0, 7.0, 20.0, 0.1, 10.0]
+    state = {"t": 0.0, "k": 0}
+
+    def fake_clock():
+        state["k"] += 1
+        if state["k"] % 2:  # start of an evaluation
+            state["t"] += 1.0
+        else:
+            state["t"] += spans[(state["k"] // 2) % len(spans)] / 1000.0
+        return state["t"]
+
+    monkeypatch.setattr(eng, "_perf_counter", fake_clock)
+
+    def run():  # the same clock readings each run (the same float rounding of each latency)
+        state["k"], state["t"] = 0, 0.0
+        with caplog.at_level(logging.CRITICAL, logger="lukhas_fast.ethics"):
+            for plan in plans:
+                rs.evaluate(plan)
+
+    def delta(before, after):
+        return {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+
+    s0 = _series(prom, names)
+    run()
+    direct = delta(s0, _series(prom, names))
+    assert direct
+    em = rs._metrics
+    em.defer(True)
+    em.defer(True)  # nested: two users
+    s1 = _series(prom, names)
+    run()
+    assert delta(s1, _series(prom, names)) == {}  # all pending
+    em.defer(False)  # one user left: still deferred
+    assert delta(s1, _series(prom, names)) == {}
+    em.flush()
+    flushed = delta(s1, _series(prom, names))
+    assert flushed.keys() == direct.keys()
+    for k in direct:
+        assert flushed[k] == pytest.approx(direct[k], rel=1e-12, abs=1e-9), k
+    em.defer(False)  # the last user: direct counting again
+    s2 = _series(prom, names)
+    rs.evaluate({"action": "x"})
+    assert delta(s2, _series(prom, names))
+
+
+def test_engine_metrics_deferred_bounded_and_thread_safe(ethics_impl):
+    """Deferred counts never exceed DEFER_MAX pending (an evaluation then flushes), and
+    evaluations from several threads racing with flushes lose no count."""
+    import threading
+
+    prom = pytest.importorskip("prometheus_client")
+    m = ethics_impl
+    rs = m.RuleSet([_rule(m, "d_thread", "is_present(action)", "warn", "LOW")], metrics=True)
+    em = rs._metrics
+    em.DEFER_MAX = 50
+    get = prom.REGISTRY.get_sample_value
+    before = get("ethics_rule_hits_total", {"rule_name": "d_thread", "action": "warn"}) or 0.0
+    em.defer(True)
+    try:
+        stop = threading.Event()
+
+        def flusher():
+            while not stop.is_set():
+                em.flush()
+
+        f = threading.Thread(target=flusher)
+        f.start()
+        workers = [threading.Thread(target=lambda: [rs.evaluate({"action": "x"}) for _ in range(400)]) for _ in range(3)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        stop.set()
+        f.join()
+        assert len(em._pending_evals) <= 51
+    finally:
+        em.defer(False)
+    assert get("ethics_rule_hits_total", {"rule_name": "d_thread", "action": "warn"}) == before + 1200
+    assert not em._pending_evals and not em._pending_fires
+
+
 def test_engine_latency_histogram_buckets_match_observe(ethics_impl):
     """The engine's one-bisect histogram update lands every value in the bucket
     Histogram.observe would pick (bounds included, past the last finite bound)."""

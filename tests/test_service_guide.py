@@ -221,6 +221,38 @@ async def test_prometheus_guide_metrics(client):
     assert "lukhas_service_requests_total" in text  # ours beside the guide's
 
 
+async def test_prometheus_ethics_metrics_counted_while_serving(aiohttp_client, monkeypatch):
+    """While the app runs the ethics engine counts into deques (one append per evaluation)
+    flushed with the request metrics: a scrape right after the requests sees every count;
+    after the app stops, the engine counts directly again."""
+    pytest.importorskip("prometheus_client")
+    from lukhas_fast import service as svcmod
+    from lukhas_fast.ethics import EthicsEngine, load_ethics_rules
+
+    engine = EthicsEngine(load_ethics_rules(None, metrics=True))  # (the shared one may have metrics off)
+    monkeypatch.setattr(svcmod, "get_ethics_engine", lambda: engine)
+    client = await aiohttp_client(create_app(ServiceConfig(fps=200)))
+    svc = client.app[SERVICE_KEY]
+    em = svc.engine.rule_set._metrics
+    assert svc.engine is engine and em.enabled
+    assert "evaluated" in vars(em)  # deferred while the app runs
+    before = await (await client.get("/metrics/prometheus")).text()
+    for plan in ({"action": "delete_user_data"}, {"action": "send_email"}, {"action": "send_email"}):
+        assert (await client.post("/ethics/evaluate", json={"plan": plan})).status == 200
+    assert len(em._pending_evals) == 3  # not counted yet ...
+    text = await (await client.get("/metrics/prometheus")).text()  # ... but flushed before the scrape
+
+    def delta(name, labels):
+        return _sample(text, name, labels) - _sample(before, name, labels)
+
+    assert delta("ethics_evaluations_total", 'result="block"') == 1
+    assert delta("ethics_evaluations_total", 'result="allow"') == 2
+    assert delta("ethics_rule_hits_total", 'action="block",rule_name="block_harmful_actions"') == 1
+    assert delta("ethics_evaluation_ms_count", "") == 3
+    await client.close()
+    assert "evaluated" not in vars(em) and not em._pending_evals
+
+
 async def test_request_id_echoed_generated_and_in_error_bodies_and_access_log(aiohttp_client, caplog):
     client = await aiohttp_client(create_app(ServiceConfig(fps=200, access_log=True)))
     r = await client.get("/health", headers={"X-Request-ID": "req-123"})

@@ -668,6 +668,9 @@ class Service:
             buckets)
         self.reqmetrics.before_flush.append(self._publish_drift_gauges)
         self.reqmetrics.before_flush.append(self._publish_health_gauge)
+        # while the app runs, the ethics engine's metrics are counted the same way (on_startup)
+        self._engine_metrics = self.engine.rule_set._metrics
+        self.reqmetrics.before_flush.append(self._engine_metrics.flush)
         self._metrics_on = _metrics.metrics_default()
         cfg = LANE_CFG[self.default_lane]
         self._warn, self._block = cfg.warn_threshold, cfg.block_threshold
@@ -1040,6 +1043,7 @@ class Service:
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
         self.reqmetrics.start()
+        self._engine_metrics.defer(True)  # flushed with the request metrics; undone in on_cleanup
         if self.config.run_ticker:
             self._ticker_started = time.monotonic()
             self._ticker_task = asyncio.get_running_loop().create_task(self.ticker.run_async(0))
@@ -1056,6 +1060,7 @@ class Service:
             self._ticker_task = None
 
     async def on_cleanup(self, app: web.Application) -> None:
+        self._engine_metrics.defer(False)
         self.reqmetrics.stop()
         aclose = getattr(self.drift_store, "aclose", None)
         if aclose is not None:
