@@ -102,3 +102,26 @@ def test_fast_responses_equal_documented_ones(status, ctype):
     assert fv == sv
     assert (fast.status, fast.reason, fast.body, fast.content_type) == (slow.status, slow.reason, slow.body,
                                                                         slow.content_type)
+
+
+def test_media_type_memo_equals_aiohttp_and_stays_bounded(monkeypatch):
+    """The media type is remembered per Content-Type text: always what aiohttp's
+    ``request.content_type`` says for that text (odd casing, parameters, junk, none),
+    and at most _MEDIA_TYPES_MAX texts are remembered (a client sending a new text per
+    request gets them parsed, not stored)."""
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import CIMultiDict
+
+    from lukhas_fast import service as svcmod
+
+    monkeypatch.setattr(svcmod, "_MEDIA_TYPES", {})
+    texts = [None, "application/json", "Application/JSON; charset=utf-8", "application/msgpack",
+             " application/msgpack ;q=1", "text/plain", "", ";;;", "a/b; c=\"d;e\"", "APPLICATION/X-MSGPACK",
+             "multipart/form-data; boundary=x"] + [f"x/y{i}" for i in range(100)]
+    for _ in range(2):
+        for text in texts:
+            headers = CIMultiDict() if text is None else CIMultiDict({"Content-Type": text})
+            fresh = make_mocked_request("POST", "/drift/analyze", headers=headers)
+            want = make_mocked_request("POST", "/drift/analyze", headers=headers).content_type
+            assert svcmod._media_type(fresh) == want, text
+    assert len(svcmod._MEDIA_TYPES) == svcmod._MEDIA_TYPES_MAX
