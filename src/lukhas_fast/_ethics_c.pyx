@@ -1276,6 +1276,10 @@ cdef class _Pred:
             else:
                 text = f.lowered(hay)
             if type(text) is str:
+                if PyUnicode_IS_ASCII(text) and type(needle) is str and PyUnicode_IS_ASCII(needle):
+                    # ASCII in ASCII (an action name): memchr/memcmp, not str.__contains__
+                    return lk_find(<const unsigned char *>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                                   <const unsigned char *>PyUnicode_DATA(needle), PyUnicode_GET_LENGTH(needle))
                 return 1 if needle in <str>text else 0
             if type(text) is bytes and type(needle) is not str:
                 return 1 if needle in str(hay).lower() else 0  # whatever that does, as the predicate
