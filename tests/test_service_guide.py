@@ -287,3 +287,29 @@ async def test_guide_client_end_to_end(client):
     assert c["drift_within_limits"] is (d["ema"] < 0.15)
     m = await (await client.get("/metrics")).json()
     assert m["drift_monitor"]["current_ema"] == d["ema"] and m["drift_monitor"]["lane"] == "production"
+
+
+async def test_ethics_answer_reason_codes_and_an_engine_with_its_own_evaluate_plan(aiohttp_client, monkeypatch):
+    """The answer's reason codes are the audit entry's; an engine whose ``evaluate_plan``
+    was replaced on the instance is still asked through it."""
+    from lukhas_fast import service as svcmod
+    from lukhas_fast.ethics import EthicsEngine, load_ethics_rules
+
+    engine = EthicsEngine(load_ethics_rules(None, metrics=False))
+    monkeypatch.setattr(svcmod, "get_ethics_engine", lambda: engine)
+    client = await aiohttp_client(create_app(ServiceConfig(fps=200)))
+    plan = {"action": "delete_user_data", "params": {"batch_size": 500}}
+    body = await (await client.post("/ethics/evaluate", json={"plan": plan})).json()
+    want = engine.rule_set.evaluate(plan, None)
+    assert body["reason_codes"] == want.reason_codes == engine.evaluation_history[-1]["reason_codes"]
+    assert body["reason_codes"] == ["ETH#1001", "ETH#3003", "ETH#3006"] and body["action"] == "block"
+    calls = []
+    original = engine.evaluate_plan
+
+    def spy(p, c=None):
+        calls.append(p)
+        return original(p, c)
+
+    engine.evaluate_plan = spy
+    body = await (await client.post("/ethics/evaluate", json={"plan": plan})).json()
+    assert calls == [plan] and body["reason_codes"] == ["ETH#1001", "ETH#3003", "ETH#3006"]

@@ -205,7 +205,8 @@ class EthicsResult:
     @property
     def reason_codes(self) -> List[str]:
         """Each triggered rule's reason code value."""
-        return list(map(_reason_value, self.triggered_rules))
+        rules = self.triggered_rules
+        return list(map(_reason_value, rules)) if rules else []
 
 
 #: a rule's reason code value (``_value_``: Enum's ``.value`` is a descriptor call, ~10x slower)
@@ -616,6 +617,11 @@ class EthicsEngine:
 
     def evaluate_plan(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> EthicsResult:
         """Evaluate and record an audit entry (thread-safe)."""
+        return self._evaluate_plan_entry(plan, context)[0]
+
+    def _evaluate_plan_entry(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> Tuple[EthicsResult, Dict[str, Any]]:
+        """:meth:`evaluate_plan`, also returning the audit entry it recorded (the service
+        answers from it: the reason codes are built once)."""
         result = self.rule_set.evaluate(plan, context)
         entry = {
             "timestamp": time.time(),
@@ -633,7 +639,7 @@ class EthicsEngine:
             hist.append(entry)
             if len(hist) > self.HISTORY:
                 del hist[: len(hist) - self.HISTORY]
-        return result
+        return result, entry
 
     def is_plan_allowed(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
         """True unless the evaluation blocks."""

@@ -58,7 +58,7 @@ from lukhas_fast._reqmetrics import RequestMetrics
 from lukhas_fast._workers import worker_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
-from lukhas_fast.ethics import get_ethics_engine
+from lukhas_fast.ethics import EthicsEngine, get_ethics_engine
 from lukhas_fast.ring import DecimatingRing
 from lukhas_fast.safety_tags import SafetyTagCategory, SafetyTagEnricher
 
@@ -1047,11 +1047,17 @@ class Service:
         if enrich:
             rows, _ms, _ctx = await self._enrich(plan, context, len(raw))
             plan = dict(plan, safety_tags=sorted({t["name"] for t in rows}))
-        result = self.engine.evaluate_plan(plan, context)
+        engine = self.engine
+        if type(engine) is EthicsEngine and "evaluate_plan" not in engine.__dict__:  # (else its own evaluate_plan)
+            result, entry = engine._evaluate_plan_entry(plan, context)
+            codes = entry["reason_codes"]  # the audit entry's list: built once
+        else:
+            result = engine.evaluate_plan(plan, context)
+            codes = result.reason_codes
         return _ok({
             "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
             "reasons": result.reasons,
-            "reason_codes": result.reason_codes,
+            "reason_codes": codes,
             "triggered_rules": result.triggered_rule_ids,
             "plan_hash": result.plan_hash,
             "facts_hash": result.facts_hash,
