@@ -845,7 +845,11 @@ LK_JV_AVX2 static inline uint64_t sep_mask64v_avx2(const char *p, uint64_t *clos
     __m256i ca = _mm256_cmpeq_epi8(a, v->close), cb = _mm256_cmpeq_epi8(b, v->close);
     uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, v->comma), ca));
     uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, v->comma), cb));
-    *close_bits = (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
+    __m256i any = _mm256_or_si256(ca, cb);
+    /* (the ']' bits only in the block that has one: once per array) */
+    *close_bits = _mm256_testz_si256(any, any)
+                      ? 0
+                      : (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
     return lo | hi << 32;
 }
 
@@ -1098,6 +1102,10 @@ int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc) {
 }
 
 int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
+    return lk_jv_parse_flags(p, n, doc, isa, 0);
+}
+
+int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags) {
     const char *const base = p, *const end = p + n, *q;
     lk_jv_member mb;
     int rc, fp_ok = -1;
@@ -1143,7 +1151,7 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
             mb.kind = LK_JV_ARRAY;
             mb.off = doc->n_nums;
             if (fp_ok < 0)
-                fp_ok = round_to_nearest();
+                fp_ok = !(flags & LK_JV_NO_FP) && round_to_nearest();
             if ((rc = parse_array(&p, end, base, doc, isa, fp_ok)) != LK_JV_OK)
                 return rc;
             mb.len = doc->n_nums - mb.off;
@@ -1185,4 +1193,13 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
 trailer:
     p = skip_ws(p, end);
     return p == end ? LK_JV_OK : LK_JV_UNHANDLED;
+}
+
+const double *lk_jv_ninv_table(int k) {
+#if LK_JV_X86
+    return (k < 0 || k > 31) ? NULL : lk_jv_ninv[k];
+#else
+    (void)k;
+    return NULL;
+#endif
 }

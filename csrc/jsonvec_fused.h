@@ -73,25 +73,29 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
             unsigned redo;
             const char *const *sp = seps + i;
             LK_JV_FUSED_PREP(tok + (*tok == ' '), sp[0], rows, &v);
-            rows[4] = rows[8] = rows[12] = LK_JV_FP_BAD; /* (a short last group) */
-            if (k > 1)
+            if (k == 4) { /* (the usual case, without the tests below) */
                 LK_JV_FUSED_PREP(sp[0] + 1 + (sp[0][1] == ' '), sp[1], rows + 4, &v);
-            if (k > 2)
                 LK_JV_FUSED_PREP(sp[1] + 1 + (sp[1][1] == ' '), sp[2], rows + 8, &v);
-            if (k > 3)
                 LK_JV_FUSED_PREP(sp[2] + 1 + (sp[2][1] == ' '), sp[3], rows + 12, &v);
+            } else { /* the array's last one to three elements */
+                rows[4] = rows[8] = rows[12] = LK_JV_FP_BAD;
+                if (k > 1)
+                    LK_JV_FUSED_PREP(sp[0] + 1 + (sp[0][1] == ' '), sp[1], rows + 4, &v);
+                if (k > 2)
+                    LK_JV_FUSED_PREP(sp[1] + 1 + (sp[1][1] == ' '), sp[2], rows + 8, &v);
+            }
             redo = (fp4(rows, out + i, c) | all) & ((1u << k) - 1);
             while (redo != 0) {
                 const char *t, *e;
                 j = (size_t)__builtin_ctz(redo);
                 redo &= redo - 1;
-                t = j == 0 ? tok : seps[i + j - 1] + 1;
-                e = seps[i + j];
+                t = j == 0 ? tok : sp[j - 1] + 1;
+                e = sp[j];
                 if (!LK_JV_FUSED_PLAIN(t + (*t == ' '), e, out + i + j) && !element_slow(t, e, end, out + i + j))
                     return LK_JV_UNHANDLED;
             }
             i += k;
-            tok = seps[i - 1] + 1;
+            tok = sp[k - 1] + 1;
         }
         doc->n_nums += n;
         if (closed) {
