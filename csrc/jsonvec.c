@@ -707,17 +707,6 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
     return plain_finish(ab, cd, di, neg, out);
 }
 
-LK_JV_AVX2 static inline uint64_t sep_mask64_avx2(const char *p, uint64_t *close_bits) {
-    const __m256i comma = _mm256_set1_epi8(','), close = _mm256_set1_epi8(']');
-    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
-    __m256i ca = _mm256_cmpeq_epi8(a, close), cb = _mm256_cmpeq_epi8(b, close);
-    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, comma), ca));
-    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, comma), cb));
-    *close_bits = (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
-    return lo | hi << 32;
-}
-
 LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *close_bits) {
     __m512i b = _mm512_loadu_si512((const void *)p);
     uint64_t close = _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(']'));
@@ -879,6 +868,12 @@ LK_JV_AVX2 static inline void prep_avx2(const char *t, const char *e, int32_t *r
     }
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
     dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, v->nines), d));
+    if (s[1] == '.' && s[0] == '0') { /* 0.FFF (how vectors in (-1, 1) are written): the fraction's bytes alone */
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+        x = _mm256_and_si256(d, LK_JV_LOAD(v->ramp + (len - 2)));
+        fold_groups(x, LK_JV_FP_K(len - 2) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+        return;
+    }
     if (s[1] == '.') { /* D.FFF: every other token byte a digit */
         di = (unsigned)(33 - len);
         bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
@@ -905,6 +900,12 @@ LK_JV_AVX512 static inline void prep_avx512(const char *t, const char *e, int32_
     }
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
     dig = (uint32_t)_mm256_cmple_epu8_mask(d, v->nines);
+    if (s[1] == '.' && s[0] == '0') {
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+        x = _mm256_maskz_mov_epi8((__mmask32)(~0u << (34 - len)), d);
+        fold_groups(x, LK_JV_FP_K(len - 2) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+        return;
+    }
     if (s[1] == '.') {
         di = (unsigned)(33 - len);
         bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
