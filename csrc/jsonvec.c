@@ -736,11 +736,11 @@ LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *c
  *   - r' is then the correctly rounded value whenever |e'| < 2^(E-53) -
  *     2^(E-99) (the value lies strictly inside r''s rounding interval of
  *     half-width 2^(E-53)) and r' is not a power of two (whose interval is
- *     narrower below).  Otherwise (a tie, a value within 2^-46 ulp of a
+ *     narrower below).  Otherwise (a tie, a value within 2^-47 ulp of a
  *     tie, a power of two, zero) the lane is redone exactly: for random
- *     17-digit data about one number in 2^45.
+ *     17-digit data about one number in 2^46.
  *
- * All quantities are normal doubles (values lie in [1e-27, 1e19]: no
+ * All quantities are normal doubles (values lie in [1e-23, 1e19]: no
  * subnormals, so flush-to-zero modes change nothing); the rounding mode
  * must be round-to-nearest, which lk_jv_parse_isa checks once per call
  * (any other mode: every lane is redone by the integer kernels). */
