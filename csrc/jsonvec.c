@@ -609,8 +609,10 @@ static inline int plain_finish1(uint64_t ab, uint64_t cd, uint32_t dig, const ch
     return 1;
 }
 
-#define LK_JV_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt")))
-#define LK_JV_AVX512 __attribute__((target("avx2,bmi,bmi2,lzcnt,avx512f,avx512bw,avx512vl")))
+/* (FMA: the four-at-a-time conversion below; every CPU with AVX2 so far has it,
+ * and lk_jv_best_isa checks) */
+#define LK_JV_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt,fma")))
+#define LK_JV_AVX512 __attribute__((target("avx2,bmi,bmi2,lzcnt,fma,avx512f,avx512bw,avx512vl")))
 
 /* The kernels' vector constants, loaded from memory (cheaper than
  * rebuilding broadcasts each round). */
@@ -640,6 +642,18 @@ LK_JV_AVX2 static inline void fold_digits(__m256i x, uint64_t *ab, uint64_t *cd)
     t = _mm256_add_epi64(_mm256_mul_epu32(t, _mm256_set1_epi64x(100000000)), _mm256_srli_epi64(t, 32));
     *ab = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(t));
     *cd = (uint64_t)_mm_cvtsi128_si64(_mm256_extracti128_si256(t, 1));
+}
+
+/* Step 3 stopped at the 8-digit groups: row[0..3] = code B C D (int32;
+ * the caller guarantees A == 0). */
+LK_JV_AVX2 static inline void fold_groups(__m256i x, int32_t code, int32_t *row, __m256i w10, __m256i w100,
+                                          __m256i w10000) {
+    __m256i t = _mm256_maddubs_epi16(x, w10);
+    t = _mm256_madd_epi16(t, w100);
+    t = _mm256_packus_epi32(t, t);
+    t = _mm256_madd_epi16(t, w10000);                   /* A B A B | C D C D */
+    t = _mm256_permute4x64_epi64(t, 0x08);              /* A B C D | ... */
+    _mm_storeu_si128((__m128i *)(void *)row, _mm_insert_epi32(_mm256_castsi256_si128(t), code, 0));
 }
 
 LK_JV_AVX2 static inline int plain_avx2(const char *t, const char *e, double *out) {
@@ -693,23 +707,267 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
     return plain_finish(ab, cd, di, neg, out);
 }
 
-LK_JV_AVX2 static inline uint64_t sep_mask64_avx2(const char *p, uint64_t *close_bits) {
-    const __m256i comma = _mm256_set1_epi8(','), close = _mm256_set1_epi8(']');
-    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
-    __m256i ca = _mm256_cmpeq_epi8(a, close), cb = _mm256_cmpeq_epi8(b, close);
-    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, comma), ca));
-    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, comma), cb));
-    *close_bits = (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
-    return lo | hi << 32;
-}
-
 LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *close_bits) {
     __m512i b = _mm512_loadu_si512((const void *)p);
     uint64_t close = _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(']'));
     *close_bits = close;
     return _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(',')) | close;
 }
+
+/* --- four numbers at once, in double-double arithmetic -------------------------
+ *
+ * The array loop of the SIMD kernel sets (jsonvec_fused.h) first checks and
+ * folds each token (prep_*: the shape check of step 1, the '.' deleted as in
+ * step 2, the fold of step 3 stopped at the four 8-digit groups A B C D),
+ * then converts four tokens per AVX2 register in floating point, and sends
+ * the rare lane whose result it cannot prove correctly rounded to the exact
+ * integer kernels above (plain_avx2 / plain_avx512, else the general parser):
+ *
+ *   - m = B*10^16 + C*10^8 + D (A == 0, B < 1000: at most 19 significant
+ *     digits) is formed exactly as a double-double h + l: B*10^16 and
+ *     C*10^8 are exact doubles (B*5^16, C*5^8 < 2^53), and two Fast2Sums
+ *     (the larger operand first, or a zero one) leave integer errors that
+ *     add up exactly (|l| <= 2^10 + 1);
+ *   - 10^-k is a double-double ph + pl within 2^-106 relative (the table
+ *     below); r + e1 = h*ph exactly (FMA), e = e1 + fma(h, pl, l*ph), and
+ *     r' + e' = r + e by Fast2Sum.  The rounding errors add up to less
+ *     than 10 * 2^-106 of the value, so |value - (r' + e')| < 2^(E-100)
+ *     where 2^E <= r' < 2^(E+1);
+ *   - r' is then the correctly rounded value whenever |e'| < 2^(E-53) -
+ *     2^(E-99) (the value lies strictly inside r''s rounding interval of
+ *     half-width 2^(E-53)) and r' is not a power of two (whose interval is
+ *     narrower below).  Otherwise (a tie, a value within 2^-47 ulp of a
+ *     tie, a power of two, zero) the lane is redone exactly: for random
+ *     17-digit data about one number in 2^46.
+ *
+ * All quantities are normal doubles (values lie in [1e-23, 1e19]: no
+ * subnormals, so flush-to-zero modes change nothing); the rounding mode
+ * must be round-to-nearest, which lk_jv_parse_isa checks once per call
+ * (any other mode: every lane is redone by the integer kernels). */
+
+/* 10^-k as double-double {hi, lo}, k = 0..31: hi the double nearest 10^-k,
+ * lo the double nearest 10^-k - hi (pairs: fp4 loads one entry with one
+ * 16-byte load; a gather is much slower on CPUs with the 2023 microcode
+ * fix for gather data sampling).  Generated by (Python):
+ *   P = Fraction(1, 10**k); hi = float(P); lo = float(P - Fraction(hi))
+ * tests/test_jsonvec.py checks them through lukhas_fast._drift_c. */
+static const double lk_jv_ninv[32][2] __attribute__((aligned(16))) = {
+    {0x1.0000000000000p+0, 0x0.0p+0}, {0x1.999999999999ap-4, -0x1.999999999999ap-58},
+    {0x1.47ae147ae147bp-7, -0x1.eb851eb851eb8p-63}, {0x1.0624dd2f1a9fcp-10, -0x1.89374bc6a7efap-66},
+    {0x1.a36e2eb1c432dp-14, -0x1.6a161e4f765fep-68}, {0x1.4f8b588e368f1p-17, -0x1.ee78183f91e64p-71},
+    {0x1.0c6f7a0b5ed8dp-20, 0x1.b5a63f9a49c2cp-75}, {0x1.ad7f29abcaf48p-24, 0x1.5e1e99483b023p-78},
+    {0x1.5798ee2308c3ap-27, -0x1.03023df2d4c94p-82}, {0x1.12e0be826d695p-30, -0x1.34674bfabb83bp-84},
+    {0x1.b7cdfd9d7bdbbp-34, -0x1.20a5465df8d2cp-88}, {0x1.5fd7fe1796495p-37, 0x1.7f7bc7b4d28aap-91},
+    {0x1.19799812dea11p-40, 0x1.97f27f0f6e886p-96}, {0x1.c25c268497682p-44, -0x1.ecd79a5a0df95p-99},
+    {0x1.6849b86a12b9bp-47, 0x1.ea70909833de7p-107}, {0x1.203af9ee75616p-50, -0x1.937831647f5a0p-104},
+    {0x1.cd2b297d889bcp-54, 0x1.5b4c2ebe68799p-109}, {0x1.70ef54646d497p-57, -0x1.db7b2080a3029p-111},
+    {0x1.2725dd1d243acp-60, -0x1.7c628066e8ceep-114}, {0x1.d83c94fb6d2acp-64, 0x1.a52b31e9e3d07p-119},
+    {0x1.79ca10c924223p-67, 0x1.75447a5d8e536p-121}, {0x1.2e3b40a0e9b4fp-70, 0x1.f769fb7e0b75ep-124},
+    {0x1.e392010175ee6p-74, -0x1.a7566d9cba769p-128}, {0x1.82db34012b251p-77, 0x1.13badb829e079p-131},
+    {0x1.357c299a88ea7p-80, 0x1.a96249354b394p-134}, {0x1.ef2d0f5da7dd9p-84, -0x1.5762be11213e0p-138},
+    {0x1.8c240c4aecb14p-87, -0x1.12b564da80fe7p-141}, {0x1.3ce9a36f23c10p-90, -0x1.b788a15d9b30bp-145},
+    {0x1.fb0f6be506019p-94, 0x1.06c5e54eb70c4p-148}, {0x1.95a5efea6b347p-97, 0x1.9f04b7722c09dp-151},
+    {0x1.4484bfeebc2a0p-100, -0x1.e72f6d3e432b6p-154}, {0x1.039d665896880p-103, -0x1.85bf8a9835bc4p-157},
+};
+
+/* A token's code for fp4: 16 times its fraction digit count k (1..23: the
+ * byte offset of lk_jv_ninv[k]), LK_JV_FP_BAD if prep rejected it, the
+ * sign in bit 31 (so that widening it to 64 bits gives the double's sign
+ * bit). */
+#define LK_JV_FP_BAD 1024
+#define LK_JV_FP_K(k) ((int32_t)(k) << 4)
+#define LK_JV_FP_KMASK 0x1F0
+#define LK_JV_FP_NEG ((int32_t)(-0x7FFFFFFF - 1))
+
+/* For a D.FFF token of len bytes (after the sign): its bytes that must be
+ * digits (all but the '.'), as window bits. */
+#define LK_JV_DF(len) ((~0u << (32 - (len))) & ~(1u << (33 - (len))))
+static const uint32_t lk_jv_df_digits[26] = {
+    0, 0, 0, LK_JV_DF(3), LK_JV_DF(4), LK_JV_DF(5), LK_JV_DF(6), LK_JV_DF(7), LK_JV_DF(8), LK_JV_DF(9),
+    LK_JV_DF(10), LK_JV_DF(11), LK_JV_DF(12), LK_JV_DF(13), LK_JV_DF(14), LK_JV_DF(15), LK_JV_DF(16),
+    LK_JV_DF(17), LK_JV_DF(18), LK_JV_DF(19), LK_JV_DF(20), LK_JV_DF(21), LK_JV_DF(22), LK_JV_DF(23),
+    LK_JV_DF(24), LK_JV_DF(25),
+};
+
+/* fp4's constants.  The kernels read them through a pointer the compiler
+ * cannot see through (lk_jv_consts), so they stay memory operands: with the
+ * values known, GCC rebuilds each broadcast from an immediate every round
+ * (three instructions instead of none). */
+typedef struct {
+    double e16[4], e8[4];
+    uint64_t exp[4], frac[4], sign[4], e53[4], e99[4];
+    int32_t tr[8], c999[4], bad[4];
+    unsigned char zeros[32], nines[32], comma[32], close[32];
+    const unsigned char *ramp;
+} lk_jv_fp_consts;
+#define LK_JV_C4(x) {x, x, x, x}
+static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
+    LK_JV_C4(1e16), LK_JV_C4(1e8), LK_JV_C4(0x7FF0000000000000u), LK_JV_C4(0x000FFFFFFFFFFFFFu),
+    LK_JV_C4(0x8000000000000000u), LK_JV_C4((uint64_t)53 << 52), LK_JV_C4((uint64_t)99 << 52),
+    {0, 4, 1, 5, 2, 6, 3, 7}, LK_JV_C4(999), LK_JV_C4(LK_JV_FP_BAD),
+    LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32(','), LK_JV_V32(']'), lk_jv_ramp,
+};
+
+/* The vectors the array loop keeps in registers (loaded once per array). */
+typedef struct {
+    __m256i zeros, nines, comma, close, w10, w100, w10000;
+    const unsigned char *ramp;
+} lk_jv_vregs;
+
+#define LK_JV_VREGS(c)                                                                                      \
+    {LK_JV_LOAD((c)->zeros), LK_JV_LOAD((c)->nines), LK_JV_LOAD((c)->comma), LK_JV_LOAD((c)->close),          \
+     LK_JV_LOAD(lk_jv_w10), LK_JV_LOAD(lk_jv_w100), LK_JV_LOAD(lk_jv_w10000), (c)->ramp}
+
+static inline const lk_jv_fp_consts *lk_jv_consts(void) {
+    const lk_jv_fp_consts *c = &lk_jv_fp_c;
+#if defined(__GNUC__)
+    __asm__("" : "+r"(c)); /* (opaque to the optimiser) */
+#endif
+    return c;
+}
+#define LK_JV_LOADD(p) _mm256_loadu_pd(p)
+#define LK_JV_LOAD16(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+
+/* sep_mask64 with the compare vectors in registers. */
+LK_JV_AVX2 static inline uint64_t sep_mask64v_avx2(const char *p, uint64_t *close_bits, const lk_jv_vregs *v) {
+    __m256i a = LK_JV_LOAD(p), b = LK_JV_LOAD(p + 32);
+    __m256i ca = _mm256_cmpeq_epi8(a, v->close), cb = _mm256_cmpeq_epi8(b, v->close);
+    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, v->comma), ca));
+    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, v->comma), cb));
+    __m256i any = _mm256_or_si256(ca, cb);
+    /* (the ']' bits only in the block that has one: once per array) */
+    *close_bits = _mm256_testz_si256(any, any)
+                      ? 0
+                      : (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
+    return lo | hi << 32;
+}
+
+LK_JV_AVX512 static inline uint64_t sep_mask64v_avx512(const char *p, uint64_t *close_bits, const lk_jv_vregs *v) {
+    (void)v;
+    return sep_mask64_avx512(p, close_bits);
+}
+
+/* Step 1 to the groups for fp4: row[0..3] = code, B, C, D for the token
+ * [t, e) (t after the separator's optional space; e[-32..-1] readable),
+ * with the code as above.  At most 25 bytes after the sign (so that the
+ * digits, the '.' deleted, start at window byte 8 or later: A == 0); longer
+ * tokens (up to 29 bytes: many leading zeros) are left to plain_*.  The
+ * fold runs whatever the check says (the lane is then ignored), so no
+ * branch but the length check depends on the token. */
+LK_JV_AVX2 static inline void prep_avx2(const char *t, const char *e, int32_t *row, const lk_jv_vregs *v) {
+    int neg = *t == '-';
+    const char *s = t + neg;
+    ptrdiff_t len = e - s;
+    __m256i d, x;
+    uint32_t dig;
+    unsigned di;
+    int32_t bad;
+    if (len < 3 || len > 25) {
+        row[0] = LK_JV_FP_BAD;
+        return;
+    }
+    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
+    dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, v->nines), d));
+    if (s[1] == '.' && s[0] == '0') { /* 0.FFF (how vectors in (-1, 1) are written): the fraction's bytes alone */
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+        x = _mm256_and_si256(d, LK_JV_LOAD(v->ramp + (len - 2)));
+        fold_groups(x, LK_JV_FP_K(len - 2) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+        return;
+    }
+    if (s[1] == '.') { /* D.FFF: every other token byte a digit */
+        di = (unsigned)(33 - len);
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+    } else {
+        di = plain_dot(dig, s, e, len);
+        bad = di == 0 ? LK_JV_FP_BAD : 0;
+    }
+    x = _mm256_blendv_epi8(d, shift_up1(d), LK_JV_LOAD(v->ramp + 64 - (di + 1)));
+    x = _mm256_and_si256(x, LK_JV_LOAD(v->ramp + (len - 1)));
+    fold_groups(x, LK_JV_FP_K(31 - di) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+}
+
+LK_JV_AVX512 static inline void prep_avx512(const char *t, const char *e, int32_t *row, const lk_jv_vregs *v) {
+    int neg = *t == '-';
+    const char *s = t + neg;
+    ptrdiff_t len = e - s;
+    __m256i d, x;
+    uint32_t dig;
+    unsigned di;
+    int32_t bad;
+    if (len < 3 || len > 25) {
+        row[0] = LK_JV_FP_BAD;
+        return;
+    }
+    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
+    dig = (uint32_t)_mm256_cmple_epu8_mask(d, v->nines);
+    if (s[1] == '.' && s[0] == '0') {
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+        x = _mm256_maskz_mov_epi8((__mmask32)(~0u << (34 - len)), d);
+        fold_groups(x, LK_JV_FP_K(len - 2) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+        return;
+    }
+    if (s[1] == '.') {
+        di = (unsigned)(33 - len);
+        bad = (~dig & lk_jv_df_digits[len]) != 0 ? LK_JV_FP_BAD : 0;
+    } else {
+        di = plain_dot(dig, s, e, len);
+        bad = di == 0 ? LK_JV_FP_BAD : 0;
+    }
+    x = _mm256_mask_mov_epi8(d, (__mmask32)((2u << di) - 1), shift_up1(d));
+    x = _mm256_maskz_mov_epi8((__mmask32)((~0u << (32 - len)) << 1), x);
+    fold_groups(x, LK_JV_FP_K(31 - di) | bad | (neg ? LK_JV_FP_NEG : 0), row, v->w10, v->w100, v->w10000);
+}
+
+/* Four tokens (rows: 4 x code B C D, 16 bytes each, stored one by one) to
+ * out[0..3] (all four written); returns the lanes (bit j: out[j]) that
+ * must be redone exactly: rejected by prep, more than 19 significant
+ * digits, or not provably correctly rounded (see above). */
+LK_JV_AVX2 static inline unsigned fp4(const int32_t *rows, double *out, const lk_jv_fp_consts *c) {
+    /* 16-byte loads, as the rows were stored (a wider load would wait for
+     * the stores to retire) */
+    __m256i r01 = _mm256_inserti128_si256(_mm256_castsi128_si256(LK_JV_LOAD16(rows)), LK_JV_LOAD16(rows + 4), 1);
+    __m256i r23 = _mm256_inserti128_si256(_mm256_castsi128_si256(LK_JV_LOAD16(rows + 8)), LK_JV_LOAD16(rows + 12), 1);
+    /* transpose: [code0..code3 | B0..B3] and [C0..C3 | D0..D3] */
+    __m256i ab = _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi32(r01, r23), LK_JV_LOAD(c->tr));
+    __m256i cd = _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi32(r01, r23), LK_JV_LOAD(c->tr));
+    __m128i code = _mm256_castsi256_si128(ab), b = _mm256_extracti128_si256(ab, 1);
+    __m128i good = _mm_andnot_si128(_mm_cmpgt_epi32(b, LK_JV_LOAD16(c->c999)),
+                                    _mm_cmpeq_epi32(_mm_and_si128(code, LK_JV_LOAD16(c->bad)), _mm_setzero_si128()));
+    __m256d B = _mm256_cvtepi32_pd(b), C = _mm256_cvtepi32_pd(_mm256_castsi256_si128(cd));
+    __m256d D = _mm256_cvtepi32_pd(_mm256_extracti128_si256(cd, 1));
+    __m256d p1 = _mm256_mul_pd(B, LK_JV_LOADD(c->e16)), p2 = _mm256_mul_pd(C, LK_JV_LOADD(c->e8));
+    /* m = h + l exactly */
+    __m256d s1 = _mm256_add_pd(p2, D);
+    __m256d t1 = _mm256_sub_pd(D, _mm256_sub_pd(s1, p2));
+    __m256d h = _mm256_add_pd(p1, s1);
+    __m256d t2 = _mm256_sub_pd(s1, _mm256_sub_pd(h, p1));
+    __m256d l = _mm256_add_pd(t1, t2);
+    /* times 10^-k */
+    const char *tab = (const char *)lk_jv_ninv;
+    __m256d p01 = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_load_pd((const double *)(tab + (rows[0] & LK_JV_FP_KMASK)))),
+                                       _mm_load_pd((const double *)(tab + (rows[4] & LK_JV_FP_KMASK))), 1);
+    __m256d p23 = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_load_pd((const double *)(tab + (rows[8] & LK_JV_FP_KMASK)))),
+                                       _mm_load_pd((const double *)(tab + (rows[12] & LK_JV_FP_KMASK))), 1);
+    __m256d ph = _mm256_permute4x64_pd(_mm256_unpacklo_pd(p01, p23), 0xD8); /* [h0 h2 | h1 h3] -> h0..h3 */
+    __m256d pl = _mm256_permute4x64_pd(_mm256_unpackhi_pd(p01, p23), 0xD8);
+    __m256d r = _mm256_mul_pd(h, ph);
+    __m256d e1 = _mm256_fmsub_pd(h, ph, r);
+    __m256d e = _mm256_add_pd(e1, _mm256_fmadd_pd(h, pl, _mm256_mul_pd(l, ph)));
+    __m256d r2 = _mm256_add_pd(r, e);
+    __m256d e2 = _mm256_sub_pd(e, _mm256_sub_pd(r2, r));
+    /* the rounding check */
+    __m256i bits = _mm256_castpd_si256(r2);
+    __m256i ex = _mm256_and_si256(bits, LK_JV_LOAD(c->exp));
+    __m256d thr = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_sub_epi64(ex, LK_JV_LOAD(c->e53))),
+                                _mm256_castsi256_pd(_mm256_sub_epi64(ex, LK_JV_LOAD(c->e99))));
+    __m256d near = _mm256_cmp_pd(_mm256_andnot_pd(LK_JV_LOADD((const double *)c->sign), e2), thr, _CMP_GE_OQ);
+    __m256i pow2 = _mm256_cmpeq_epi64(_mm256_and_si256(bits, LK_JV_LOAD(c->frac)), _mm256_setzero_si256());
+    unsigned redo = (unsigned)_mm256_movemask_pd(_mm256_or_pd(near, _mm256_castsi256_pd(pow2)));
+    __m256i sign = _mm256_and_si256(_mm256_cvtepi32_epi64(code), LK_JV_LOAD(c->sign));
+    _mm256_storeu_pd(out, _mm256_or_pd(r2, _mm256_castsi256_pd(sign)));
+    return (redo | ~(unsigned)_mm_movemask_ps(_mm_castsi128_ps(good))) & 0xFu;
+}
+
 #endif /* LK_JV_X86 */
 
 /* --- arrays ---------------------------------------------------------------- */
@@ -751,17 +1009,21 @@ static int element_slow(const char *t, const char *e, const char *end, double *o
 #include "jsonvec_array.h"
 
 #if LK_JV_X86
-#define LK_JV_ARRAY_FN parse_array_avx2
-#define LK_JV_ARRAY_ATTR LK_JV_AVX2
-#define LK_JV_ARRAY_SEPS sep_mask64_avx2
-#define LK_JV_ARRAY_PLAIN plain_avx2
-#include "jsonvec_array.h"
+/* parse_array_avx2 / _avx512(pp, end, base, doc, fp_ok): the same for the
+ * SIMD kernel sets, four numbers at a time (jsonvec_fused.h). */
+#define LK_JV_FUSED_FN parse_array_avx2
+#define LK_JV_FUSED_ATTR LK_JV_AVX2
+#define LK_JV_FUSED_SEPS sep_mask64v_avx2
+#define LK_JV_FUSED_PREP prep_avx2
+#define LK_JV_FUSED_PLAIN plain_avx2
+#include "jsonvec_fused.h"
 
-#define LK_JV_ARRAY_FN parse_array_avx512
-#define LK_JV_ARRAY_ATTR LK_JV_AVX512
-#define LK_JV_ARRAY_SEPS sep_mask64_avx512
-#define LK_JV_ARRAY_PLAIN plain_avx512
-#include "jsonvec_array.h"
+#define LK_JV_FUSED_FN parse_array_avx512
+#define LK_JV_FUSED_ATTR LK_JV_AVX512
+#define LK_JV_FUSED_SEPS sep_mask64v_avx512
+#define LK_JV_FUSED_PREP prep_avx512
+#define LK_JV_FUSED_PLAIN plain_avx512
+#include "jsonvec_fused.h"
 #endif
 
 /* --- run-time dispatch ------------------------------------------------------ */
@@ -788,7 +1050,7 @@ lk_jv_isa lk_jv_best_isa(void) {
         __builtin_cpu_init();
         /* (every CPU with AVX2 so far has BMI1/2 and LZCNT too; checked anyway,
          * through cpuid: not every compiler's __builtin_cpu_supports knows them) */
-        if (__builtin_cpu_supports("avx2") && lk_jv_has_bmi_lzcnt()) {
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && lk_jv_has_bmi_lzcnt()) {
             isa = LK_JV_ISA_AVX2;
             if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl"))
@@ -808,15 +1070,25 @@ const char *lk_jv_isa_name(lk_jv_isa isa) {
     }
 }
 
-static int parse_array(const char **pp, const char *end, const char *base, lk_jv_doc *doc, lk_jv_isa isa) {
+static int parse_array(const char **pp, const char *end, const char *base, lk_jv_doc *doc, lk_jv_isa isa,
+                       int fp_ok) {
 #if LK_JV_X86
     if (isa == LK_JV_ISA_AVX512)
-        return parse_array_avx512(pp, end, base, doc);
+        return parse_array_avx512(pp, end, base, doc, fp_ok);
     if (isa == LK_JV_ISA_AVX2)
-        return parse_array_avx2(pp, end, base, doc);
+        return parse_array_avx2(pp, end, base, doc, fp_ok);
 #endif
-    (void)isa;
+    (void)isa, (void)fp_ok;
     return parse_array_scalar(pp, end, base, doc);
+}
+
+/* 1 if the SSE rounding mode is round-to-nearest (fp4's premise). */
+static int round_to_nearest(void) {
+#if LK_JV_X86
+    return (_mm_getcsr() & 0x6000u) == 0;
+#else
+    return 1;
+#endif
 }
 
 static inline int literal(const char **pp, const char *end, const char *word, size_t len) {
@@ -831,9 +1103,13 @@ int lk_jv_parse(const char *p, size_t n, lk_jv_doc *doc) {
 }
 
 int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
+    return lk_jv_parse_flags(p, n, doc, isa, 0);
+}
+
+int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags) {
     const char *const base = p, *const end = p + n, *q;
     lk_jv_member mb;
-    int rc;
+    int rc, fp_ok = -1;
 
     doc->n_members = 0;
     doc->n_nums = 0;
@@ -875,7 +1151,9 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
                 return LK_JV_NOMEM;
             mb.kind = LK_JV_ARRAY;
             mb.off = doc->n_nums;
-            if ((rc = parse_array(&p, end, base, doc, isa)) != LK_JV_OK)
+            if (fp_ok < 0)
+                fp_ok = !(flags & LK_JV_NO_FP) && round_to_nearest();
+            if ((rc = parse_array(&p, end, base, doc, isa, fp_ok)) != LK_JV_OK)
                 return rc;
             mb.len = doc->n_nums - mb.off;
             break;
@@ -916,4 +1194,13 @@ int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa) {
 trailer:
     p = skip_ws(p, end);
     return p == end ? LK_JV_OK : LK_JV_UNHANDLED;
+}
+
+const double *lk_jv_ninv_table(int k) {
+#if LK_JV_X86
+    return (k < 0 || k > 31) ? NULL : lk_jv_ninv[k];
+#else
+    (void)k;
+    return NULL;
+#endif
 }

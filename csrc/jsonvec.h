@@ -86,6 +86,14 @@ const char *lk_jv_isa_name(lk_jv_isa isa);
  * (lk_jv_best_isa() or below; for tests and benchmarks). */
 int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa);
 
+/* The SIMD kernel sets convert four numbers at a time in floating point
+ * and redo exactly, with integer arithmetic, each number whose rounding
+ * that cannot prove (and every number when the rounding mode is not
+ * round-to-nearest).  LK_JV_NO_FP redoes every number (for tests: the
+ * results must not change). */
+enum { LK_JV_NO_FP = 1 };
+int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags);
+
 /* Convert one JSON number token starting at *pp (reading no further than
  * end) to a double exactly as float(text) would.  On success stores the
  * value, advances *pp past the token and returns 1 if the token has a
@@ -98,6 +106,10 @@ int lk_jv_number(const char **pp, const char *end, double *out);
 /* The conversion's 128-bit power-of-five table entry {high, low} for 10^q,
  * or NULL outside the handled exponents (for tests). */
 const uint64_t *lk_jv_pow5_table(int q);
+
+/* The floating-point conversion's double-double {hi, lo} for 10^-k,
+ * 0 <= k <= 31, or NULL (for tests). */
+const double *lk_jv_ninv_table(int k);
 
 #ifdef __cplusplus
 }

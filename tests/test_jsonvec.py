@@ -27,7 +27,7 @@ KERNELS = _drift_c._json_kernels()  # "scalar" first, the default (best) last
 def _agree(results):
     """The kernels' results for one body must be identical; returns the first."""
     first = results[0]
-    for kernel, r in zip(KERNELS[1:], results[1:]):
+    for kernel, r in zip(range(1, len(results)), results[1:]):
         assert (r is None) == (first is None), (kernel, r, first)
         if r is not None:
             assert list(r) == list(first), kernel
@@ -40,10 +40,15 @@ def _agree(results):
     return first
 
 
+# the SIMD kernels also with every number redone by their exact integer code
+# (the four-at-a-time floating-point conversion off): same results
+ALL_KERNELS = KERNELS + [k + "+exact" for k in KERNELS[1:]]
+
+
 def loads_vectors(data):
     """``_drift_c.loads_vectors`` after checking every kernel gives the same answer."""
     got = _drift_c.loads_vectors(data)
-    _agree([got] + [_drift_c._loads_vectors_isa(data, k) for k in KERNELS[:-1]])
+    _agree([got] + [_drift_c._loads_vectors_isa(data, k) for k in ALL_KERNELS if k != KERNELS[-1]])
     return got
 
 
@@ -163,6 +168,80 @@ def test_power_of_five_table():
                 want //= 2
         assert _drift_c._pow5_entry(q) == want, q
     assert _drift_c._pow5_entry(-28) is None and _drift_c._pow5_entry(28) is None
+
+
+def test_floating_point_table():
+    """The SIMD kernels' 10^-k double-doubles, recomputed from their definition
+    (hi the double nearest 10^-k, lo the double nearest the rest), and within the
+    2^-106 relative error the conversion's proof assumes."""
+    from fractions import Fraction
+
+    if _drift_c._ninv_entry(1) is None:
+        assert KERNELS == ["scalar"]  # (a build without the SIMD kernels)
+        return
+    for k in range(32):
+        p = Fraction(1, 10 ** k)
+        hi = float(p)
+        lo = float(p - Fraction(hi))
+        assert _drift_c._ninv_entry(k) == (hi, lo), k
+        assert abs(p - Fraction(hi) - Fraction(lo)) <= p / 2 ** 106, k
+    assert _drift_c._ninv_entry(-1) is None and _drift_c._ninv_entry(32) is None
+
+
+def _fp_cases():
+    """Tokens at the floating-point conversion's edges: results that are powers of
+    two (a narrower rounding interval below), exact ties and decimals within a
+    hair of one (the lane must be redone exactly), zeros, 19 vs 20 significant
+    digits, the longest tokens it takes (25 bytes after the sign) and longer."""
+    rng = random.Random(7)
+    out = []
+    for e in range(-60, 64):  # powers of two with a short enough decimal form
+        d = Decimal(2) ** e
+        for x in (d, -d):
+            t = format(x, "f")
+            if "." not in t:
+                t += ".0"
+            if len(t.lstrip("-").replace(".", "").lstrip("0")) <= 19:
+                out.append(t)
+    for _ in range(300):  # exact ties between neighbouring doubles that print in <= 19 digits
+        m = (1 << 53) | rng.getrandbits(53) | 1  # 54 bits, odd: halfway between two doubles
+        x = Decimal(m) * Decimal(2) ** rng.randrange(-2, 7)
+        for y in (x, x.next_plus(Context(prec=19)), x.next_minus(Context(prec=19))):
+            t = format(y, "f")
+            if "." not in t:
+                t += ".0"
+            out.append(t)
+    for _ in range(300):  # the midpoint between a random double and the next, then off it by 1e-19 relative
+        x = rng.uniform(0.001, 1000)
+        y = math.nextafter(x, math.inf)
+        mid = (Decimal(x) + Decimal(y)) / 2
+        for prec in (17, 18, 19):
+            for rnd in (ROUND_UP, ROUND_DOWN):
+                out.append(format(Context(prec=prec, rounding=rnd).plus(mid), "f"))
+    out += ["0.0", "-0.0", "0.00000000000000000000", "9007199254740993.0", "9007199254740992.5",
+            "4503599627370496.5", "0.1", "0.5", "1.5", "2.0", "-0.25", "0.125",
+            "9999999999999999999.0", "0.9999999999999999999", "1.0000000000000000001",
+            "0.00000000000000000000123", "0.000000000000000000001234", "1234567890123456789.0"]
+    return [t for t in out if len(t.lstrip("-")) <= 29] + ["0." + "0" * 22 + "1", "0." + "0" * 23 + "1",
+                                                          "1." + "2" * 22, "-0." + "3" * 23]
+
+
+def test_floating_point_conversion_edges():
+    """Every edge token through every kernel (alone, in short arrays of 1 to 9, and in
+    one long array) bit-identical to float(); the kernels agree with their exact-only
+    variants."""
+    strs = _fp_cases()
+    _one_by_one(strs[:200])
+    for n in range(1, 10):
+        for i in range(0, len(strs) - n, 37):
+            _check_exact(strs[i:i + n], 40)
+    simple = [t for t in strs if len(t.lstrip("-").replace(".", "").lstrip("0")) <= 19]
+    assert len(simple) > len(strs) // 2
+    assert _check_exact(simple, 40)  # (a body is handled as a whole, or not at all)
+    # the same with the service's separator, and past various offsets
+    for pad in (0, 1, 7, 33):
+        assert _check_against_json(simple, pad)
+        _check_against_json(strs, pad)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -442,11 +521,12 @@ def test_kernels_are_all_exercised():
     if details["cpu_features"].get("avx2"):
         assert "avx2" in KERNELS
     body = b'{"lane": "prod", "intent": [0.6888437030500962, -0.15885683833831, 1.2345e-05, -0.0]}'
-    for k in KERNELS:
+    for k in ALL_KERNELS:
         assert _drift_c._loads_vectors_isa(body, k)["intent"].tolist() == [0.6888437030500962, -0.15885683833831,
                                                                            1.2345e-05, -0.0]
-    with pytest.raises(ValueError, match="kernel"):
-        _drift_c._loads_vectors_isa(body, "quantum")
+    for bad in ("quantum", "scalar+exact", "+exact"):
+        with pytest.raises(ValueError, match="kernel"):
+            _drift_c._loads_vectors_isa(body, bad)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -600,6 +600,10 @@ cdef extern from "jsonvec.h" nogil:
     void lk_jv_init(lk_jv_doc *doc)
     void lk_jv_free(lk_jv_doc *doc)
     int lk_jv_parse_isa(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa)
+    enum:
+        LK_JV_NO_FP
+    int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags)
+    const double *lk_jv_ninv_table(int k)
     lk_jv_isa lk_jv_best_isa()
     const char *lk_jv_isa_name(lk_jv_isa isa)
     const uint64_t *lk_jv_pow5_table(int q)
@@ -660,6 +664,13 @@ def _pow5_entry(int q):
     return None if t == NULL else (int(t[0]) << 64) | int(t[1])
 
 
+def _ninv_entry(int k):
+    """The SIMD kernels' double-double (hi, lo) for 10^-k, or None (no such
+    entry, or no SIMD kernels in this build; for tests)."""
+    cdef const double *t = lk_jv_ninv_table(k)
+    return None if t == NULL else (t[0], t[1])
+
+
 def loads_vectors(data):
     """loads_vectors(data) -> dict | None
 
@@ -679,15 +690,23 @@ def loads_vectors(data):
     BufferError for an object that is not a contiguous buffer).  Linear time
     in ``len(data)``; thread-safe (no shared state).
     """
-    return _loads_vectors(data, lk_jv_best_isa())
+    return _loads_vectors(data, lk_jv_best_isa(), 0)
 
 
 def _loads_vectors_isa(data, str kernel):
     """``loads_vectors`` with the number kernels forced to ``kernel`` (a name from
-    ``_json_kernels()``; for tests and benchmarks).  ValueError if the CPU lacks it."""
-    if kernel not in _json_kernels():
+    ``_json_kernels()``; for tests and benchmarks).  ValueError if the CPU lacks it.
+    A SIMD kernel's name with ``"+exact"`` appended redoes every number with the
+    exact integer kernels instead of the four-at-a-time floating-point path (the
+    results must be the same)."""
+    cdef int flags = 0
+    name = kernel
+    if kernel.endswith("+exact") and kernel != "scalar+exact":
+        name = kernel[:-6]
+        flags = LK_JV_NO_FP
+    if name not in _json_kernels():
         raise ValueError(f"kernel: {kernel!r} is not available on this CPU (have {_json_kernels()})")
-    return _loads_vectors(data, _JV_ISA_BY_NAME[kernel])
+    return _loads_vectors(data, _JV_ISA_BY_NAME[name], flags)
 
 
 _JV_ISA_BY_NAME = {lk_jv_isa_name(i).decode(): i for i in (LK_JV_ISA_SCALAR, LK_JV_ISA_AVX2, LK_JV_ISA_AVX512)}
@@ -699,7 +718,7 @@ def _json_kernels():
     return [lk_jv_isa_name(i).decode() for i in (LK_JV_ISA_SCALAR, LK_JV_ISA_AVX2, LK_JV_ISA_AVX512) if i <= best]
 
 
-cdef object _loads_vectors(data, lk_jv_isa isa):
+cdef object _loads_vectors(data, lk_jv_isa isa, int flags):
     cdef Py_buffer view
     cdef bint has_view = False
     cdef const char *p
@@ -716,7 +735,7 @@ cdef object _loads_vectors(data, lk_jv_isa isa):
         n = view.len
     lk_jv_init(&doc)
     try:
-        rc = lk_jv_parse_isa(p, <size_t>n, &doc, isa)
+        rc = lk_jv_parse_flags(p, <size_t>n, &doc, isa, flags)
         if rc == LK_JV_NOMEM:
             raise MemoryError()
         if rc != LK_JV_OK:

@@ -5,8 +5,9 @@ whenever it answers (not None) the answer must equal ``orjson.loads`` of the
 same bytes: same keys in the same order, same strings/bools/None, and every
 number array a fresh 1-D float64 array whose values are bit-identical to
 ``float(text)`` of the number's text.  Every number kernel the CPU runs
-(scalar, AVX2, AVX-512BW; forced with ``_loads_vectors_isa``) must give the
-same answer.  See ``_harness.py`` for how to run it.
+(scalar, AVX2, AVX-512BW; forced with ``_loads_vectors_isa``), and each SIMD
+kernel with its four-at-a-time floating-point conversion off (``+exact``),
+must give the same answer.  See ``_harness.py`` for how to run it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ with harness.instrumented():
 
 loads_vectors = _drift_c.loads_vectors
 KERNELS = _drift_c._json_kernels()
+KERNELS += [k + "+exact" for k in KERNELS[1:]]
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
