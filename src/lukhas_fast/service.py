@@ -579,13 +579,64 @@ class LocalDriftStore(DriftStore):
 _CATEGORY_VALUES = {id(m): m.value for m in SafetyTagCategory}
 
 
+def _rows(tags: List[Any]) -> List[Dict[str, Any]]:
+    """Tags as plain data (one dict per tag)."""
+    values = _CATEGORY_VALUES
+    return [{"name": t.name, "category": values.get(id(t.category)) or getattr(t.category, "value", t.category),
+             "confidence": t.confidence, "description": t.description, "source": t.source, "metadata": t.metadata}
+            for t in tags]
+
+
 def _tag_rows(tagged: Any) -> Tuple[List[Dict[str, Any]], float, Dict[str, Any]]:
     """A ``TaggedPlan`` as plain data: ``(rows, enrichment_time_ms, enrichment_context)``."""
-    values = _CATEGORY_VALUES
-    rows = [{"name": t.name, "category": values.get(id(t.category)) or getattr(t.category, "value", t.category),
-             "confidence": t.confidence, "description": t.description, "source": t.source, "metadata": t.metadata}
-            for t in tagged.tags]
-    return rows, tagged.enrichment_time_ms, tagged.enrichment_context
+    return _rows(tagged.tags), tagged.enrichment_time_ms, tagged.enrichment_context
+
+
+def _enrich_answer(plan: Any, rows: List[Dict[str, Any]], ms: Any, ctx: Any) -> Dict[str, Any]:
+    """The ``/safety/enrich`` answer object."""
+    return {
+        # the guide's object
+        "tagged_plan": {"original_plan": plan, "tags": [
+            {"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+             "description": t["description"]} for t in rows], "enrichment_time_ms": ms},
+        # ours
+        "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                  "source": t["source"], "metadata": t["metadata"]} for t in rows],
+        "tag_names": sorted({t["name"] for t in rows}),
+        "enrichment_time_ms": ms,
+        "enrichment_context": ctx,
+    }
+
+
+# The /safety/enrich answer is mostly a function of the tags alone, and a cache hit's tags
+# are those of the enricher's cache entry: _render_enrich_tags encodes that part once per
+# entry (SafetyTagEnricher.enrich_rendered keeps it with the entry), as the answer encoded
+# with markers in place of the plan, the time and the context, cut at the markers.  The
+# answer is then those pieces joined with the plan, time and context encoded on their own:
+# the same bytes as encoding the whole (JSON encoders are compositional), by construction.
+# The markers hold a per-process random nonce; pieces that do not cut exactly into the
+# expected five (a tag containing a marker) are not used.
+_MARK = f"\x00lukhas-{os.urandom(8).hex()}-"
+_MARK_PLAN, _MARK_MS, _MARK_CTX = _MARK + "plan", _MARK + "ms", _MARK + "ctx"
+_ENRICH_SPLIT = re.compile(b"|".join(re.escape(_dumps(m)) for m in (_MARK_PLAN, _MARK_MS, _MARK_CTX)))
+_ENRICH_MARKS = [_dumps(m) for m in (_MARK_PLAN, _MARK_MS, _MARK_MS, _MARK_CTX)]
+
+
+def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[str, Any]]]:
+    """The five pieces (a tuple) of the ``/safety/enrich`` answer around its plan, time
+    (twice) and context, for these tags; if they do not cut exactly, the tags' rows (a
+    list; the answer is then encoded whole)."""
+    rows = _rows(tags)
+    whole = _dumps(_enrich_answer(_MARK_PLAN, rows, _MARK_MS, _MARK_CTX))
+    if _ENRICH_SPLIT.findall(whole) != _ENRICH_MARKS:
+        return rows
+    return tuple(_ENRICH_SPLIT.split(whole))
+
+
+def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> bytes:
+    """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags` cut."""
+    t = _dumps(ms)
+    return b"".join((parts[0], _dumps(plan), parts[1], t, parts[2], t, parts[3], _dumps(ctx), parts[4]))
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -970,21 +1021,14 @@ class Service:
         plan = _object(data, "plan", required=False) or {}
         context = _object(data, "context", required=False)
         if len(raw) <= self.config.offload_bytes:  # (_enrich's usual case, without its coroutine)
-            rows, ms, ctx = _tag_rows(self.enricher.enrich_plan(plan, context))
+            # the answer's tag part comes pre-encoded (kept with a cache hit's entry)
+            parts, ms, ctx = self.enricher.enrich_rendered(plan, context, _render_enrich_tags)
+            if type(parts) is tuple:
+                return _enrich_body(parts, plan, ms, ctx), 200, JSON_TYPE
+            rows = parts  # (tags that do not cut at the markers: never in practice)
         else:
             rows, ms, ctx = await self._enrich(plan, context, len(raw))
-        return _ok({
-            # the guide's object
-            "tagged_plan": {"original_plan": plan, "tags": [
-                {"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                 "description": t["description"]} for t in rows], "enrichment_time_ms": ms},
-            # ours
-            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
-            "tag_names": sorted({t["name"] for t in rows}),
-            "enrichment_time_ms": ms,
-            "enrichment_context": ctx,
-        })
+        return _ok(_enrich_answer(plan, rows, ms, ctx))
 
     async def drift(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
