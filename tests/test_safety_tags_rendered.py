@@ -291,9 +291,9 @@ def test_enrich_answer_bytes_match_the_whole_encoding(tags_impl, oracle, plan, c
 
 def test_marker_in_a_tag_falls_back_to_rows(tags_impl):
     e = tags_impl.SafetyTagEnricher()
-    e.add_detector(_custom(tags_impl, "m", {"x": service._MARK_PLAN}))
+    e.add_detector(_custom(tags_impl, "m", {"x": service._ENRICH_HOLES.mark["plan"]}))
     out, _, _ = e.enrich_rendered({"action": "x"}, None, service._render_enrich_tags)
-    assert type(out) is list and out[-1]["metadata"] == {"x": service._MARK_PLAN}
+    assert type(out) is list and out[-1]["metadata"] == {"x": service._ENRICH_HOLES.mark["plan"]}
 
 
 async def test_enrich_route_answers_canonical_bytes(aiohttp_client):

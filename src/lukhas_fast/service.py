@@ -39,6 +39,7 @@ import platform
 import re
 import socket
 import time
+import types
 import multiprocessing
 from bisect import bisect_left
 from concurrent.futures import ProcessPoolExecutor
@@ -608,18 +609,36 @@ def _enrich_answer(plan: Any, rows: List[Dict[str, Any]], ms: Any, ctx: Any) -> 
     }
 
 
+class _Holes:
+    """An answer's JSON with holes: the answer object built with a marker string in
+    each variable place (a hole), encoded once, and cut at the markers into the
+    constant pieces between them.  Joining the pieces with each hole's value encoded
+    on its own gives the same bytes as encoding the whole answer (JSON encoders are
+    compositional), by construction.  The markers hold a per-process random nonce,
+    and an encoding whose markers do not occur exactly in the expected order (a value
+    containing a marker, a builder that changed its key order) is not cut (None):
+    the caller then encodes the whole answer."""
+
+    _nonce = f"\x00lukhas-{os.urandom(8).hex()}-"
+
+    def __init__(self, *holes: str) -> None:
+        #: hole name -> the marker to build the answer with
+        self.mark = {h: self._nonce + h for h in holes}
+        self._want = [_dumps(self.mark[h]) for h in holes]
+        self._split = re.compile(b"|".join(re.escape(e) for e in dict.fromkeys(self._want)))
+
+    def cut(self, whole: bytes) -> Optional[Tuple[bytes, ...]]:
+        """The ``len(holes) + 1`` pieces of ``whole`` around its holes (None: see the class)."""
+        if self._split.findall(whole) != self._want:
+            return None
+        return tuple(self._split.split(whole))
+
+
 # The /safety/enrich answer is mostly a function of the tags alone, and a cache hit's tags
-# are those of the enricher's cache entry: _render_enrich_tags encodes that part once per
-# entry (SafetyTagEnricher.enrich_rendered keeps it with the entry), as the answer encoded
-# with markers in place of the plan, the time and the context, cut at the markers.  The
-# answer is then those pieces joined with the plan, time and context encoded on their own:
-# the same bytes as encoding the whole (JSON encoders are compositional), by construction.
-# The markers hold a per-process random nonce; pieces that do not cut exactly into the
-# expected five (a tag containing a marker) are not used.
-_MARK = f"\x00lukhas-{os.urandom(8).hex()}-"
-_MARK_PLAN, _MARK_MS, _MARK_CTX = _MARK + "plan", _MARK + "ms", _MARK + "ctx"
-_ENRICH_SPLIT = re.compile(b"|".join(re.escape(_dumps(m)) for m in (_MARK_PLAN, _MARK_MS, _MARK_CTX)))
-_ENRICH_MARKS = [_dumps(m) for m in (_MARK_PLAN, _MARK_MS, _MARK_MS, _MARK_CTX)]
+# are those of the enricher's cache entry: _render_enrich_tags cuts that part once per
+# entry (SafetyTagEnricher.enrich_rendered keeps it with the entry), with holes for the
+# plan, the time (twice) and the context.
+_ENRICH_HOLES = _Holes("plan", "ms", "ms", "ctx")
 
 
 def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[str, Any]]]:
@@ -627,10 +646,9 @@ def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[s
     (twice) and context, for these tags; if they do not cut exactly, the tags' rows (a
     list; the answer is then encoded whole)."""
     rows = _rows(tags)
-    whole = _dumps(_enrich_answer(_MARK_PLAN, rows, _MARK_MS, _MARK_CTX))
-    if _ENRICH_SPLIT.findall(whole) != _ENRICH_MARKS:
-        return rows
-    return tuple(_ENRICH_SPLIT.split(whole))
+    m = _ENRICH_HOLES.mark
+    parts = _ENRICH_HOLES.cut(_dumps(_enrich_answer(m["plan"], rows, m["ms"], m["ctx"])))
+    return rows if parts is None else parts
 
 
 def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> bytes:
@@ -1266,6 +1284,20 @@ _TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json
                 b'{"error": "request head not received in time", "field": ""}')
 
 
+_HANDLER_SLOTS = ("_request_count", "_current_request")
+_SLOTTED: Dict[type, bool] = {}  # class -> whether it has _HANDLER_SLOTS as slots
+
+
+def _has_slots(obj: Any, names: Tuple[str, ...]) -> bool:
+    """Whether ``obj``'s class declares ``names`` as slots (looked up once per class) and
+    ``obj`` has them set: reading them is then a plain attribute read that cannot fail."""
+    cls = type(obj)
+    slotted = _SLOTTED.get(cls)
+    if slotted is None:
+        slotted = _SLOTTED[cls] = all(isinstance(getattr(cls, n, None), types.MemberDescriptorType) for n in names)
+    return slotted and all(hasattr(obj, n) for n in names)
+
+
 class _HeaderTimeout(asyncio.Protocol):
     """Sits in front of aiohttp's ``RequestHandler`` and closes a connection whose
     request head does not arrive within ``timeout`` (aiohttp itself has no such
@@ -1276,7 +1308,7 @@ class _HeaderTimeout(asyncio.Protocol):
     request); it stops when aiohttp has parsed a request head.
     """
 
-    __slots__ = ("_h", "_timeout", "_loop", "_timer", "_transport")
+    __slots__ = ("_h", "_timeout", "_loop", "_timer", "_transport", "_direct")
 
     def __init__(self, handler: Any, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         self._h = handler
@@ -1284,6 +1316,9 @@ class _HeaderTimeout(asyncio.Protocol):
         self._loop = loop
         self._timer: Optional[asyncio.TimerHandle] = None
         self._transport: Optional[asyncio.Transport] = None
+        # the handler's two internals read per request (see data_received) as plain attributes
+        # when its class has them as slots and they are set (aiohttp's RequestHandler)
+        self._direct = _has_slots(handler, _HANDLER_SLOTS)
 
     def _arm(self) -> None:
         self._timer = self._loop.call_later(self._timeout, self._expire)
@@ -1306,6 +1341,16 @@ class _HeaderTimeout(asyncio.Protocol):
         # handled.  Both are aiohttp internals, read defensively: without them the timer
         # still covers the first request of each connection.)
         h = self._h
+        if self._direct:  # (the same as below, without getattr's defaults)
+            before = h._request_count
+            h.data_received(data)
+            if h._request_count != before:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            elif self._timer is None and h._current_request is None:
+                self._arm()
+            return
         before = getattr(h, "_request_count", None)
         h.data_received(data)
         if getattr(h, "_request_count", before) != before:  # a head was parsed
