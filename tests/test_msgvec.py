@@ -188,3 +188,75 @@ def test_c_vector_views_agree_with_the_general_path(obj):
             assert np.shares_memory(got[k], v) == np.shares_memory(v, np.frombuffer(raw, np.uint8))
         else:
             assert got[k] == v
+
+
+# --- the one-call encoder of flat answers (C tier) and the reader's array contract ----------------
+
+flat_values = (st.floats() | st.text(max_size=40) | st.booleans() | st.none() | st.integers(-2**64, 2**64)
+               | st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -1, -32, -33, 1e-300, -0.0,
+                                  "x" * 31, "x" * 32, "x" * 255, "x" * 256, "\ud800", "\u00e9" * 20])
+               | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+
+
+@settings(derandomize=True, max_examples=1500, deadline=None)
+@given(st.dictionaries(st.text(max_size=20) | st.integers(0, 3) | st.just("\udfff"), flat_values, max_size=17))
+def test_flat_answers_pack_as_msgpack_does(obj):
+    flat = pytest.importorskip("lukhas_fast._drift_c").dumps_msgpack_flat
+    got = flat(obj)
+    try:
+        want = _msgvec.dumps(obj)
+    except Exception:  # msgpack refuses it (a lone surrogate ...): so does the flat encoder
+        assert got is None
+        return
+    if got is not None:
+        assert got == want == msgpack.packb(obj, use_bin_type=True)
+    else:  # not flat: a value or key outside the documented shape, or too long
+        simple = all(type(k) is str for k in obj) and len(obj) <= 15 and all(
+            type(v) in (float, bool, str, type(None)) or (type(v) is int and 0 <= v < 2**32) for v in obj.values())
+        assert not simple or len(want) > 400 or any(
+            len(s.encode("utf-8", "surrogatepass")) > 255 for s in [*obj, *(v for v in obj.values() if type(v) is str)])
+
+
+def test_flat_answers_are_the_drift_results():
+    flat = pytest.importorskip("lukhas_fast._drift_c").dumps_msgpack_flat
+    m = DriftMonitor("prod", metrics=False)
+    for i in range(300):  # n through fixint and uint 8/16
+        r = m.update([1.0, float(i)], [float(i % 7), 1.0])
+        assert flat(r) == msgpack.packb(r, use_bin_type=True)
+    assert flat({"n": 2**32 - 1}) == msgpack.packb({"n": 2**32 - 1})
+    assert flat([1]) is None and flat({"x": 1.5, **{str(i): 1 for i in range(15)}}) is None
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["lane", "dtype", "intent", "action", "x"]),
+                       st.sampled_from(["prod", "float32", "float64", ""]) | st.binary(max_size=48)
+                       | st.lists(st.floats(), max_size=5), max_size=5))
+def test_reader_arrays_are_plain_vectors_up_to_their_length(obj):
+    """The service checks only the lengths of the msgpack reader's arrays: they are always
+    1-D float32/float64 arrays, so _plain_vector is exactly that length check."""
+    c_vectors = pytest.importorskip("lukhas_fast._drift_c").loads_msgpack_vectors
+    from lukhas_fast.service import MAX_VECTOR_DIM, _plain_vector
+
+    got = c_vectors(msgpack.packb(obj, use_bin_type=True))
+    for v in (got or {}).values():
+        if isinstance(v, np.ndarray):
+            assert type(v) is np.ndarray and v.ndim == 1 and v.dtype in (np.float32, np.float64)
+            assert _plain_vector(v) == (0 < len(v) <= MAX_VECTOR_DIM)
+
+
+async def test_drift_msgpack_answers_are_msgpacks_own_bytes(aiohttp_client):
+    from lukhas_fast.service import ServiceConfig, create_app
+
+    client = await aiohttp_client(create_app(ServiceConfig(fps=50)))
+    raw, a, b = _body("float32", 768, lane="prod")
+    for accept in ("application/msgpack", "application/json, application/msgpack"):
+        for ctype in ("application/msgpack", "application/msgpack; charset=binary"):
+            r = await client.post("/drift/analyze", data=raw, headers={"Content-Type": ctype, "Accept": accept})
+            out = await r.read()
+            assert r.status == 200 and r.headers["Content-Type"] == "application/msgpack"
+            assert out == msgpack.packb(msgpack.unpackb(out), use_bin_type=True)
+            assert set(msgpack.unpackb(out)) == {"lane", "drift", "ema", "guardian", "n"}
+    # an empty bin vector takes the long way (the same 400 as before)
+    bad = msgpack.packb({"lane": "prod", "dtype": "float32", "intent": b"", "action": b""})
+    r = await client.post("/drift/analyze", data=bad, headers={"Content-Type": "application/msgpack"})
+    assert r.status == 400 and (await r.json())["field"] == "intent"

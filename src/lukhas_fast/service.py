@@ -115,6 +115,8 @@ _FLOATS = (_F64, _F32)  # parsed JSON / msgpack bin vectors
 _loads_vectors = getattr(_drift._impl, "loads_vectors", None)
 # ... and msgpack drift bodies of the usual shape in one call (see _msgvec.loads_drift)
 _loads_msgpack_vectors = getattr(_drift._impl, "loads_msgpack_vectors", None)
+# ... and encodes flat msgpack answers (the drift result) in one call (None: not flat)
+_dumps_msgpack_flat: Optional[Callable[[Any], Optional[bytes]]] = getattr(_drift._impl, "dumps_msgpack_flat", None)
 
 #: Content-Encoding values accepted on request bodies (aiohttp decodes them
 #: while reading; anything else is 415).
@@ -240,6 +242,7 @@ _CONTENT_TYPE = istr("Content-Type")
 _CONTENT_ENCODING = istr("Content-Encoding")
 _ACCEPT = istr("Accept")
 _X_REQUEST_ID = istr("X-Request-ID")
+_MSGPACK = _scaleout.MSGPACK_TYPE
 #: request-metric ``method`` labels: any other method token a client sends counts as
 #: ``OTHER``, so that made-up methods cannot grow the label series without bound
 _METHOD_LABELS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"))
@@ -722,6 +725,8 @@ class Service:
         self.default_lane = config.default_lane.lower()
         # msgpack answers; one packer serves the service's event loop (not thread-safe)
         self._pack: Callable[[Any], bytes] = _msgvec.new_packer().pack if _msgvec.AVAILABLE else _msgvec.dumps
+        # ... the C tier's one-call encoder of flat answers (the drift result) first: the same bytes
+        self._pack_flat = _dumps_msgpack_flat if _msgvec.AVAILABLE else None
         self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
         self.ticker = Ticker(config.fps)
         self.ticker.subscribe(self._on_tick)
@@ -1052,9 +1057,11 @@ class Service:
         raw = await self.body.read(request)
         headers = request.headers
         ctype = headers.get(_CONTENT_TYPE)
-        if ctype is not None and ctype != JSON_TYPE and _scaleout.is_msgpack_type(ctype):
+        reader = False  # data from the one-call msgpack reader (its arrays are 1-D float32/float64)
+        if ctype is not None and ctype != JSON_TYPE and (ctype == _MSGPACK or _scaleout.is_msgpack_type(ctype)):
             # bin vectors come back as views into the body
             data = _loads_msgpack_vectors(raw) if _loads_msgpack_vectors is not None else None
+            reader = data is not None
             if data is None:  # not the one-call reader's shape (or a non-C tier): the general decoder, same errors
                 data = _scaleout.decode_msgpack(raw)
                 if not isinstance(data, dict):
@@ -1072,9 +1079,11 @@ class Service:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
         intent = data.get("intent")
         action = data.get("action")
-        # the fast parsers' arrays pass _vector's checks unchanged; lists, aliases and errors go through it
-        if not (type(intent) is np.ndarray and type(action) is np.ndarray and _plain_vector(intent)
-                and _plain_vector(action)):
+        # the fast parsers' arrays pass _vector's checks unchanged (the msgpack reader's are 1-D float
+        # arrays: only their lengths need a look); lists, aliases and errors go through _vector
+        if not (type(intent) is np.ndarray and type(action) is np.ndarray
+                and ((0 < len(intent) <= MAX_VECTOR_DIM and 0 < len(action) <= MAX_VECTOR_DIM) if reader
+                     else (_plain_vector(intent) and _plain_vector(action)))):
             intent = _vector(data, "intent", "intent_vector")
             action = _vector(data, "action", "action_vector")
         if len(intent) != len(action):
@@ -1092,8 +1101,11 @@ class Service:
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-        if _scaleout.accepts_msgpack(headers.get(_ACCEPT)):
-            return self._pack(result), 200, _scaleout.MSGPACK_TYPE
+        accept = headers.get(_ACCEPT)
+        if accept == _MSGPACK or _scaleout.accepts_msgpack(accept):
+            flat = self._pack_flat
+            body = flat(result) if flat is not None else None  # (None: not a flat answer)
+            return (self._pack(result) if body is None else body), 200, _MSGPACK
         return _dumps(result), 200, JSON_TYPE
 
     async def ethics(self, request: web.Request) -> Answer:
