@@ -260,3 +260,73 @@ async def test_drift_msgpack_answers_are_msgpacks_own_bytes(aiohttp_client):
     bad = msgpack.packb({"lane": "prod", "dtype": "float32", "intent": b"", "action": b""})
     r = await client.post("/drift/analyze", data=bad, headers={"Content-Type": "application/msgpack"})
     assert r.status == 400 and (await r.json())["field"] == "intent"
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.sampled_from(["float32", "float64"]), st.integers(1, 40), st.text(max_size=9),
+       st.dictionaries(st.sampled_from(["x", "y"]), st.text(max_size=3) | st.binary(max_size=9), max_size=2))
+def test_bin_vector_buffers_read_what_the_arrays_hold(dtype, n, lane, extra):
+    """loads_msgpack_vectors(raw, arrays=False): the same dict with BinVector buffers in place
+    of the bin arrays -- same bytes, dtype, alignment and memory (the body or a copy),
+    read-only -- and the drift kernel's answers bit-identical."""
+    c = pytest.importorskip("lukhas_fast._drift_c")
+    raw, a, b = _body(dtype, n, lane=lane, **extra)
+    arrays = c.loads_msgpack_vectors(raw)
+    views = c.loads_msgpack_vectors(raw, False)
+    assert arrays is not None and views is not None and list(arrays) == list(views)
+    body = np.frombuffer(raw, np.uint8)
+    for k, v in arrays.items():
+        w = views[k]
+        if not isinstance(v, np.ndarray):
+            assert w == v
+            continue
+        assert type(w) is c.BinVector and len(w) == len(v) == n and w.dtype == v.dtype
+        mv = memoryview(w)
+        assert mv.readonly and mv.ndim == 1 and mv.shape == (n,) and mv.format == ("f" if dtype == "float32" else "d")
+        u = np.asarray(w)
+        assert u.dtype == v.dtype and u.tobytes() == v.tobytes() and not u.flags.writeable
+        assert u.ctypes.data % v.dtype.itemsize == 0
+        assert np.shares_memory(u, body) == np.shares_memory(v, body)
+        assert not np.frombuffer(w, np.uint8).flags.writeable
+    r1 = DriftMonitor("prod", metrics=False).update(arrays["intent"], arrays["action"])
+    r2 = DriftMonitor("prod", metrics=False).update(views["intent"], views["action"])
+    assert r1 == r2
+
+
+def test_bin_vector_is_read_only_and_made_by_the_reader_only():
+    c = pytest.importorskip("lukhas_fast._drift_c")
+    raw, a, b = _body("float64", 4)
+    v = c.loads_msgpack_vectors(raw, False)["intent"]
+    import ctypes
+
+    with pytest.raises((BufferError, TypeError)):  # (ctypes reports a read-only buffer as a TypeError)
+        (ctypes.c_char * 32).from_buffer(v)
+    with pytest.raises((BufferError, TypeError)):
+        import struct
+
+        struct.pack_into("d", v, 0, 1.0)  # a writable buffer request
+    assert "float64" in repr(v) and "n=4" in repr(v)
+    empty = c.BinVector()
+    assert len(empty) == 0
+    with pytest.raises(BufferError):
+        memoryview(empty)
+
+
+async def test_drift_route_bin_vector_errors_are_unchanged(aiohttp_client):
+    """Bodies the reader hands over as BinVectors and the general path's arrays give the same
+    answers and errors (too long, different lengths, non-finite)."""
+    from lukhas_fast import service
+    from lukhas_fast.service import ServiceConfig, create_app
+
+    client = await aiohttp_client(create_app(ServiceConfig(fps=50, max_body=1 << 20)))
+    big = np.zeros(service.MAX_VECTOR_DIM + 1, "<f4").tobytes()
+    cases = [({"intent": big, "action": big}, "intent", "at most"),
+             ({"intent": np.ones(3, "<f4").tobytes(), "action": np.ones(4, "<f4").tobytes()}, "action", "same length"),
+             ({"intent": np.array([1, np.nan], "<f4").tobytes(), "action": np.ones(2, "<f4").tobytes()}, "intent",
+              "non-finite")]
+    for obj, field, match in cases:
+        raw = msgpack.packb({"lane": "prod", "dtype": "float32", **obj})
+        assert type(service._loads_msgpack_vectors(raw, False)["intent"]) is service._BinVector
+        r = await client.post("/drift/analyze", data=raw, headers={"Content-Type": "application/msgpack"})
+        body = await r.json()
+        assert r.status == 400 and body["field"] == field and match in body["error"], body

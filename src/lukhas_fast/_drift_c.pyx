@@ -16,7 +16,7 @@ Configuration, lane resolution, snapshot parsing and error wording come from
 
 cimport cython
 from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO,
-                             PyBUF_SIMPLE, PyBUF_WRITABLE)
+                             PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, free
@@ -848,8 +848,78 @@ cdef object _MP_F64 = _MP_DTYPES["float64"]
 cdef object _np_frombuffer = np.frombuffer
 
 
+@cython.final
+@cython.freelist(8)
+cdef class BinVector:
+    """A msgpack ``bin`` vector of little-endian float32/float64 values read in place
+    (``loads_msgpack_vectors(data, arrays=False)``): a read-only 1-D buffer (format
+    ``"f"``/``"d"``, element-aligned) over bytes of the body, or of an aligned copy,
+    with ``len()`` and ``dtype``.  What ``np.frombuffer`` would make of it, without
+    making an array: the drift kernels, ``np.asarray`` and ``memoryview`` read it
+    through the buffer protocol.  Immutable; keeps its bytes alive."""
+
+    cdef object _owner  # the bytes holding the payload
+    cdef Py_ssize_t _off, _n, _itemsize
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+
+    def __cinit__(self):
+        self._owner = None
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def dtype(self):
+        """``float32`` or ``float64`` (little-endian) as a numpy dtype."""
+        return _MP_F32 if self._itemsize == 4 else _MP_F64
+
+    def __getbuffer__(self, Py_buffer *buf, int flags):
+        if self._owner is None:
+            raise BufferError("an empty BinVector (made by the msgpack reader only)")
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("BinVector is read-only")
+        buf.buf = <void *>(PyBytes_AS_STRING(self._owner) + self._off)
+        buf.obj = self
+        buf.len = self._n * self._itemsize
+        buf.readonly = 1
+        buf.itemsize = self._itemsize
+        if flags & PyBUF_FORMAT:
+            buf.format = b"f" if self._itemsize == 4 else b"d"
+        else:
+            buf.format = NULL
+        if flags & PyBUF_ND:
+            buf.shape = self._shape
+        else:
+            buf.shape = NULL
+        if (flags & PyBUF_STRIDES) == PyBUF_STRIDES:
+            buf.strides = self._strides
+        else:
+            buf.strides = NULL
+        buf.ndim = 1
+        buf.suboffsets = NULL
+        buf.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *buf):
+        pass
+
+    def __repr__(self):
+        return f"BinVector({self.dtype.name}, n={self._n})"
+
+
+cdef BinVector _bin_vector(object owner, Py_ssize_t off, Py_ssize_t n, Py_ssize_t itemsize):
+    cdef BinVector v = BinVector.__new__(BinVector)
+    v._owner = owner
+    v._off = off
+    v._n = n
+    v._itemsize = itemsize
+    v._shape[0] = n
+    v._strides[0] = itemsize
+    return v
+
+
 cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, Py_ssize_t length, object dt,
-                           Py_ssize_t itemsize):
+                           Py_ssize_t itemsize, bint arrays=True):
     """The ``bin`` payload p[off:off+length] as a read-only 1-D array of ``dt``: a view into
     ``data`` when the payload is aligned to ``itemsize``, else an aligned copy.
 
@@ -860,12 +930,19 @@ cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, 
     ``bytes`` object (its payload is allocator-aligned, checked here) viewed by
     ``frombuffer``: read-only by construction, and about half the cost of
     ``np.empty`` + ``flags.writeable = False`` (the flag setter alone calls back
-    into Python), which matters because most clients' bodies are misaligned."""
+    into Python), which matters because most clients' bodies are misaligned.
+
+    ``arrays`` False: a :class:`BinVector` over the same bytes instead of the array
+    (the service's drift route: no array is made at all)."""
     cdef Py_buffer out
     if (<size_t>(p + off)) % <size_t>itemsize == 0:
+        if not arrays:
+            return _bin_vector(data, off, length // itemsize, itemsize)
         return _np_frombuffer(data, dt, length // itemsize, off)  # read-only: data is bytes
     copy = PyBytes_FromStringAndSize(<const char *>(p + off), length)
     if (<size_t>PyBytes_AS_STRING(copy)) % <size_t>itemsize == 0:
+        if not arrays:
+            return _bin_vector(copy, 0, length // itemsize, itemsize)
         return _np_frombuffer(copy, dt)
     arr = _np_empty(length // itemsize, dt)  # an allocator without 8-byte alignment (never seen)
     PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
@@ -949,8 +1026,8 @@ cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, 
     return arr
 
 
-def loads_msgpack_vectors(data):
-    """loads_msgpack_vectors(data) -> dict | None
+def loads_msgpack_vectors(data, bint arrays=True):
+    """loads_msgpack_vectors(data, arrays=True) -> dict | None
 
     A msgpack drift body of the usual shape in one call: a map (fixmap or map16) of
     str keys whose values are str, ``bin``, or -- for ``intent``/``action`` -- arrays
@@ -962,6 +1039,9 @@ def loads_msgpack_vectors(data):
     whole number of values, other value types, empty arrays, duplicate keys,
     truncated input, trailing bytes, invalid UTF-8): the caller's general path then
     decodes the body and reports the error.  Little-endian hosts only (None elsewhere).
+
+    ``arrays`` False: ``bin`` vectors come as :class:`BinVector` buffers over the same
+    bytes (no numpy array is made; read by the drift kernels in place).
     """
     if not _LITTLE_ENDIAN or type(data) is not bytes:
         return None
@@ -1033,7 +1113,7 @@ def loads_msgpack_vectors(data):
                 if vec_len[v] % itemsize:
                     return None
                 out[_K_INTENT if v == 0 else _K_ACTION] = _mp_bin_vector(data, p, vec_off[v], vec_len[v], dt,
-                                                                         itemsize)
+                                                                         itemsize, arrays)
     return out
 
 

@@ -115,6 +115,9 @@ _FLOATS = (_F64, _F32)  # parsed JSON / msgpack bin vectors
 _loads_vectors = getattr(_drift._impl, "loads_vectors", None)
 # ... and msgpack drift bodies of the usual shape in one call (see _msgvec.loads_drift)
 _loads_msgpack_vectors = getattr(_drift._impl, "loads_msgpack_vectors", None)
+# (its bin vectors, with arrays=False: BinVector buffers, read in place by the drift kernels)
+_BinVector: Optional[type] = getattr(_drift._impl, "BinVector", None)
+_READER_VECTORS = (np.ndarray,) if _BinVector is None else (np.ndarray, _BinVector)
 # ... and encodes flat msgpack answers (the drift result) in one call (None: not flat)
 _dumps_msgpack_flat: Optional[Callable[[Any], Optional[bytes]]] = getattr(_drift._impl, "dumps_msgpack_flat", None)
 
@@ -492,7 +495,7 @@ def _vector(data: Dict[str, Any], name: str, alias: str) -> Union[List[float], n
         v = data.get(alias)
         if v is None:
             raise BadRequest(f"missing field {name!r} (or {alias!r}): a list of numbers", name)
-    if type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS:
+    if (type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS) or type(v) is _BinVector:
         pass
     elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
@@ -1060,7 +1063,7 @@ class Service:
         reader = False  # data from the one-call msgpack reader (its arrays are 1-D float32/float64)
         if ctype is not None and ctype != JSON_TYPE and (ctype == _MSGPACK or _scaleout.is_msgpack_type(ctype)):
             # bin vectors come back as views into the body
-            data = _loads_msgpack_vectors(raw) if _loads_msgpack_vectors is not None else None
+            data = _loads_msgpack_vectors(raw, False) if _loads_msgpack_vectors is not None else None
             reader = data is not None
             if data is None:  # not the one-call reader's shape (or a non-C tier): the general decoder, same errors
                 data = _scaleout.decode_msgpack(raw)
@@ -1079,11 +1082,13 @@ class Service:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
         intent = data.get("intent")
         action = data.get("action")
-        # the fast parsers' arrays pass _vector's checks unchanged (the msgpack reader's are 1-D float
-        # arrays: only their lengths need a look); lists, aliases and errors go through _vector
-        if not (type(intent) is np.ndarray and type(action) is np.ndarray
-                and ((0 < len(intent) <= MAX_VECTOR_DIM and 0 < len(action) <= MAX_VECTOR_DIM) if reader
-                     else (_plain_vector(intent) and _plain_vector(action)))):
+        # the fast parsers' arrays pass _vector's checks unchanged (the msgpack reader's arrays and
+        # BinVectors are 1-D float vectors: only their lengths need a look); lists, aliases and
+        # errors go through _vector
+        if not ((type(intent) in _READER_VECTORS and type(action) in _READER_VECTORS
+                 and 0 < len(intent) <= MAX_VECTOR_DIM and 0 < len(action) <= MAX_VECTOR_DIM) if reader
+                else (type(intent) is np.ndarray and type(action) is np.ndarray and _plain_vector(intent)
+                      and _plain_vector(action))):
             intent = _vector(data, "intent", "intent_vector")
             action = _vector(data, "action", "action_vector")
         if len(intent) != len(action):
