@@ -155,6 +155,8 @@ cdef int _dtype_code(const char *fmt, Py_ssize_t itemsize) noexcept:
     return -1
 
 
+@cython.final
+@cython.freelist(4)  # two per update: no allocator round trip per request
 cdef class _Vec:
     """One input vector viewed as (ptr, stride, dtype, n): a buffer read in
     place, or a list/tuple converted to a private float64 array."""

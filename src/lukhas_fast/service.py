@@ -660,7 +660,11 @@ def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[s
 def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> bytes:
     """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags` cut."""
     t = _dumps(ms)
-    return b"".join((parts[0], _dumps(plan), parts[1], t, parts[2], t, parts[3], _dumps(ctx), parts[4]))
+    c = _HIT_CTX_JSON if len(ctx) == 1 and ctx.get("cache_hit") is True else _dumps(ctx)  # (a hit's context)
+    return b"".join((parts[0], _dumps(plan), parts[1], t, parts[2], t, parts[3], c, parts[4]))
+
+
+_HIT_CTX_JSON = _dumps({"cache_hit": True})
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -1044,8 +1048,12 @@ class Service:
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         # as in the guide's service, a body without a plan enriches the empty plan
-        plan = _object(data, "plan", required=False) or {}
-        context = _object(data, "context", required=False)
+        plan = data.get("plan")
+        if type(plan) is not dict:  # (a dict: what _object returns for it, without the call)
+            plan = _object(data, "plan", required=False) or {}
+        context = data.get("context")
+        if context is not None and type(context) is not dict:
+            context = _object(data, "context", required=False)
         if len(raw) <= self.config.offload_bytes:  # (_enrich's usual case, without its coroutine)
             # the answer's tag part comes pre-encoded (kept with a cache hit's entry)
             parts, ms, ctx = self.enricher.enrich_rendered(plan, context, _render_enrich_tags)
