@@ -665,6 +665,7 @@ def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> by
 
 
 _HIT_CTX_JSON = _dumps({"cache_hit": True})
+_MISSING = object()
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -935,8 +936,10 @@ class Service:
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
-        if "frame" in data:  # frame submission (ours)
-            frame = _object(data, "frame")
+        frame = data.get("frame", _MISSING)
+        if frame is not _MISSING:  # frame submission (ours)
+            if type(frame) is not dict:  # (a dict: what _object returns for it, without the call)
+                frame = _object(data, "frame")
             # the ring holds frames until overwritten: one frame's memory is bounded.  A body
             # of n bytes decodes to at most FRAME_BYTES_PER_BODY_BYTE * n bytes of Python
             # objects, so a small body needs no walk over the frame
