@@ -188,3 +188,145 @@ def test_c_vector_views_agree_with_the_general_path(obj):
             assert np.shares_memory(got[k], v) == np.shares_memory(v, np.frombuffer(raw, np.uint8))
         else:
             assert got[k] == v
+
+
+# --- the one-call encoder of flat answers (C tier) and the reader's array contract ----------------
+
+flat_values = (st.floats() | st.text(max_size=40) | st.booleans() | st.none() | st.integers(-2**64, 2**64)
+               | st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -1, -32, -33, 1e-300, -0.0,
+                                  "x" * 31, "x" * 32, "x" * 255, "x" * 256, "\ud800", "\u00e9" * 20])
+               | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+
+
+@settings(derandomize=True, max_examples=1500, deadline=None)
+@given(st.dictionaries(st.text(max_size=20) | st.integers(0, 3) | st.just("\udfff"), flat_values, max_size=17))
+def test_flat_answers_pack_as_msgpack_does(obj):
+    flat = pytest.importorskip("lukhas_fast._drift_c").dumps_msgpack_flat
+    got = flat(obj)
+    try:
+        want = _msgvec.dumps(obj)
+    except Exception:  # msgpack refuses it (a lone surrogate ...): so does the flat encoder
+        assert got is None
+        return
+    if got is not None:
+        assert got == want == msgpack.packb(obj, use_bin_type=True)
+    else:  # not flat: a value or key outside the documented shape, or too long
+        simple = all(type(k) is str for k in obj) and len(obj) <= 15 and all(
+            type(v) in (float, bool, str, type(None)) or (type(v) is int and 0 <= v < 2**32) for v in obj.values())
+        assert not simple or len(want) > 400 or any(
+            len(s.encode("utf-8", "surrogatepass")) > 255 for s in [*obj, *(v for v in obj.values() if type(v) is str)])
+
+
+def test_flat_answers_are_the_drift_results():
+    flat = pytest.importorskip("lukhas_fast._drift_c").dumps_msgpack_flat
+    m = DriftMonitor("prod", metrics=False)
+    for i in range(300):  # n through fixint and uint 8/16
+        r = m.update([1.0, float(i)], [float(i % 7), 1.0])
+        assert flat(r) == msgpack.packb(r, use_bin_type=True)
+    assert flat({"n": 2**32 - 1}) == msgpack.packb({"n": 2**32 - 1})
+    assert flat([1]) is None and flat({"x": 1.5, **{str(i): 1 for i in range(15)}}) is None
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["lane", "dtype", "intent", "action", "x"]),
+                       st.sampled_from(["prod", "float32", "float64", ""]) | st.binary(max_size=48)
+                       | st.lists(st.floats(), max_size=5), max_size=5))
+def test_reader_arrays_are_plain_vectors_up_to_their_length(obj):
+    """The service checks only the lengths of the msgpack reader's arrays: they are always
+    1-D float32/float64 arrays, so _plain_vector is exactly that length check."""
+    c_vectors = pytest.importorskip("lukhas_fast._drift_c").loads_msgpack_vectors
+    from lukhas_fast.service import MAX_VECTOR_DIM, _plain_vector
+
+    got = c_vectors(msgpack.packb(obj, use_bin_type=True))
+    for v in (got or {}).values():
+        if isinstance(v, np.ndarray):
+            assert type(v) is np.ndarray and v.ndim == 1 and v.dtype in (np.float32, np.float64)
+            assert _plain_vector(v) == (0 < len(v) <= MAX_VECTOR_DIM)
+
+
+async def test_drift_msgpack_answers_are_msgpacks_own_bytes(aiohttp_client):
+    from lukhas_fast.service import ServiceConfig, create_app
+
+    client = await aiohttp_client(create_app(ServiceConfig(fps=50)))
+    raw, a, b = _body("float32", 768, lane="prod")
+    for accept in ("application/msgpack", "application/json, application/msgpack"):
+        for ctype in ("application/msgpack", "application/msgpack; charset=binary"):
+            r = await client.post("/drift/analyze", data=raw, headers={"Content-Type": ctype, "Accept": accept})
+            out = await r.read()
+            assert r.status == 200 and r.headers["Content-Type"] == "application/msgpack"
+            assert out == msgpack.packb(msgpack.unpackb(out), use_bin_type=True)
+            assert set(msgpack.unpackb(out)) == {"lane", "drift", "ema", "guardian", "n"}
+    # an empty bin vector takes the long way (the same 400 as before)
+    bad = msgpack.packb({"lane": "prod", "dtype": "float32", "intent": b"", "action": b""})
+    r = await client.post("/drift/analyze", data=bad, headers={"Content-Type": "application/msgpack"})
+    assert r.status == 400 and (await r.json())["field"] == "intent"
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.sampled_from(["float32", "float64"]), st.integers(1, 40), st.text(max_size=9),
+       st.dictionaries(st.sampled_from(["x", "y"]), st.text(max_size=3) | st.binary(max_size=9), max_size=2))
+def test_bin_vector_buffers_read_what_the_arrays_hold(dtype, n, lane, extra):
+    """loads_msgpack_vectors(raw, arrays=False): the same dict with BinVector buffers in place
+    of the bin arrays -- same bytes, dtype, alignment and memory (the body or a copy),
+    read-only -- and the drift kernel's answers bit-identical."""
+    c = pytest.importorskip("lukhas_fast._drift_c")
+    raw, a, b = _body(dtype, n, lane=lane, **extra)
+    arrays = c.loads_msgpack_vectors(raw)
+    views = c.loads_msgpack_vectors(raw, False)
+    assert arrays is not None and views is not None and list(arrays) == list(views)
+    body = np.frombuffer(raw, np.uint8)
+    for k, v in arrays.items():
+        w = views[k]
+        if not isinstance(v, np.ndarray):
+            assert w == v
+            continue
+        assert type(w) is c.BinVector and len(w) == len(v) == n and w.dtype == v.dtype
+        mv = memoryview(w)
+        assert mv.readonly and mv.ndim == 1 and mv.shape == (n,) and mv.format == ("f" if dtype == "float32" else "d")
+        u = np.asarray(w)
+        assert u.dtype == v.dtype and u.tobytes() == v.tobytes() and not u.flags.writeable
+        assert u.ctypes.data % v.dtype.itemsize == 0
+        assert np.shares_memory(u, body) == np.shares_memory(v, body)
+        assert not np.frombuffer(w, np.uint8).flags.writeable
+    r1 = DriftMonitor("prod", metrics=False).update(arrays["intent"], arrays["action"])
+    r2 = DriftMonitor("prod", metrics=False).update(views["intent"], views["action"])
+    assert r1 == r2
+
+
+def test_bin_vector_is_read_only_and_made_by_the_reader_only():
+    c = pytest.importorskip("lukhas_fast._drift_c")
+    raw, a, b = _body("float64", 4)
+    v = c.loads_msgpack_vectors(raw, False)["intent"]
+    import ctypes
+
+    with pytest.raises((BufferError, TypeError)):  # (ctypes reports a read-only buffer as a TypeError)
+        (ctypes.c_char * 32).from_buffer(v)
+    with pytest.raises((BufferError, TypeError)):
+        import struct
+
+        struct.pack_into("d", v, 0, 1.0)  # a writable buffer request
+    assert "float64" in repr(v) and "n=4" in repr(v)
+    empty = c.BinVector()
+    assert len(empty) == 0
+    with pytest.raises(BufferError):
+        memoryview(empty)
+
+
+async def test_drift_route_bin_vector_errors_are_unchanged(aiohttp_client):
+    """Bodies the reader hands over as BinVectors and the general path's arrays give the same
+    answers and errors (too long, different lengths, non-finite)."""
+    from lukhas_fast import service
+    from lukhas_fast.service import ServiceConfig, create_app
+
+    client = await aiohttp_client(create_app(ServiceConfig(fps=50, max_body=1 << 20)))
+    big = np.zeros(service.MAX_VECTOR_DIM + 1, "<f4").tobytes()
+    cases = [({"intent": big, "action": big}, "intent", "at most"),
+             ({"intent": np.ones(3, "<f4").tobytes(), "action": np.ones(4, "<f4").tobytes()}, "action", "same length"),
+             ({"intent": np.array([1, np.nan], "<f4").tobytes(), "action": np.ones(2, "<f4").tobytes()}, "intent",
+              "non-finite")]
+    for obj, field, match in cases:
+        raw = msgpack.packb({"lane": "prod", "dtype": "float32", **obj})
+        assert type(service._loads_msgpack_vectors(raw, False)["intent"]) is service._BinVector
+        r = await client.post("/drift/analyze", data=raw, headers={"Content-Type": "application/msgpack"})
+        body = await r.json()
+        assert r.status == 400 and body["field"] == field and match in body["error"], body

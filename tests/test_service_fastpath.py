@@ -125,3 +125,99 @@ def test_media_type_memo_equals_aiohttp_and_stays_bounded(monkeypatch):
             want = make_mocked_request("POST", "/drift/analyze", headers=headers).content_type
             assert svcmod._media_type(fresh) == want, text
     assert len(svcmod._MEDIA_TYPES) == svcmod._MEDIA_TYPES_MAX
+
+
+class _FakeTransport:
+    def __init__(self):
+        self.written = []
+        self.closed = False
+
+    def write(self, data):
+        self.written.append(data)
+
+    def close(self):
+        self.closed = True
+
+    def is_closing(self):
+        return self.closed
+
+
+class _PlainHandler:
+    """A handler with the two internals as ordinary attributes (no slots): the generic path."""
+
+    def __init__(self):
+        self._request_count = 0
+        self._current_request = None
+        self.buf = b""
+
+    def connection_made(self, transport):
+        pass
+
+    def connection_lost(self, exc):
+        pass
+
+    def data_received(self, data):
+        self.buf += data
+        if self.buf.endswith(b"\r\n\r\n"):  # a whole head: parsed, and being handled
+            self.buf = b""
+            self._request_count += 1
+            self._current_request = object()
+
+
+class _SlottedHandler(_PlainHandler):
+    __slots__ = ("_request_count", "_current_request")
+
+
+class _BareHandler:
+    """No internals at all (another server): only the first request's head is timed."""
+
+    def connection_made(self, transport):
+        pass
+
+    def connection_lost(self, exc):
+        pass
+
+    def data_received(self, data):
+        pass
+
+
+async def test_header_timeout_reads_slots_directly_with_the_same_timer_behaviour():
+    import asyncio
+
+    from aiohttp import web
+
+    from lukhas_fast import service
+
+    loop = asyncio.get_running_loop()
+    runner = web.AppRunner(web.Application(), handle_signals=False)
+    await runner.setup()
+    try:
+        assert service._HeaderTimeout(runner.server(), 5.0, loop)._direct is True  # aiohttp's RequestHandler
+    finally:
+        await runner.cleanup()
+    assert service._HeaderTimeout(_PlainHandler(), 5.0, loop)._direct is False
+    assert service._HeaderTimeout(_BareHandler(), 5.0, loop)._direct is False
+    unset = _SlottedHandler.__new__(_SlottedHandler)  # slots declared but not set: not direct
+    assert service._HeaderTimeout(unset, 5.0, loop)._direct is False
+
+    for handler in (_SlottedHandler(), _PlainHandler()):
+        p = service._HeaderTimeout(handler, 5.0, loop)
+        assert p._direct is isinstance(handler, _SlottedHandler)
+        p.connection_made(_FakeTransport())
+        assert p._timer is not None  # armed at the connection
+        p.data_received(b"GET / HTTP/1.1\r\n")
+        assert p._timer is not None  # a partial head: still armed
+        p.data_received(b"\r\n")
+        assert p._timer is None and handler._request_count == 1  # head parsed: stopped
+        p.data_received(b"x")
+        assert p._timer is None  # a request in flight: not re-armed
+        handler._current_request = None  # answered; the next request's first bytes re-arm it
+        p.data_received(b"G")
+        assert p._timer is not None
+        p.connection_lost(None)
+        assert p._timer is None
+    p = service._HeaderTimeout(_BareHandler(), 5.0, loop)
+    p.connection_made(_FakeTransport())
+    p.data_received(b"GET / HTTP/1.1\r\n\r\n")
+    assert p._timer is not None  # no internals: the first head's timer runs on
+    p.connection_lost(None)

@@ -16,7 +16,7 @@ Configuration, lane resolution, snapshot parsing and error wording come from
 
 cimport cython
 from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO,
-                             PyBUF_SIMPLE, PyBUF_WRITABLE)
+                             PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, free
@@ -155,6 +155,8 @@ cdef int _dtype_code(const char *fmt, Py_ssize_t itemsize) noexcept:
     return -1
 
 
+@cython.final
+@cython.freelist(4)  # two per update: no allocator round trip per request
 cdef class _Vec:
     """One input vector viewed as (ptr, stride, dtype, n): a buffer read in
     place, or a list/tuple converted to a private float64 array."""
@@ -767,6 +769,40 @@ cdef inline Py_ssize_t _mp_str(const unsigned char *p, Py_ssize_t i, Py_ssize_t 
     return i if i + length[0] <= n else -1
 
 
+cdef inline Py_ssize_t _mp_len(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int width) noexcept:
+    """The big-endian unsigned length of ``width`` (1, 2 or 4) bytes at p[i], or -1 past the end."""
+    if i + width > n:
+        return -1
+    if width == 1:
+        return p[i]
+    if width == 2:
+        return (<Py_ssize_t>p[i] << 8) | p[i + 1]
+    return (<Py_ssize_t>p[i] << 24) | (<Py_ssize_t>p[i + 1] << 16) | (<Py_ssize_t>p[i + 2] << 8) | p[i + 3]
+
+
+cdef inline Py_ssize_t _mp_bin(const unsigned char *p, Py_ssize_t *i, Py_ssize_t n) noexcept:
+    """The payload length of the msgpack bin 8/16/32 whose type byte (checked by the caller)
+    is ``p[i[0]]``, with ``i[0]`` moved to the payload; -1 when its header or payload runs
+    past the end."""
+    cdef int width = 1 if p[i[0]] == 0xC4 else 2 if p[i[0]] == 0xC5 else 4
+    cdef Py_ssize_t length = _mp_len(p, i[0] + 1, n, width)
+    if length < 0 or i[0] + 1 + width + length > n:
+        return -1
+    i[0] += 1 + width
+    return length
+
+
+cdef object _mp_str_value(const unsigned char *p, Py_ssize_t *i, Py_ssize_t n):
+    """The msgpack str at ``p[i[0]]`` as a str (see ``_mp_text``), with ``i[0]`` moved past it;
+    None when no whole str starts there (UnicodeDecodeError for invalid UTF-8)."""
+    cdef Py_ssize_t length = 0
+    cdef Py_ssize_t s = _mp_str(p, i[0], n, &length)
+    if s < 0:
+        return None
+    i[0] = s + length
+    return _mp_text(p + s, length)
+
+
 cdef inline Py_ssize_t _mp_map_header(const unsigned char *p, Py_ssize_t n, Py_ssize_t *i) noexcept:
     """The entry count of the fixmap or map16 that starts the body, with ``i[0]`` set
     to the offset of its first key; -1 for any other start (the general decoder's case)."""
@@ -796,7 +832,7 @@ def loads_msgpack_fields(data):
         return None
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i = 0, count, k, s, length = 0
+    cdef Py_ssize_t i = 0, count, k, length = 0
     cdef unsigned char t
     cdef object mv = None
     count = _mp_map_header(p, n, &i)
@@ -805,39 +841,23 @@ def loads_msgpack_fields(data):
     out = {}
     try:
         for k in range(count):
-            s = _mp_str(p, i, n, &length)
-            if s < 0:
-                return None
-            key = (<const char *>p)[s:s + length].decode("utf-8")
-            i = s + length
-            if i >= n:
+            key = _mp_str_value(p, &i, n)
+            if key is None or i >= n:
                 return None
             t = p[i]
             if t == 0xC4 or t == 0xC5 or t == 0xC6:  # bin 8/16/32
-                if t == 0xC4 and i + 1 < n:
-                    length = p[i + 1]
-                    i += 2
-                elif t == 0xC5 and i + 2 < n:
-                    length = (<Py_ssize_t>p[i + 1] << 8) | p[i + 2]
-                    i += 3
-                elif t == 0xC6 and i + 4 < n:
-                    length = ((<Py_ssize_t>p[i + 1] << 24) | (<Py_ssize_t>p[i + 2] << 16)
-                              | (<Py_ssize_t>p[i + 3] << 8) | p[i + 4])
-                    i += 5
-                else:
-                    return None
-                if i + length > n:
+                length = _mp_bin(p, &i, n)
+                if length < 0:
                     return None
                 if mv is None:
                     mv = memoryview(data)
                 out[key] = mv[i:i + length]
                 i += length
             else:
-                s = _mp_str(p, i, n, &length)
-                if s < 0:
+                value = _mp_str_value(p, &i, n)
+                if value is None:
                     return None
-                out[key] = (<const char *>p)[s:s + length].decode("utf-8")
-                i = s + length
+                out[key] = value
     except UnicodeDecodeError:
         return None
     return out if i == n else None
@@ -849,19 +869,78 @@ cdef object _MP_F64 = _MP_DTYPES["float64"]
 cdef object _np_frombuffer = np.frombuffer
 
 
-cdef inline Py_ssize_t _mp_len(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int width) noexcept:
-    """The big-endian unsigned length of ``width`` (1, 2 or 4) bytes at p[i], or -1 past the end."""
-    if i + width > n:
-        return -1
-    if width == 1:
-        return p[i]
-    if width == 2:
-        return (<Py_ssize_t>p[i] << 8) | p[i + 1]
-    return (<Py_ssize_t>p[i] << 24) | (<Py_ssize_t>p[i + 1] << 16) | (<Py_ssize_t>p[i + 2] << 8) | p[i + 3]
+@cython.final
+@cython.freelist(8)
+cdef class BinVector:
+    """A msgpack ``bin`` vector of little-endian float32/float64 values read in place
+    (``loads_msgpack_vectors(data, arrays=False)``): a read-only 1-D buffer (format
+    ``"f"``/``"d"``, element-aligned) over bytes of the body, or of an aligned copy,
+    with ``len()`` and ``dtype``.  What ``np.frombuffer`` would make of it, without
+    making an array: the drift kernels, ``np.asarray`` and ``memoryview`` read it
+    through the buffer protocol.  Immutable; keeps its bytes alive."""
+
+    cdef object _owner  # the bytes holding the payload
+    cdef Py_ssize_t _off, _n, _itemsize
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+
+    def __cinit__(self):
+        self._owner = None
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def dtype(self):
+        """``float32`` or ``float64`` (little-endian) as a numpy dtype."""
+        return _MP_F32 if self._itemsize == 4 else _MP_F64
+
+    def __getbuffer__(self, Py_buffer *buf, int flags):
+        if self._owner is None:
+            raise BufferError("an empty BinVector (made by the msgpack reader only)")
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("BinVector is read-only")
+        buf.buf = <void *>(PyBytes_AS_STRING(self._owner) + self._off)
+        buf.obj = self
+        buf.len = self._n * self._itemsize
+        buf.readonly = 1
+        buf.itemsize = self._itemsize
+        if flags & PyBUF_FORMAT:
+            buf.format = b"f" if self._itemsize == 4 else b"d"
+        else:
+            buf.format = NULL
+        if flags & PyBUF_ND:
+            buf.shape = self._shape
+        else:
+            buf.shape = NULL
+        if (flags & PyBUF_STRIDES) == PyBUF_STRIDES:
+            buf.strides = self._strides
+        else:
+            buf.strides = NULL
+        buf.ndim = 1
+        buf.suboffsets = NULL
+        buf.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *buf):
+        pass
+
+    def __repr__(self):
+        return f"BinVector({self.dtype.name}, n={self._n})"
+
+
+cdef BinVector _bin_vector(object owner, Py_ssize_t off, Py_ssize_t n, Py_ssize_t itemsize):
+    cdef BinVector v = BinVector.__new__(BinVector)
+    v._owner = owner
+    v._off = off
+    v._n = n
+    v._itemsize = itemsize
+    v._shape[0] = n
+    v._strides[0] = itemsize
+    return v
 
 
 cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, Py_ssize_t length, object dt,
-                           Py_ssize_t itemsize):
+                           Py_ssize_t itemsize, bint arrays=True):
     """The ``bin`` payload p[off:off+length] as a read-only 1-D array of ``dt``: a view into
     ``data`` when the payload is aligned to ``itemsize``, else an aligned copy.
 
@@ -872,12 +951,19 @@ cdef object _mp_bin_vector(object data, const unsigned char *p, Py_ssize_t off, 
     ``bytes`` object (its payload is allocator-aligned, checked here) viewed by
     ``frombuffer``: read-only by construction, and about half the cost of
     ``np.empty`` + ``flags.writeable = False`` (the flag setter alone calls back
-    into Python), which matters because most clients' bodies are misaligned."""
+    into Python), which matters because most clients' bodies are misaligned.
+
+    ``arrays`` False: a :class:`BinVector` over the same bytes instead of the array
+    (the service's drift route: no array is made at all)."""
     cdef Py_buffer out
     if (<size_t>(p + off)) % <size_t>itemsize == 0:
+        if not arrays:
+            return _bin_vector(data, off, length // itemsize, itemsize)
         return _np_frombuffer(data, dt, length // itemsize, off)  # read-only: data is bytes
     copy = PyBytes_FromStringAndSize(<const char *>(p + off), length)
     if (<size_t>PyBytes_AS_STRING(copy)) % <size_t>itemsize == 0:
+        if not arrays:
+            return _bin_vector(copy, 0, length // itemsize, itemsize)
         return _np_frombuffer(copy, dt)
     arr = _np_empty(length // itemsize, dt)  # an allocator without 8-byte alignment (never seen)
     PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
@@ -961,8 +1047,8 @@ cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, 
     return arr
 
 
-def loads_msgpack_vectors(data):
-    """loads_msgpack_vectors(data) -> dict | None
+def loads_msgpack_vectors(data, bint arrays=True):
+    """loads_msgpack_vectors(data, arrays=True) -> dict | None
 
     A msgpack drift body of the usual shape in one call: a map (fixmap or map16) of
     str keys whose values are str, ``bin``, or -- for ``intent``/``action`` -- arrays
@@ -974,12 +1060,15 @@ def loads_msgpack_vectors(data):
     whole number of values, other value types, empty arrays, duplicate keys,
     truncated input, trailing bytes, invalid UTF-8): the caller's general path then
     decodes the body and reports the error.  Little-endian hosts only (None elsewhere).
+
+    ``arrays`` False: ``bin`` vectors come as :class:`BinVector` buffers over the same
+    bytes (no numpy array is made; read by the drift kernels in place).
     """
     if not _LITTLE_ENDIAN or type(data) is not bytes:
         return None
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i = 0, count, k, s, length = 0, end = 0, itemsize
+    cdef Py_ssize_t i = 0, count, k, length = 0, end = 0, itemsize
     cdef unsigned char t
     # bin vectors, built once "dtype" is known: [0] intent, [1] action (offset -1: none)
     cdef Py_ssize_t vec_off[2]
@@ -993,20 +1082,13 @@ def loads_msgpack_vectors(data):
     out = {}
     try:
         for k in range(count):
-            s = _mp_str(p, i, n, &length)
-            if s < 0:
-                return None
-            key = _mp_text(p + s, length)
-            if key in out:
-                return None
-            i = s + length
-            if i >= n:
+            key = _mp_str_value(p, &i, n)
+            if key is None or key in out or i >= n:
                 return None
             t = p[i]
             if t == 0xC4 or t == 0xC5 or t == 0xC6:  # bin 8/16/32
-                length = _mp_len(p, i + 1, n, 1 if t == 0xC4 else 2 if t == 0xC5 else 4)
-                i += 2 if t == 0xC4 else 3 if t == 0xC5 else 5
-                if length < 0 or i + length > n:
+                length = _mp_bin(p, &i, n)
+                if length < 0:
                     return None
                 v = 0 if key is _K_INTENT else 1 if key is _K_ACTION else -1
                 if v >= 0:
@@ -1031,11 +1113,10 @@ def loads_msgpack_vectors(data):
                 out[key] = arr
                 i = end
             else:
-                s = _mp_str(p, i, n, &length)
-                if s < 0:
+                value = _mp_str_value(p, &i, n)
+                if value is None:
                     return None
-                out[key] = _mp_text(p + s, length)
-                i = s + length
+                out[key] = value
     except UnicodeDecodeError:
         return None
     if i != n:
@@ -1053,8 +1134,118 @@ def loads_msgpack_vectors(data):
                 if vec_len[v] % itemsize:
                     return None
                 out[_K_INTENT if v == 0 else _K_ACTION] = _mp_bin_vector(data, p, vec_off[v], vec_len[v], dt,
-                                                                         itemsize)
+                                                                         itemsize, arrays)
     return out
 
 
 cdef bint _LITTLE_ENDIAN = __import__("sys").byteorder == "little"  # the wire format is little-endian
+
+
+# --- msgpack answers -----------------------------------------------------------------------
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+    bint PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+DEF _FLAT_MAX = 512  # bytes of a flat answer built on the stack (longer: None)
+
+
+cdef inline Py_ssize_t _put_str(unsigned char *buf, Py_ssize_t o, object s) except -2:
+    """msgpack str ``s`` (exact str) into buf[o:] (fixstr/str8, as msgpack-python packs it); the
+    new offset, or -1 when it does not fit or is not valid UTF-8 (the packer then decides)."""
+    cdef Py_ssize_t size
+    cdef const char *u
+    try:
+        u = PyUnicode_AsUTF8AndSize(s, &size)
+    except UnicodeEncodeError:  # lone surrogates: msgpack's packer raises its own error
+        return -1
+    if size <= 31:
+        if o + 1 + size > _FLAT_MAX:
+            return -1
+        buf[o] = 0xA0 | <unsigned char>size
+        o += 1
+    elif size <= 0xFF:
+        if o + 2 + size > _FLAT_MAX:
+            return -1
+        buf[o] = 0xD9
+        buf[o + 1] = <unsigned char>size
+        o += 2
+    else:
+        return -1
+    memcpy(buf + o, u, <size_t>size)
+    return o + size
+
+
+def dumps_msgpack_flat(obj):
+    """dumps_msgpack_flat(obj) -> bytes | None
+
+    ``msgpack.packb(obj, use_bin_type=True)`` -- byte for byte -- of a flat answer
+    such as ``DriftMonitor.update``'s: a dict of at most 15 entries whose keys are
+    str and whose values are str, float, bool, None or int in ``[0, 2**32)`` (exact
+    types), at most 512 bytes encoded, in one call without a ``Packer``.  None for
+    anything else: the caller's packer then encodes it (and raises its errors).
+    """
+    cdef unsigned char buf[_FLAT_MAX]
+    cdef Py_ssize_t o = 1, pos = 0
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef double d
+    cdef uint64_t u
+    cdef long long iv
+    cdef int overflow = 0
+    cdef int j
+    if type(obj) is not dict or len(<dict>obj) > 15:
+        return None
+    buf[0] = 0x80 | <unsigned char>len(<dict>obj)
+    while PyDict_Next(obj, &pos, &pk, &pv):
+        key = <object>pk
+        value = <object>pv
+        if type(key) is not str:
+            return None
+        o = _put_str(buf, o, key)
+        if o < 0:
+            return None
+        if type(value) is float:
+            if o + 9 > _FLAT_MAX:
+                return None
+            d = PyFloat_AS_DOUBLE(value)
+            memcpy(&u, &d, 8)
+            buf[o] = 0xCB
+            for j in range(8):  # big-endian
+                buf[o + 1 + j] = <unsigned char>(u >> (56 - 8 * j))
+            o += 9
+        elif type(value) is str:
+            o = _put_str(buf, o, value)
+            if o < 0:
+                return None
+        elif value is None or type(value) is bool:
+            if o + 1 > _FLAT_MAX:
+                return None
+            buf[o] = 0xC0 if value is None else (0xC3 if value is True else 0xC2)
+            o += 1
+        elif type(value) is int:
+            iv = PyLong_AsLongLongAndOverflow(value, &overflow)
+            if overflow or iv < 0 or iv > 0xFFFFFFFF or o + 5 > _FLAT_MAX:
+                return None
+            if iv < 0x80:  # positive fixint
+                buf[o] = <unsigned char>iv
+                o += 1
+            elif iv <= 0xFF:  # uint 8
+                buf[o] = 0xCC
+                buf[o + 1] = <unsigned char>iv
+                o += 2
+            elif iv <= 0xFFFF:  # uint 16
+                buf[o] = 0xCD
+                buf[o + 1] = <unsigned char>(iv >> 8)
+                buf[o + 2] = <unsigned char>iv
+                o += 3
+            else:  # uint 32
+                buf[o] = 0xCE
+                buf[o + 1] = <unsigned char>(iv >> 24)
+                buf[o + 2] = <unsigned char>(iv >> 16)
+                buf[o + 3] = <unsigned char>(iv >> 8)
+                buf[o + 4] = <unsigned char>iv
+                o += 5
+        else:
+            return None
+    return PyBytes_FromStringAndSize(<const char *>buf, o)

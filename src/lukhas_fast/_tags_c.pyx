@@ -810,6 +810,11 @@ cdef class _Node:
     cdef PyObject *prev
     cdef PyObject *next
     cdef Py_ssize_t cost  # estimated bytes (0 for an item assigned directly)
+    # a rendering of the value kept for ``enrich_rendered`` (None: none yet): what
+    # ``view_of`` (the caller's render function) made of the value's tags
+    cdef object view
+    cdef object view_of
+    cdef Py_ssize_t view_cost
 
 
 @cython.final
@@ -821,10 +826,15 @@ cdef class _TagCache:
     cdef dict _map
     cdef _Node _head  # sentinel of the circular recency list (next = oldest)
     cdef readonly Py_ssize_t nbytes  # estimated bytes of the entries (see _py.entry_cost)
+    # estimated bytes of the renderings kept with entries (``enrich_rendered``); not in
+    # ``nbytes``, so that they never change which entries stay (the eviction order is the
+    # Python tier's), and bounded by 2 * nbytes instead: see ``attach``
+    cdef readonly Py_ssize_t view_bytes
 
     def __cinit__(self):
         self._map = {}
         self.nbytes = 0
+        self.view_bytes = 0
         self._head = _Node()
         self._head.prev = self._head.next = <PyObject *>self._head
 
@@ -840,6 +850,11 @@ cdef class _TagCache:
 
     cdef object lookup(self, object key):
         """The record under ``key`` (made most recent), or None."""
+        n = self.node(key)
+        return None if n is None else (<_Node>n).value
+
+    cdef object node(self, object key):
+        """The node under ``key`` (made most recent), or None."""
         cdef PyObject *p = PyDict_GetItemWithError(self._map, key)
         if p == NULL:
             return None
@@ -847,7 +862,40 @@ cdef class _TagCache:
         if n.next != <PyObject *>self._head:
             self._unlink(n)
             self._append(n)
-        return n.value
+        return n
+
+    cdef int attach(self, _Node n, object rec, object view, object view_of, Py_ssize_t cost) except -1:
+        """Keep ``view`` (``cost`` bytes), ``view_of``'s rendering of ``rec``, with the
+        node, if the node is still in the cache holding ``rec``, has no view yet and the
+        view costs at most twice the entry (so kept views add at most 2 * ``nbytes``)."""
+        cdef PyObject *p = PyDict_GetItemWithError(self._map, n.key)
+        if p != <PyObject *>n or n.value is not rec or n.view is not None or cost > 2 * n.cost:
+            return 0
+        n.view = view
+        n.view_of = view_of
+        n.view_cost = cost
+        self.view_bytes += cost
+        return 0
+
+    cdef int _trim(self, Py_ssize_t maxsize, Py_ssize_t maxbytes) except -1:
+        """Drop the oldest entries until at most ``maxsize`` entries and ``maxbytes`` bytes remain."""
+        cdef list evicted = []
+        while len(self._map) > maxsize or (self.nbytes > maxbytes and len(self._map) > 0):
+            n = <_Node>self._head.next
+            self._unlink(n)
+            self.nbytes -= n.cost
+            self.view_bytes -= n.view_cost
+            evicted.append(n)
+            del self._map[n.key]
+        return 0  # `evicted` is released here, after the fact
+
+    cdef inline void _drop_view(self, _Node n, list keep) noexcept:
+        # (the old view goes into `keep`, released by the caller after the fact)
+        if n.view is not None:
+            keep.append(n.view)
+            n.view = n.view_of = None
+            self.view_bytes -= n.view_cost
+            n.view_cost = 0
 
     cdef int put(self, object key, object value, Py_ssize_t maxsize, Py_ssize_t cost=0,
                  Py_ssize_t maxbytes=PY_SSIZE_T_MAX) except -1:
@@ -860,6 +908,7 @@ cdef class _TagCache:
         if p != NULL:
             n = <_Node>p
             evicted.append(n.value)
+            self._drop_view(n, evicted)
             self.nbytes += cost - n.cost
             n.value = value
             n.cost = cost
@@ -874,13 +923,8 @@ cdef class _TagCache:
             self._map[key] = fresh
             self._append(fresh)
             self.nbytes += cost
-        while len(self._map) > maxsize or (self.nbytes > maxbytes and len(self._map) > 0):
-            n = <_Node>self._head.next
-            self._unlink(n)
-            self.nbytes -= n.cost
-            evicted.append(n)
-            del self._map[n.key]
-        return 0  # `evicted` (and with it the old values) is released here, after the fact
+        self._trim(maxsize, maxbytes)
+        return 0  # `evicted` (the old value and view) is released here, after the fact
 
     # -- the OrderedDict surface -----------------------------------------------------------
     def __len__(self):
@@ -899,8 +943,11 @@ cdef class _TagCache:
 
     def __setitem__(self, key, value):
         n = self._map.get(key)
+        cdef list old
         if n is not None:  # like OrderedDict: an update keeps the entry's place
-            (<_Node>n).value = value  # (the old value is released after the store)
+            old = [(<_Node>n).value]  # (the old value and view are released after the stores)
+            self._drop_view(<_Node>n, old)
+            (<_Node>n).value = value
             return
         self.put(key, value, PY_SSIZE_T_MAX)
 
@@ -908,6 +955,7 @@ cdef class _TagCache:
         n = <_Node>self._map[key]
         self._unlink(n)
         self.nbytes -= n.cost
+        self.view_bytes -= n.view_cost
         del self._map[key]
 
     def move_to_end(self, key, last=True):
@@ -929,6 +977,7 @@ cdef class _TagCache:
         n = <_Node>(self._head.prev if last else self._head.next)
         self._unlink(n)
         self.nbytes -= n.cost
+        self.view_bytes -= n.view_cost
         del self._map[n.key]
         return n.key, n.value
 
@@ -937,6 +986,7 @@ cdef class _TagCache:
         old = self._map
         self._map = {}
         self.nbytes = 0
+        self.view_bytes = 0
         self._head.prev = self._head.next = <PyObject *>self._head
         del old  # entries released once the cache is already empty
 
@@ -1563,10 +1613,56 @@ cdef inline double _now_ms() noexcept:
     return ts.tv_sec * 1000.0 + ts.tv_nsec * 1e-6
 
 
-cdef object _hit(object self, object plan, list cached, double start):
-    """A cache hit's result: the counter, fresh tags from the record, ``{"cache_hit": True}``."""
+cdef object _hit(object self, object plan, list cached, double start, object render):
+    """A cache hit's result: the counter, fresh tags from the record, ``{"cache_hit": True}``
+    (with ``render``: ``(render(tags), ms, context)``)."""
     self.cache_hits += 1
-    return _tagged(plan, _thaw_all(cached), _now_ms() - start, {"cache_hit": True})
+    tags = _thaw_all(cached)
+    if render is None:
+        return _tagged(plan, tags, _now_ms() - start, {"cache_hit": True})
+    ms = _now_ms() - start
+    return render(tags), ms, {"cache_hit": True}
+
+
+cdef Py_ssize_t _view_cost(object view):
+    """Estimated bytes of a rendering ``enrich_rendered`` may keep (bytes or a
+    tuple of bytes), or -1 for anything else (not kept)."""
+    cdef Py_ssize_t n
+    if type(view) is bytes:
+        return 64 + len(<bytes>view)
+    if type(view) is not tuple:
+        return -1
+    n = 64 + 8 * len(<tuple>view)
+    for b in <tuple>view:
+        if type(b) is not bytes:
+            return -1
+        n += 64 + len(<bytes>b)
+    return n
+
+
+cdef object _hit_view(object self, _TagCache cache, _Node node, double start, object render):
+    """A cache hit of ``enrich_rendered``: the counter, and the entry's kept view
+    when ``render`` made it; otherwise ``render`` of fresh tags from the record,
+    kept with the entry when every record is a plain tag's (its fields are
+    immutable there: a tuple of strings, floats and an enum member, so the
+    rendering is what ``render`` would make of any later hit's tags)."""
+    cdef list rec
+    self.cache_hits += 1
+    if node.view_of is render:
+        view = node.view
+        return view, _now_ms() - start, {"cache_hit": True}
+    rec = <list>node.value
+    tags = _thaw_all(rec)
+    ms = _now_ms() - start
+    view = render(tags)
+    cdef Py_ssize_t cost = _view_cost(view)
+    if cost >= 0 and node.view is None:
+        for r in rec:
+            if type(r) is not tuple:
+                break
+        else:
+            cache.attach(node, rec, view, render, cost)
+    return view, ms, {"cache_hit": True}
 
 
 cdef object _tagged(object plan, list tags, double ms, dict ctx):
@@ -1631,6 +1727,86 @@ cdef list _detect_fast(object self, dict normalized, dict context):
     return tags
 
 
+cdef object _enrich(object self, object plan, object context, object render):
+    """``enrich_plan`` (``render`` None) or ``enrich_rendered`` of the fast path."""
+    cdef double start = _now_ms(), ms
+    cdef PyObject *memo_ref = NULL
+    if not isinstance(plan, dict):
+        raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
+    if not context:
+        context = {}
+    elif not isinstance(context, dict):
+        raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
+    cache = self.tag_cache
+    key = normalized = memo = None
+    if cache is not None:
+        try:
+            key = _cache_key(plan, context, True, &memo_ref)
+            if memo_ref != NULL:
+                memo = <object>memo_ref
+                Py_DECREF(memo)  # the reference _cache_key handed over (`memo` holds one)
+                memo_ref = NULL
+        except RecursionError:
+            raise
+        except Exception as exc:  # a value whose repr raises: served uncached
+            _logger.debug("plan served uncached, no cache key: %s", exc)
+        if key is not None and _ATOMIC_HITS and type(cache) is _TagCache:
+            # the hit path without the lock: the lookup, the recency update
+            # and the counter run no Python code, so under the GIL they are
+            # one atomic step, as under the lock (a miss takes the lock and
+            # looks again)
+            if render is not None:
+                node = (<_TagCache>cache).node(key)
+                if node is not None:
+                    return _hit_view(self, <_TagCache>cache, <_Node>node, start, render)
+            else:
+                cached = (<_TagCache>cache).lookup(key)
+                if cached is not None:
+                    return _hit(self, plan, <list>cached, start, None)
+    if key is None:
+        normalized = _norm_dict(plan)
+    lock = self._lock
+    lock.acquire()
+    try:
+        cache = self.tag_cache
+        if cache is not None:
+            if key is None:
+                cached = None
+            elif type(cache) is _TagCache:
+                cached = (<_TagCache>cache).lookup(key)
+            else:  # a mapping the caller put there
+                cached = cache.get(key)
+                if cached is not None:
+                    cache.move_to_end(key)
+            if cached is not None:
+                return _hit(self, plan, <list>cached, start, render)
+            self.cache_misses += 1
+        if normalized is None:
+            normalized = _norm_dict(plan, 0, memo)
+        memo = None
+        tags = _detect_fast(self, normalized, context)
+        if cache is not None and key is not None:
+            frozen = [_freeze(t) for t in tags]
+            if type(cache) is _TagCache:
+                (<_TagCache>cache).put(key, frozen, self.cache_size, _frozen_cost(key, frozen),
+                                       self.cache_bytes)
+            else:
+                cache[key] = frozen
+                while len(cache) > self.cache_size:
+                    cache.popitem(last=False)
+        ms = _now_ms() - start
+        if self._metrics:
+            self._record(tags, context, ms)
+        if _logger.isEnabledFor(10):
+            _logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)
+        ctx = {"cache_hit": False, "detector_count": len(self.detectors), "tags_detected": len(tags)}
+        if render is None:
+            return _tagged(plan, tags, ms, ctx)
+    finally:
+        lock.release()
+    return render(tags), ms, ctx
+
+
 class SafetyTagEnricher(_py.SafetyTagEnricher):
     __doc__ = _py.SafetyTagEnricher.__doc__
     _copy_tag = staticmethod(copy_tag)
@@ -1643,81 +1819,23 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
         # a subclass overriding a hook gets the generic (hook-calling) path
         cls = type(self)
         self._fast = all([getattr(cls, n) is getattr(SafetyTagEnricher, n) for n in _HOOKS])
+        # ... and enrich_rendered goes through a subclass's own enrich_plan
+        self._fast_rendered = self._fast and cls.enrich_plan is SafetyTagEnricher.enrich_plan
 
     def enrich_plan(self, plan, context=None):
-        cdef double start = _now_ms(), ms
-        cdef PyObject *memo_ref = NULL
         if not self._fast:
             return _py.SafetyTagEnricher.enrich_plan(self, plan, context)
-        if not isinstance(plan, dict):
-            raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
-        if not context:
-            context = {}
-        elif not isinstance(context, dict):
-            raise TypeError(f"context must be a dict or None, got {type(context).__name__}")
-        cache = self.tag_cache
-        key = normalized = memo = None
-        if cache is not None:
-            try:
-                key = _cache_key(plan, context, True, &memo_ref)
-                if memo_ref != NULL:
-                    memo = <object>memo_ref
-                    Py_DECREF(memo)  # the reference _cache_key handed over (`memo` holds one)
-                    memo_ref = NULL
-            except RecursionError:
-                raise
-            except Exception as exc:  # a value whose repr raises: served uncached
-                _logger.debug("plan served uncached, no cache key: %s", exc)
-            if key is not None and _ATOMIC_HITS and type(cache) is _TagCache:
-                # the hit path without the lock: the lookup, the recency update
-                # and the counter run no Python code, so under the GIL they are
-                # one atomic step, as under the lock (a miss takes the lock and
-                # looks again)
-                cached = (<_TagCache>cache).lookup(key)
-                if cached is not None:
-                    return _hit(self, plan, <list>cached, start)
-        if key is None:
-            normalized = _norm_dict(plan)
-        lock = self._lock
-        lock.acquire()
-        try:
-            cache = self.tag_cache
-            if cache is not None:
-                if key is None:
-                    cached = None
-                elif type(cache) is _TagCache:
-                    cached = (<_TagCache>cache).lookup(key)
-                else:  # a mapping the caller put there
-                    cached = cache.get(key)
-                    if cached is not None:
-                        cache.move_to_end(key)
-                if cached is not None:
-                    return _hit(self, plan, <list>cached, start)
-                self.cache_misses += 1
-            if normalized is None:
-                normalized = _norm_dict(plan, 0, memo)
-            memo = None
-            tags = _detect_fast(self, normalized, context)
-            if cache is not None and key is not None:
-                frozen = [_freeze(t) for t in tags]
-                if type(cache) is _TagCache:
-                    (<_TagCache>cache).put(key, frozen, self.cache_size, _frozen_cost(key, frozen),
-                                           self.cache_bytes)
-                else:
-                    cache[key] = frozen
-                    while len(cache) > self.cache_size:
-                        cache.popitem(last=False)
-            ms = _now_ms() - start
-            if self._metrics:
-                self._record(tags, context, ms)
-            if _logger.isEnabledFor(10):
-                _logger.debug("enriched plan: %d tags in %.3f ms", len(tags), ms)
-            return _tagged(plan, tags, ms, {"cache_hit": False, "detector_count": len(self.detectors),
-                                            "tags_detected": len(tags)})
-        finally:
-            lock.release()
+        return _enrich(self, plan, context, None)
 
     enrich_plan.__doc__ = _py.SafetyTagEnricher.enrich_plan.__doc__
+
+    def enrich_rendered(self, plan, context, render):
+        if not self._fast_rendered:
+            return _py.SafetyTagEnricher.enrich_rendered(self, plan, context, render)
+        return _enrich(self, plan, context, render)
+
+    enrich_rendered.__doc__ = _py.SafetyTagEnricher.enrich_rendered.__doc__
+
 
     def preprocess_text(self, text):
         """The reference's normaliser (NFKC, zero-width removal, (at)/(dot), homoglyphs); ASCII fast path."""

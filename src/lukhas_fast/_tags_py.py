@@ -916,6 +916,24 @@ class SafetyTagEnricher:
             return TaggedPlan(plan, tags, ms, {"cache_hit": False, "detector_count": len(self.detectors),
                                                "tags_detected": len(tags)})
 
+    def enrich_rendered(self, plan: Dict[str, Any], context: Optional[Dict[str, Any]],
+                        render: Callable[[List[Any]], Any]) -> Tuple[Any, float, Dict[str, Any]]:
+        """``(render(tags), enrichment_time_ms, enrichment_context)`` of ``enrich_plan(plan, context)``.
+
+        For callers that only want the tags in some rendered form (the service's
+        JSON answer): the same enrichment, the same counters and the same errors as
+        :meth:`enrich_plan`.  ``render`` must be a pure function of the tags' field
+        values (it may not keep or mutate them).  The C tier may then skip it on a
+        cache hit: the rendering of an entry's built-in tags (``bytes`` or a tuple
+        of ``bytes``) is kept with the cache entry, per ``render`` object, and
+        returned by later hits of that entry.  It goes when the entry goes or
+        changes; it is not counted in ``cache_bytes`` (so it never changes which
+        entries stay), and one estimated at more than twice its entry's cost is
+        not kept (the cache's ``view_bytes``).  This tier renders every time.
+        """
+        tp = self.enrich_plan(plan, context)
+        return render(tp.tags), tp.enrichment_time_ms, tp.enrichment_context
+
     def add_detector(self, detector: Any) -> None:
         """Append a custom detector (needs a str ``tag_name`` and a callable ``detect``); clears the cache."""
         if not isinstance(getattr(detector, "tag_name", None), str) or not callable(getattr(detector, "detect", None)):

@@ -1,7 +1,7 @@
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, List, Optional, Set, Tuple, TypeVar
 
 __all__ = [
     "SafetyTagCategory", "SafetyTag", "TaggedPlan", "SafetyTagDetector", "PIIDetector", "FinancialDetector",
@@ -16,6 +16,8 @@ SAFETY_TAGS_DETECTION: Any
 SAFETY_TAGS_EVALUATION_TIME: Any
 SAFETY_TAGS_CONFIDENCE: Any
 GUARDIAN_ACTIONS_EXEMPLARS: Any
+
+_R = TypeVar("_R")
 
 class SafetyTagCategory(Enum):
     DATA_SENSITIVITY = 'data_sensitivity'
@@ -96,6 +98,8 @@ class SafetyTagEnricher:
     def preprocess_text(self, text: Any) -> Any: ...
     def preprocess_plan(self, plan: Dict[str, Any]) -> Dict[str, Any]: ...
     def enrich_plan(self, plan: Dict[str, Any], context: Optional[Dict[str, Any]] = ...) -> TaggedPlan: ...
+    def enrich_rendered(self, plan: Dict[str, Any], context: Optional[Dict[str, Any]],
+                        render: Callable[[List[SafetyTag]], _R]) -> Tuple[_R, float, Dict[str, Any]]: ...
     def add_detector(self, detector: SafetyTagDetector) -> None: ...
     def get_stats(self) -> Dict[str, Any]: ...
 

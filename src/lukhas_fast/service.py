@@ -39,6 +39,7 @@ import platform
 import re
 import socket
 import time
+import types
 import multiprocessing
 from bisect import bisect_left
 from concurrent.futures import ProcessPoolExecutor
@@ -114,6 +115,11 @@ _FLOATS = (_F64, _F32)  # parsed JSON / msgpack bin vectors
 _loads_vectors = getattr(_drift._impl, "loads_vectors", None)
 # ... and msgpack drift bodies of the usual shape in one call (see _msgvec.loads_drift)
 _loads_msgpack_vectors = getattr(_drift._impl, "loads_msgpack_vectors", None)
+# (its bin vectors, with arrays=False: BinVector buffers, read in place by the drift kernels)
+_BinVector: Optional[type] = getattr(_drift._impl, "BinVector", None)
+_READER_VECTORS = (np.ndarray,) if _BinVector is None else (np.ndarray, _BinVector)
+# ... and encodes flat msgpack answers (the drift result) in one call (None: not flat)
+_dumps_msgpack_flat: Optional[Callable[[Any], Optional[bytes]]] = getattr(_drift._impl, "dumps_msgpack_flat", None)
 
 #: Content-Encoding values accepted on request bodies (aiohttp decodes them
 #: while reading; anything else is 415).
@@ -239,6 +245,7 @@ _CONTENT_TYPE = istr("Content-Type")
 _CONTENT_ENCODING = istr("Content-Encoding")
 _ACCEPT = istr("Accept")
 _X_REQUEST_ID = istr("X-Request-ID")
+_MSGPACK = _scaleout.MSGPACK_TYPE
 #: request-metric ``method`` labels: any other method token a client sends counts as
 #: ``OTHER``, so that made-up methods cannot grow the label series without bound
 _METHOD_LABELS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"))
@@ -488,7 +495,7 @@ def _vector(data: Dict[str, Any], name: str, alias: str) -> Union[List[float], n
         v = data.get(alias)
         if v is None:
             raise BadRequest(f"missing field {name!r} (or {alias!r}): a list of numbers", name)
-    if type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS:
+    if (type(v) is np.ndarray and v.ndim == 1 and v.dtype in _FLOATS) or type(v) is _BinVector:
         pass
     elif not isinstance(v, list):
         raise BadRequest(f"field {name!r} must be a list of numbers, got {type(v).__name__}", name)
@@ -579,13 +586,86 @@ class LocalDriftStore(DriftStore):
 _CATEGORY_VALUES = {id(m): m.value for m in SafetyTagCategory}
 
 
+def _rows(tags: List[Any]) -> List[Dict[str, Any]]:
+    """Tags as plain data (one dict per tag)."""
+    values = _CATEGORY_VALUES
+    return [{"name": t.name, "category": values.get(id(t.category)) or getattr(t.category, "value", t.category),
+             "confidence": t.confidence, "description": t.description, "source": t.source, "metadata": t.metadata}
+            for t in tags]
+
+
 def _tag_rows(tagged: Any) -> Tuple[List[Dict[str, Any]], float, Dict[str, Any]]:
     """A ``TaggedPlan`` as plain data: ``(rows, enrichment_time_ms, enrichment_context)``."""
-    values = _CATEGORY_VALUES
-    rows = [{"name": t.name, "category": values.get(id(t.category)) or getattr(t.category, "value", t.category),
-             "confidence": t.confidence, "description": t.description, "source": t.source, "metadata": t.metadata}
-            for t in tagged.tags]
-    return rows, tagged.enrichment_time_ms, tagged.enrichment_context
+    return _rows(tagged.tags), tagged.enrichment_time_ms, tagged.enrichment_context
+
+
+def _enrich_answer(plan: Any, rows: List[Dict[str, Any]], ms: Any, ctx: Any) -> Dict[str, Any]:
+    """The ``/safety/enrich`` answer object."""
+    return {
+        # the guide's object
+        "tagged_plan": {"original_plan": plan, "tags": [
+            {"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+             "description": t["description"]} for t in rows], "enrichment_time_ms": ms},
+        # ours
+        "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
+                  "source": t["source"], "metadata": t["metadata"]} for t in rows],
+        "tag_names": sorted({t["name"] for t in rows}),
+        "enrichment_time_ms": ms,
+        "enrichment_context": ctx,
+    }
+
+
+class _Holes:
+    """An answer's JSON with holes: the answer object built with a marker string in
+    each variable place (a hole), encoded once, and cut at the markers into the
+    constant pieces between them.  Joining the pieces with each hole's value encoded
+    on its own gives the same bytes as encoding the whole answer (JSON encoders are
+    compositional), by construction.  The markers hold a per-process random nonce,
+    and an encoding whose markers do not occur exactly in the expected order (a value
+    containing a marker, a builder that changed its key order) is not cut (None):
+    the caller then encodes the whole answer."""
+
+    _nonce = f"\x00lukhas-{os.urandom(8).hex()}-"
+
+    def __init__(self, *holes: str) -> None:
+        #: hole name -> the marker to build the answer with
+        self.mark = {h: self._nonce + h for h in holes}
+        self._want = [_dumps(self.mark[h]) for h in holes]
+        self._split = re.compile(b"|".join(re.escape(e) for e in dict.fromkeys(self._want)))
+
+    def cut(self, whole: bytes) -> Optional[Tuple[bytes, ...]]:
+        """The ``len(holes) + 1`` pieces of ``whole`` around its holes (None: see the class)."""
+        if self._split.findall(whole) != self._want:
+            return None
+        return tuple(self._split.split(whole))
+
+
+# The /safety/enrich answer is mostly a function of the tags alone, and a cache hit's tags
+# are those of the enricher's cache entry: _render_enrich_tags cuts that part once per
+# entry (SafetyTagEnricher.enrich_rendered keeps it with the entry), with holes for the
+# plan, the time (twice) and the context.
+_ENRICH_HOLES = _Holes("plan", "ms", "ms", "ctx")
+
+
+def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[str, Any]]]:
+    """The five pieces (a tuple) of the ``/safety/enrich`` answer around its plan, time
+    (twice) and context, for these tags; if they do not cut exactly, the tags' rows (a
+    list; the answer is then encoded whole)."""
+    rows = _rows(tags)
+    m = _ENRICH_HOLES.mark
+    parts = _ENRICH_HOLES.cut(_dumps(_enrich_answer(m["plan"], rows, m["ms"], m["ctx"])))
+    return rows if parts is None else parts
+
+
+def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> bytes:
+    """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags` cut."""
+    t = _dumps(ms)
+    c = _HIT_CTX_JSON if len(ctx) == 1 and ctx.get("cache_hit") is True else _dumps(ctx)  # (a hit's context)
+    return b"".join((parts[0], _dumps(plan), parts[1], t, parts[2], t, parts[3], c, parts[4]))
+
+
+_HIT_CTX_JSON = _dumps({"cache_hit": True})
+_MISSING = object()
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -653,6 +733,8 @@ class Service:
         self.default_lane = config.default_lane.lower()
         # msgpack answers; one packer serves the service's event loop (not thread-safe)
         self._pack: Callable[[Any], bytes] = _msgvec.new_packer().pack if _msgvec.AVAILABLE else _msgvec.dumps
+        # ... the C tier's one-call encoder of flat answers (the drift result) first: the same bytes
+        self._pack_flat = _dumps_msgpack_flat if _msgvec.AVAILABLE else None
         self.ring = DecimatingRing(config.ring_capacity, 0.8, 2, "skip_nth")
         self.ticker = Ticker(config.fps)
         self.ticker.subscribe(self._on_tick)
@@ -854,8 +936,10 @@ class Service:
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
-        if "frame" in data:  # frame submission (ours)
-            frame = _object(data, "frame")
+        frame = data.get("frame", _MISSING)
+        if frame is not _MISSING:  # frame submission (ours)
+            if type(frame) is not dict:  # (a dict: what _object returns for it, without the call)
+                frame = _object(data, "frame")
             # the ring holds frames until overwritten: one frame's memory is bounded.  A body
             # of n bytes decodes to at most FRAME_BYTES_PER_BODY_BYTE * n bytes of Python
             # objects, so a small body needs no walk over the frame
@@ -967,32 +1051,31 @@ class Service:
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         # as in the guide's service, a body without a plan enriches the empty plan
-        plan = _object(data, "plan", required=False) or {}
-        context = _object(data, "context", required=False)
+        plan = data.get("plan")
+        if type(plan) is not dict:  # (a dict: what _object returns for it, without the call)
+            plan = _object(data, "plan", required=False) or {}
+        context = data.get("context")
+        if context is not None and type(context) is not dict:
+            context = _object(data, "context", required=False)
         if len(raw) <= self.config.offload_bytes:  # (_enrich's usual case, without its coroutine)
-            rows, ms, ctx = _tag_rows(self.enricher.enrich_plan(plan, context))
+            # the answer's tag part comes pre-encoded (kept with a cache hit's entry)
+            parts, ms, ctx = self.enricher.enrich_rendered(plan, context, _render_enrich_tags)
+            if type(parts) is tuple:
+                return _enrich_body(parts, plan, ms, ctx), 200, JSON_TYPE
+            rows = parts  # (tags that do not cut at the markers: never in practice)
         else:
             rows, ms, ctx = await self._enrich(plan, context, len(raw))
-        return _ok({
-            # the guide's object
-            "tagged_plan": {"original_plan": plan, "tags": [
-                {"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                 "description": t["description"]} for t in rows], "enrichment_time_ms": ms},
-            # ours
-            "tags": [{"name": t["name"], "category": t["category"], "confidence": t["confidence"],
-                      "source": t["source"], "metadata": t["metadata"]} for t in rows],
-            "tag_names": sorted({t["name"] for t in rows}),
-            "enrichment_time_ms": ms,
-            "enrichment_context": ctx,
-        })
+        return _ok(_enrich_answer(plan, rows, ms, ctx))
 
     async def drift(self, request: web.Request) -> Answer:
         raw = await self.body.read(request)
         headers = request.headers
         ctype = headers.get(_CONTENT_TYPE)
-        if ctype is not None and ctype != JSON_TYPE and _scaleout.is_msgpack_type(ctype):
+        reader = False  # data from the one-call msgpack reader (its arrays are 1-D float32/float64)
+        if ctype is not None and ctype != JSON_TYPE and (ctype == _MSGPACK or _scaleout.is_msgpack_type(ctype)):
             # bin vectors come back as views into the body
-            data = _loads_msgpack_vectors(raw) if _loads_msgpack_vectors is not None else None
+            data = _loads_msgpack_vectors(raw, False) if _loads_msgpack_vectors is not None else None
+            reader = data is not None
             if data is None:  # not the one-call reader's shape (or a non-C tier): the general decoder, same errors
                 data = _scaleout.decode_msgpack(raw)
                 if not isinstance(data, dict):
@@ -1010,9 +1093,13 @@ class Service:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
         intent = data.get("intent")
         action = data.get("action")
-        # the fast parsers' arrays pass _vector's checks unchanged; lists, aliases and errors go through it
-        if not (type(intent) is np.ndarray and type(action) is np.ndarray and _plain_vector(intent)
-                and _plain_vector(action)):
+        # the fast parsers' arrays pass _vector's checks unchanged (the msgpack reader's arrays and
+        # BinVectors are 1-D float vectors: only their lengths need a look); lists, aliases and
+        # errors go through _vector
+        if not ((type(intent) in _READER_VECTORS and type(action) in _READER_VECTORS
+                 and 0 < len(intent) <= MAX_VECTOR_DIM and 0 < len(action) <= MAX_VECTOR_DIM) if reader
+                else (type(intent) is np.ndarray and type(action) is np.ndarray and _plain_vector(intent)
+                      and _plain_vector(action))):
             intent = _vector(data, "intent", "intent_vector")
             action = _vector(data, "action", "action_vector")
         if len(intent) != len(action):
@@ -1030,8 +1117,11 @@ class Service:
         except (TypeError, ValueError) as exc:  # a non-number, an overflow...: the monitor is unchanged
             msg = str(exc)
             raise BadRequest(msg, "action" if msg.startswith("action") else "intent") from None
-        if _scaleout.accepts_msgpack(headers.get(_ACCEPT)):
-            return self._pack(result), 200, _scaleout.MSGPACK_TYPE
+        accept = headers.get(_ACCEPT)
+        if accept == _MSGPACK or _scaleout.accepts_msgpack(accept):
+            flat = self._pack_flat
+            body = flat(result) if flat is not None else None  # (None: not a flat answer)
+            return (self._pack(result) if body is None else body), 200, _MSGPACK
         return _dumps(result), 200, JSON_TYPE
 
     async def ethics(self, request: web.Request) -> Answer:
@@ -1228,6 +1318,20 @@ _TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json
                 b'{"error": "request head not received in time", "field": ""}')
 
 
+_HANDLER_SLOTS = ("_request_count", "_current_request")
+_SLOTTED: Dict[type, bool] = {}  # class -> whether it has _HANDLER_SLOTS as slots
+
+
+def _has_slots(obj: Any, names: Tuple[str, ...]) -> bool:
+    """Whether ``obj``'s class declares ``names`` as slots (looked up once per class) and
+    ``obj`` has them set: reading them is then a plain attribute read that cannot fail."""
+    cls = type(obj)
+    slotted = _SLOTTED.get(cls)
+    if slotted is None:
+        slotted = _SLOTTED[cls] = all(isinstance(getattr(cls, n, None), types.MemberDescriptorType) for n in names)
+    return slotted and all(hasattr(obj, n) for n in names)
+
+
 class _HeaderTimeout(asyncio.Protocol):
     """Sits in front of aiohttp's ``RequestHandler`` and closes a connection whose
     request head does not arrive within ``timeout`` (aiohttp itself has no such
@@ -1238,7 +1342,7 @@ class _HeaderTimeout(asyncio.Protocol):
     request); it stops when aiohttp has parsed a request head.
     """
 
-    __slots__ = ("_h", "_timeout", "_loop", "_timer", "_transport")
+    __slots__ = ("_h", "_timeout", "_loop", "_timer", "_transport", "_direct")
 
     def __init__(self, handler: Any, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         self._h = handler
@@ -1246,6 +1350,9 @@ class _HeaderTimeout(asyncio.Protocol):
         self._loop = loop
         self._timer: Optional[asyncio.TimerHandle] = None
         self._transport: Optional[asyncio.Transport] = None
+        # the handler's two internals read per request (see data_received) as plain attributes
+        # when its class has them as slots and they are set (aiohttp's RequestHandler)
+        self._direct = _has_slots(handler, _HANDLER_SLOTS)
 
     def _arm(self) -> None:
         self._timer = self._loop.call_later(self._timeout, self._expire)
@@ -1268,6 +1375,16 @@ class _HeaderTimeout(asyncio.Protocol):
         # handled.  Both are aiohttp internals, read defensively: without them the timer
         # still covers the first request of each connection.)
         h = self._h
+        if self._direct:  # (the same as below, without getattr's defaults)
+            before = h._request_count
+            h.data_received(data)
+            if h._request_count != before:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            elif self._timer is None and h._current_request is None:
+                self._arm()
+            return
         before = getattr(h, "_request_count", None)
         h.data_received(data)
         if getattr(h, "_request_count", before) != before:  # a head was parsed
