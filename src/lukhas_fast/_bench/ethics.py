@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Mapping, Tuple
 
-from lukhas_fast._bench.core import Row, case, measurement, time_thunk
+from lukhas_fast._bench.core import Row, case, measurement, time_thunks
 
 _ACTIONS = ["read_file", "external_call", "delete_user_data", "get_user_profile", "debug_run", "admin_panel",
             "send_email", "access_private_info", "train_model", "read_user_data", "test_suite", "summarize"]
@@ -310,7 +310,7 @@ def per_family_rule(mods: Mapping[str, object], quick: bool) -> List[Row]:
     pairs = _mixed_setup(next(iter(mods.values())))[1][:210]
     rows = []
     for idx, (fam, text) in enumerate(FAMILY_RULES):
-        vals = {}
+        runs = {}
         for tier, rules in compiled.items():
             fn = rules[idx][2]
 
@@ -321,7 +321,8 @@ def per_family_rule(mods: Mapping[str, object], quick: bool) -> List[Row]:
                     except Exception:
                         pass
 
-            vals[tier] = time_thunk(run, len(pairs), budget=budget) * 1e9
+            runs[tier] = run
+        vals = {t: v * 1e9 for t, v in time_thunks(runs, len(pairs), budget=budget).items()}  # tiers interleaved
         note = f"python/c {vals['python'] / vals['c']:.1f}x" if "c" in vals and "python" in vals else ""
         label = text if len(text) <= 70 else text[:67] + "..."
         rows.append(Row(f"[{fam}] {label}", vals, "ns", note))
@@ -337,7 +338,7 @@ def per_rule(mods: Mapping[str, object], quick: bool) -> List[Row]:
     rows = []
     names = [r.name for r in next(iter(sets.values())).rules]
     for idx, name in enumerate(names):
-        vals = {}
+        runs = {}
         for tier, rs in sets.items():
             ev = rs.rules[idx].evaluate
 
@@ -348,7 +349,8 @@ def per_rule(mods: Mapping[str, object], quick: bool) -> List[Row]:
                     except Exception:
                         pass
 
-            vals[tier] = time_thunk(run, len(plans), budget=budget) * 1e9
+            runs[tier] = run
+        vals = {t: v * 1e9 for t, v in time_thunks(runs, len(plans), budget=budget).items()}  # tiers interleaved
         note = f"python/c {vals['python'] / vals['c']:.1f}x" if "c" in vals and "python" in vals else ""
         rows.append(Row(name, vals, "ns", note))
     return rows
