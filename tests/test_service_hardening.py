@@ -163,6 +163,18 @@ def test_json_depth_exceeds_matches_a_recursive_count(value, limit):
     assert json_depth_exceeds(raw, limit) == (_depth(value) > limit)
 
 
+def test_json_depth_exceeds_at_the_shortest_bodies():
+    """The length bound (a body of at most 2 * limit + 1 bytes cannot nest deeper than
+    limit) holds at its edge: the shortest body one level too deep is still caught."""
+    for limit in range(0, 12):
+        for open_, close in ((b"[", b"]"), (b"{", b"}")):
+            deep = open_ * (limit + 1) + close * (limit + 1)  # 2 * limit + 2 bytes
+            assert json_depth_exceeds(deep, limit) is True
+            assert json_depth_exceeds(open_ * limit + close * limit, limit) is False
+        mixed = b'[{"a":' * (limit // 2) + b"[[]]" + b"}]" * (limit // 2)
+        assert json_depth_exceeds(mixed, limit) == (2 * (limit // 2) + 2 > limit)
+
+
 # --- slow clients ------------------------------------------------------------------------------
 
 async def _started(config):

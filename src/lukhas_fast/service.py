@@ -331,6 +331,8 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     passes); otherwise string literals are removed, the brackets kept, and the
     running depth is a cumulative sum in numpy.
     """
+    if len(raw) <= 2 * limit + 1:  # each level takes an opening and a closing byte
+        return False
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
     brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
@@ -1129,8 +1131,12 @@ class Service:
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
-        plan = _object(data, "plan")
-        context = _object(data, "context", required=False)
+        plan = data.get("plan")
+        if type(plan) is not dict:  # (a dict: what _object returns for it, without the call)
+            plan = _object(data, "plan")
+        context = data.get("context")
+        if context is not None and type(context) is not dict:
+            context = _object(data, "context", required=False)
         enrich = data.get("enrich", False)
         if not isinstance(enrich, bool):
             raise BadRequest("field 'enrich' must be a boolean", "enrich")
