@@ -22,6 +22,11 @@ async def client(aiohttp_client):
     return await aiohttp_client(create_app(ServiceConfig(fps=200)))
 
 
+def _delta(before: str, after: str):
+    """``delta(name, labels)``: how much a Prometheus sample grew from ``before`` to ``after``."""
+    return lambda name, labels="": _sample(after, name, labels) - _sample(before, name, labels)
+
+
 def _sample(text: str, name: str, labels: str = "") -> float:
     """Value of one Prometheus sample (0 if absent)."""
     m = re.search(r"^" + re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" (\S+)$",
@@ -210,8 +215,7 @@ async def test_prometheus_guide_metrics(client):
     await client.get("/health")
     text = await (await client.get("/metrics/prometheus")).text()
 
-    def delta(name, labels):
-        return _sample(text, name, labels) - _sample(before, name, labels)
+    delta = _delta(before, text)
 
     assert delta("consciousness_requests_total", 'endpoint="analyze_drift",status="success"') == 1
     assert delta("consciousness_requests_total", 'endpoint="analyze_drift",status="error"') == 1
@@ -242,8 +246,7 @@ async def test_prometheus_ethics_metrics_counted_while_serving(aiohttp_client, m
     assert len(em._pending_evals) == 3  # not counted yet ...
     text = await (await client.get("/metrics/prometheus")).text()  # ... but flushed before the scrape
 
-    def delta(name, labels):
-        return _sample(text, name, labels) - _sample(before, name, labels)
+    delta = _delta(before, text)
 
     assert delta("ethics_evaluations_total", 'result="block"') == 1
     assert delta("ethics_evaluations_total", 'result="allow"') == 2

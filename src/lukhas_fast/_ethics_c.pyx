@@ -1775,25 +1775,31 @@ cdef PyObject *_rule_vectorcall(PyObject *callable, PyObject *const *args, size_
 
 
 cdef object _rule_call_slow(object rule, PyObject *const *args, Py_ssize_t n, PyObject *kwnames):
-    # keywords, or a count the fast path does not take: the type's __call__
+    return _tp_call_slow(_RULE_TP_CALL, rule, args, n, kwnames)
+
+
+cdef object _tp_call_slow(object tp_call, object obj, PyObject *const *args, Py_ssize_t n, PyObject *kwnames):
+    # keywords, or a count a vectorcall fast path does not take: the type's __call__
     # (tp_call) parses the arguments and raises its own TypeError
     cdef Py_ssize_t i, nkw = 0 if kwnames == NULL else len(<tuple>kwnames)
     pos = tuple([<object>args[i] for i in range(n)])
     kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(nkw)}
-    return _RULE_TP_CALL(rule, *pos, **kw)
+    return tp_call(obj, *pos, **kw)
 
 
-cdef int _enable_rule_vectorcall() except -1:
-    cdef CompiledRule probe = CompiledRule.__new__(CompiledRule)
-    cdef PyTypeObject *t = <PyTypeObject *>CompiledRule
-    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>&probe.vc - <char *><PyObject *>probe)
+cdef int _enable_vectorcall(object cls, object probe, void *vc_field) except -1:
+    """Give ``cls`` the vectorcall flag and the offset of its ``vc`` field (the address
+    ``vc_field`` in the instance ``probe``), once, at import."""
+    cdef PyTypeObject *t = <PyTypeObject *>cls
+    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>vc_field - <char *><PyObject *>probe)
     t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
     PyType_Modified(t)
     return 0
 
 
+cdef CompiledRule _rule_probe = CompiledRule.__new__(CompiledRule)
+_enable_vectorcall(CompiledRule, _rule_probe, &_rule_probe.vc)
 _RULE_TP_CALL = CompiledRule.__call__  # the slot wrapper of tp_call, for _rule_call_slow
-_enable_rule_vectorcall()
 
 
 _BASE_EVALUATE = eng.EthicsRule.evaluate
@@ -1933,28 +1939,18 @@ cdef PyObject *_program_vectorcall(PyObject *callable, PyObject *const *args, si
                                    PyObject *kwnames) except NULL:
     # RuleSet.evaluate calls the program once per plan: the arguments in place,
     # as for CompiledRule (see _rule_vectorcall); anything else goes to tp_call
-    cdef Py_ssize_t i, n = PyVectorcall_NARGS(nargsf)
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
     if kwnames == NULL and n == 2:
         r = (<RuleSetProgram><object>callable).run(<object>args[0], <object>args[1])
     else:
-        pos = tuple([<object>args[i] for i in range(n)])
-        kw = {(<tuple>kwnames)[i]: <object>args[n + i] for i in range(0 if kwnames == NULL else len(<tuple>kwnames))}
-        r = _PROGRAM_TP_CALL(<object>callable, *pos, **kw)
+        r = _tp_call_slow(_PROGRAM_TP_CALL, <object>callable, args, n, kwnames)
     Py_INCREF(r)
     return <PyObject *>r
 
 
-cdef int _enable_program_vectorcall() except -1:
-    cdef RuleSetProgram probe = RuleSetProgram.__new__(RuleSetProgram)
-    cdef PyTypeObject *t = <PyTypeObject *>RuleSetProgram
-    t.tp_vectorcall_offset = <Py_ssize_t>(<char *>&probe.vc - <char *><PyObject *>probe)
-    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
-    PyType_Modified(t)
-    return 0
-
-
+cdef RuleSetProgram _program_probe = RuleSetProgram.__new__(RuleSetProgram)
+_enable_vectorcall(RuleSetProgram, _program_probe, &_program_probe.vc)
 _PROGRAM_TP_CALL = RuleSetProgram.__call__
-_enable_program_vectorcall()
 
 
 cdef tuple _fired_tuple(int *stack, int n, list more):
