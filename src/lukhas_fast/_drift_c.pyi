@@ -1,4 +1,5 @@
-from typing import Any, Dict, List, Optional, Union
+import sys
+from typing import Any, Dict, List, Optional, Union, final
 
 from lukhas_fast.drift import (
     LANE_CFG as LANE_CFG,
@@ -19,10 +20,12 @@ def loads_msgpack_fields(data: bytes) -> Optional[Dict[str, Union[str, memoryvie
 def loads_msgpack_vectors(data: bytes, arrays: bool = ...) -> Optional[Dict[str, Any]]: ...
 def dumps_msgpack_flat(obj: Any) -> Optional[bytes]: ...
 
+@final
 class BinVector:
     @property
     def dtype(self) -> Any: ...
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int) -> memoryview: ...
 
 __all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity", "cosine_similarity_batch", "backend_details", "loads_vectors", "loads_msgpack_fields", "loads_msgpack_vectors"]

@@ -99,6 +99,7 @@ class EthicsResult:
     def reason_codes(self) -> List[str]: ...
 
 class RuleSet:
+    OUTCOMES_MAX: ClassVar[int]
     rules: List[EthicsRule]
     ruleset_hash: str
     def __init__(self, rules: List[EthicsRule], *, metrics: Optional[bool] = ...) -> None: ...
