@@ -185,7 +185,10 @@ cdef tuple _HIGH_RISK = dsl._HIGH_RISK
 cdef dict _CATEGORY_NAMES = dsl._CATEGORY_NAMES
 
 
-cdef object _ROOT = object()  # the last part of the empty path (``context`` alone): the root itself
+#: paths of up to this many parts resolve from their prefix's slot (every prefix gets one);
+#: longer ones step from the root on their own, so that a hostile rule with a path of
+#: 10^5 parts costs linear time and no deep recursion
+cdef int _PREFIX_PARTS = 16
 
 
 cdef inline object _step(object part, object cur):
@@ -1112,7 +1115,7 @@ cdef class _Frame:
     cdef int atoms_slot  # the path slot whose atoms are in ``atoms``; -1: none
     cdef const int *parent           # per path slot: the slot of its path minus the last part, or -1
     cdef const unsigned char *sctx   # ... whether it starts at the context (for parent -1)
-    cdef list last                   # ... its last part (_ROOT for the empty path)
+    cdef list last                   # ... the parts to step through from there (a tuple)
 
     def __cinit__(self):
         self.atoms.p = NULL
@@ -1150,12 +1153,12 @@ cdef class _Frame:
         v = <object>PyList_GET_ITEM(self.pvals, slot)
         if v is _UNSET:
             par = self.parent[slot]
-            if par >= 0:
-                cur = self.path(par)
+            if par >= 0:  # (chains are at most _PREFIX_PARTS deep: bounded recursion)
+                v = self.path(par)
             else:
-                cur = self.ctx if self.sctx[slot] else self.plan
-            part = <object>PyList_GET_ITEM(self.last, slot)
-            v = cur if part is _ROOT else _step(part, cur)
+                v = self.ctx if self.sctx[slot] else self.plan
+            for part in <tuple>PyList_GET_ITEM(self.last, slot):
+                v = _step(part, v)
             self.pvals[slot] = v
         return v
 
@@ -1534,7 +1537,7 @@ def _lit_key(v):
 def _layout(trees):
     """Nodes of ``trees`` in post-order, identical sub-trees once (hash-consing):
     ``(ops, first, count, kids, payload, roots, paths)``; ``paths[slot]`` is ``(parent slot
-    or -1, in_ctx, last part or _ROOT)`` (see :meth:`_Frame.path`)."""
+    or -1, in_ctx, the parts to step through from it)`` (see :meth:`_Frame.path`)."""
     ops, first, count, kids, payload = [], [], [], [], []
     keys = {}
     path_slots = {}
@@ -1564,19 +1567,22 @@ def _layout(trees):
         return idx
 
     roots = [add(t) for t in trees]
-    todo = list(path_slots)
-    while todo:  # every prefix of a path gets a slot of its own (see _Frame.path)
+    todo = [key for key in path_slots if 2 <= len(key[1]) <= _PREFIX_PARTS]
+    while todo:  # the prefixes of a path of at most _PREFIX_PARTS parts get slots of their own
         in_ctx, parts = todo.pop()
         k = len(parts)  # (no negative indices: the module is compiled with wraparound=False)
-        if k >= 2 and (in_ctx, parts[:k - 1]) not in path_slots:
+        if (in_ctx, parts[:k - 1]) not in path_slots:
             path_slots[(in_ctx, parts[:k - 1])] = len(path_slots)
-            todo.append((in_ctx, parts[:k - 1]))
+            if k - 1 >= 2:
+                todo.append((in_ctx, parts[:k - 1]))
     paths = [None] * len(path_slots)
     for (in_ctx, parts), slot in path_slots.items():
         k = len(parts)
-        last = parts[k - 1] if k else _ROOT
-        paths[slot] = (path_slots[(in_ctx, parts[:k - 1])] if k >= 2 else -1, in_ctx,
-                       _intern(last) if type(last) is str else last)
+        parts = tuple(_intern(x) if type(x) is str else x for x in parts)
+        if 2 <= k <= _PREFIX_PARTS:  # one step from its prefix's slot
+            paths[slot] = (path_slots[(in_ctx, parts[:k - 1])], in_ctx, parts[k - 1:])
+        else:  # from the root: a one-part path, the bare context, or a long path (linear, no chain)
+            paths[slot] = (-1, in_ctx, parts)
     return ops, first, count, kids, payload, roots, paths
 
 
