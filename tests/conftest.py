@@ -5,6 +5,12 @@
   the tier module as the fixture value.  Nothing installed is skipped.
 * ``oracle(family)``: the pure-Python tier module, for differential tests.
 * Hypothesis runs derandomized (seeded) so failures reproduce.
+* ``LUKHAS_TEST_SCALE`` (a float in (0, 1], default 1) multiplies every
+  hypothesis test's ``max_examples``, its own ``@settings`` included (at least
+  10 examples stay), and the sizes of the randomized loops that ask for the
+  ``scaled`` fixture.  CI's secondary runs (other Pythons, the sanitizer build)
+  use a fraction: the primary run keeps the full counts, and the others still
+  run every test, on their own interpreter or build.
 """
 
 from __future__ import annotations
@@ -27,8 +33,43 @@ settings.register_profile(
 settings.load_profile(os.environ.get("LUKHAS_HYPOTHESIS_PROFILE", "lukhas"))
 
 
+_SCALE = float(os.environ.get("LUKHAS_TEST_SCALE", "1"))
+if not 0 < _SCALE <= 1:
+    raise ValueError(f"LUKHAS_TEST_SCALE must be in (0, 1], got {_SCALE}")
+
+
 def pytest_report_header(config):
-    return format_backend_info().splitlines() + [f"lukhas_fast imported from {os.path.dirname(lukhas_fast.__file__)}"]
+    extra = [f"randomized test sizes scaled by {_SCALE} (LUKHAS_TEST_SCALE)"] if _SCALE != 1 else []
+    return format_backend_info().splitlines() + [f"lukhas_fast imported from {os.path.dirname(lukhas_fast.__file__)}"] + extra
+
+
+def pytest_collection_modifyitems(config, items):
+    """Apply ``LUKHAS_TEST_SCALE`` to each hypothesis test once.
+
+    ``@given`` reads ``_hypothesis_internal_use_settings`` off the wrapped
+    test at call time, so replacing it here scales explicit ``@settings`` too.
+    """
+    if _SCALE == 1:
+        return
+    seen = set()
+    for item in items:
+        fn = getattr(item, "obj", None)
+        fn = getattr(fn, "__func__", fn)  # (a bound method: its function)
+        current = getattr(fn, "_hypothesis_internal_use_settings", None)
+        if current is None or not hasattr(fn, "hypothesis") or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        fn._hypothesis_internal_use_settings = settings(current, max_examples=_scaled(current.max_examples, 10))
+
+
+def _scaled(n: int, least: int = 1) -> int:
+    return max(min(n, least), round(n * _SCALE))
+
+
+@pytest.fixture(scope="session")
+def scaled():
+    """``scaled(n)``: the size ``n`` of a randomized loop under ``LUKHAS_TEST_SCALE`` (at least 1)."""
+    return _scaled
 
 
 def pytest_generate_tests(metafunc):

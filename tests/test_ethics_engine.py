@@ -170,6 +170,37 @@ def test_outcomes_remembered_per_fired_set_match_rule_by_rule(ethics_impl, monke
     assert type(got) is m.EthicsResult and got == m.EthicsResult(**vars(got))
 
 
+def test_rule_edited_in_place_is_read_at_next_evaluation(ethics_impl):
+    """The reference reads a rule's name, action and compiled function per evaluation: a rule
+    changed in place (not the ``rules`` list) is seen by every rule set holding it, at its
+    next evaluation; rule sets hold their rules weakly and a pickled rule carries none."""
+    import gc
+    import pickle
+    import weakref
+
+    m = ethics_impl
+    rule = _rule(m, "w", "equals(action, 'x')", "warn", "LOW")
+    other = _rule(m, "b", "equals(action, 'y')", "block", "HIGH")
+    a, b = m.RuleSet([rule, other]), m.RuleSet([rule])
+    plan = {"action": "x"}
+    assert a.evaluate(plan).triggered_rule_ids == ["w"] and b.evaluate(plan).reasons == ["warn: w"]
+    rule.name = "renamed"
+    assert a.evaluate(plan).triggered_rule_ids == ["renamed"] and b.evaluate(plan).reasons == ["warn: renamed"]
+    rule.action = m.EthicsAction.BLOCK
+    got = a.evaluate(plan)
+    assert got.action is m.EthicsAction.BLOCK and got.reasons == ["block: renamed"]
+    rule._compiled_fn = _rule(m, "t", "equals(action, 'z')")._compiled_fn  # what the rule evaluates
+    assert a.evaluate(plan).triggered_rule_ids == [] and a.evaluate({"action": "z"}).triggered_rule_ids == ["renamed"]
+    assert b.evaluate({"action": "z"}).action is m.EthicsAction.BLOCK
+    assert "_owners" in vars(other) and "_owners" not in other.__getstate__()
+    copy = pickle.loads(pickle.dumps(other))
+    assert "_owners" not in vars(copy) and copy.name == "b" and copy.evaluate({"action": "y"})
+    ref = weakref.ref(b)
+    del b
+    gc.collect()
+    assert ref() is None and len(rule._owners) == 1  # (only ``a``)
+
+
 def test_bad_plans_and_contexts_block(ethics_impl):
     m = ethics_impl
     rs = m.RuleSet([_rule(m, "w", "is_present(action)", "warn", "LOW")])

@@ -245,13 +245,13 @@ def test_floating_point_conversion_edges():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_many_random_decimals_are_exact(seed):
+def test_many_random_decimals_are_exact(seed, scaled):
     """200,000 random decimal strings per seed (1-19 significant digits, every
     handled exponent, numbers next to exact halfway points of doubles),
     converted in bulk: every handled one bit-identical to float()."""
     rng = random.Random(seed)
     strs = []
-    for _ in range(200_000):
+    for _ in range(scaled(200_000)):
         r = rng.random()
         if r < 0.5:
             nd = rng.randint(1, 19)

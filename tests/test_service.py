@@ -141,11 +141,12 @@ def _fuzz_bodies(n, seed=1234):
         yield raw
 
 
-async def test_fuzz_never_5xx_and_rejections_leave_state(client):
+async def test_fuzz_never_5xx_and_rejections_leave_state(client, scaled):
     routes = ["/drift/analyze", "/safety/enrich", "/ethics/evaluate", "/consciousness/analyze"]
     count = 0
     statuses = {}
-    for i, raw in enumerate(_fuzz_bodies(10_000)):
+    n = scaled(10_000)
+    for i, raw in enumerate(_fuzz_bodies(n)):
         path = routes[i % len(routes)]
         before = _state(client.app)
         r = await client.post(path, data=raw, headers={"Content-Type": "application/json"})
@@ -157,8 +158,8 @@ async def test_fuzz_never_5xx_and_rejections_leave_state(client):
         else:
             await r.read()
         count += 1
-    assert count >= 10_000
-    assert statuses.get(200, 0) > 100 and statuses.get(400, 0) > 1000
+    assert count >= n
+    assert statuses.get(200, 0) > n // 100 and statuses.get(400, 0) > n // 10
 
 
 def _free_port():

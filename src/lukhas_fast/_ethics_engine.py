@@ -12,6 +12,7 @@ import logging
 import operator
 import os
 import threading
+import weakref
 import time
 from bisect import bisect_left as _bisect_left
 from dataclasses import dataclass, field
@@ -159,6 +160,18 @@ class EthicsRule:
                 logger.error("Failed to compile rule %s: %s", self.name, exc)
                 raise DSLError(f"Failed to compile rule {self.name}: {exc}") from None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A rule set keeps what it needs of its rules (names, actions, compiled
+        # functions) in tables made once by RuleSet._prepare.  The reference reads
+        # them off the rules per evaluation, so a change to a rule in place must
+        # reach every rule set holding it: each such rule set (weakly held in
+        # ``_owners``) is told to prepare again at its next evaluation.
+        object.__setattr__(self, name, value)
+        owners = self.__dict__.get("_owners")
+        if owners:
+            for rule_set in list(owners):
+                rule_set._snapshot = None
+
     def evaluate(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
         """Whether the rule fires; an evaluation error raises RuleEvaluationError."""
         if self._compiled_fn is None:
@@ -169,6 +182,7 @@ class EthicsRule:
     # compiled function (a closure on the Python tier) and recompiled on load
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_owners", None)  # (the rule sets holding it: not part of the rule)
         if getattr(state.get("_compiled_fn"), "source", None) == self.rule_dsl:
             state["_compiled_fn"] = None
         return state
@@ -457,16 +471,23 @@ class RuleSet:
 
     def _prepare(self) -> None:
         """Per rule, once: (rule, severity, reason when fired, reason on error).
-        Rebuilt if someone edits ``rules`` in place."""
-        self._snapshot = list(self.rules)  # compared with ``rules`` per evaluation (no copy made then)
+        Rebuilt if someone edits ``rules`` in place, or a rule in it (see
+        :meth:`EthicsRule.__setattr__`)."""
+        snapshot = list(self.rules)
+        for r in snapshot:  # each rule tells this rule set when it changes
+            owners = r.__dict__.get("_owners")
+            if owners is None:
+                owners = r.__dict__["_owners"] = weakref.WeakSet()
+            owners.add(self)
         cls = type(self.rules[0]) if self.rules else EthicsRule
         self._digests = (cls._plan_digest or plan_digest, cls._facts_digest or facts_digest)
         make = cls._make_program
-        rules = list(self._snapshot)  # the program's own list
+        rules = list(snapshot)  # the program's own list
         self._program = make(rules) if make is not None else functools.partial(_hits, rules)
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
-                          for r in self._snapshot]
+                          for r in snapshot]
         self._outcomes: Dict[Tuple[int, ...], Tuple[Any, ...]] = {}
+        self._snapshot: Optional[List[EthicsRule]] = snapshot  # compared with ``rules`` per evaluation
 
     #: most distinct sets of fired rules remembered (see :meth:`_outcome`)
     OUTCOMES_MAX = 1024
