@@ -2089,6 +2089,7 @@ class EthicsRule(eng.EthicsRule):
     _plan_digest = staticmethod(plan_digest)
     _facts_digest = staticmethod(facts_digest)
     evaluate = _rule_evaluate
+    _dsl_tier = True  # (this class exactly: RuleSet._memo_token)
 
 
 _engines = eng.EngineCache()

@@ -487,6 +487,11 @@ class RuleSet:
         self._prepared = [(r, _ORDER[r.action], f"{r.action.value}: {r.name}", f"block: {r.name} (evaluation_error)")
                           for r in snapshot]
         self._outcomes: Dict[Tuple[int, ...], Tuple[Any, ...]] = {}
+        # every rule a tier's own class, its evaluate and compiled function those of
+        # its DSL text: evaluations are then pure (see _memo_token)
+        self._pure = all(type(r).__dict__.get("_dsl_tier") is True and "evaluate" not in r.__dict__
+                         and getattr(r.__dict__.get("_compiled_fn"), "source", None) == r.rule_dsl
+                         for r in snapshot)
         self._snapshot: Optional[List[EthicsRule]] = snapshot  # compared with ``rules`` per evaluation
 
     #: most distinct sets of fired rules remembered (see :meth:`_outcome`)
@@ -566,11 +571,7 @@ class RuleSet:
         except Exception as exc:  # fail closed on anything unexpected
             logger.error("Ethics evaluation error: %s", exc)
             return self._blocked(start, plan_hash, f"block: evaluation_error ({exc})")
-        ms = (_perf_counter() - start) * 1000.0
-        if m.enabled:
-            m.evaluated(action._value_, ms)
-        if _info_memo.get(_INFO) is not False and _info_on():
-            eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action._value_, ms, len(triggered))
+        ms = self._done(start, action, len(triggered))
         # EthicsResult(...) field by field: the same object as its __init__ makes (a
         # dataclass's generated __init__ only sets the fields in order), without a
         # type call and a Python frame (the result costs as much as a cheap rule)
@@ -583,6 +584,41 @@ class RuleSet:
         result.facts_hash = facts_hash
         result.triggered_rule_ids = list(ids)
         return result
+
+    def _done(self, start: float, action: EthicsAction, triggered: int) -> float:
+        """The end of an evaluation that began at ``start``: its time (ms), counted in the
+        metrics and logged (the per-evaluation INFO line)."""
+        ms = (_perf_counter() - start) * 1000.0
+        m = self._metrics
+        if m.enabled:
+            m.evaluated(action._value_, ms)
+        if _info_memo.get(_INFO) is not False and _info_on():
+            eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", action._value_, ms, triggered)
+        return ms
+
+    def _memo_token(self) -> Any:
+        """An object that stands for this rule set's current tables when every rule is a
+        plain DSL rule of a tier (see :meth:`_prepare`): its results are then a function
+        of the plan and the context alone, and a caller may remember them (the service
+        does, per request body) and :meth:`_replay` them while the token stays the same.
+        None when some rule is not a plain DSL rule."""
+        if self.rules != self._snapshot:
+            self._prepare()
+        return self._program if self._pure else None
+
+    def _replay(self, token: Any, outcome: Tuple[Any, ...]) -> Optional[float]:
+        """Count again an evaluation remembered under ``token`` (:meth:`_memo_token`) as
+        ``outcome`` = ``(action, triggered rules, reasons, rule ids, (name, action) per
+        fired rule)``: the metrics and the log line of an evaluation, and its time (ms),
+        which is returned.  None (nothing counted) when the rule set changed since."""
+        start = _perf_counter()
+        if self._program is not token or self.rules != self._snapshot:
+            return None
+        action, triggered, _reasons, _ids, fires = outcome
+        m = self._metrics
+        if fires and m.enabled:
+            m.fired_all(fires)
+        return self._done(start, action, len(triggered))
 
     def _merge(self, fired: Tuple[int, ...], errors: List[Tuple[int, Exception]]) -> Tuple[Any, ...]:
         """:meth:`_outcome` when rules failed: each failed rule fires as BLOCK with its
@@ -644,15 +680,22 @@ class EthicsEngine:
         """:meth:`evaluate_plan`, also returning the audit entry it recorded (the service
         answers from it: the reason codes are built once)."""
         result = self.rule_set.evaluate(plan, context)
+        return result, self._record(result.plan_hash, result.facts_hash, result.action._value_,
+                                    result.triggered_rule_ids, result.reason_codes, result.evaluation_time_ms,
+                                    result.reasons)
+
+    def _record(self, plan_hash: str, facts_hash: str, action: str, ids: List[str], codes: List[str], ms: float,
+                reasons: List[str]) -> Dict[str, Any]:
+        """Append the audit entry of an evaluation (thread-safe) and return it."""
         entry = {
             "timestamp": time.time(),
-            "plan_hash": result.plan_hash,
-            "facts_hash": result.facts_hash,
-            "action": result.action._value_,
-            "triggered_rules": result.triggered_rule_ids,
-            "reason_codes": result.reason_codes,
-            "evaluation_time_ms": result.evaluation_time_ms,
-            "reasons": result.reasons,
+            "plan_hash": plan_hash,
+            "facts_hash": facts_hash,
+            "action": action,
+            "triggered_rules": ids,
+            "reason_codes": codes,
+            "evaluation_time_ms": ms,
+            "reasons": reasons,
             "ruleset_hash": self.rule_set.ruleset_hash,
         }
         with self._lock:
@@ -660,7 +703,20 @@ class EthicsEngine:
             hist.append(entry)
             if len(hist) > self.HISTORY:
                 del hist[: len(hist) - self.HISTORY]
-        return result, entry
+        return entry
+
+    def _replay_entry(self, token: Any, plan_hash: str, facts_hash: str, outcome: Tuple[Any, ...],
+                      codes: Tuple[str, ...]) -> Optional[float]:
+        """An evaluation remembered by the caller under ``token`` (``rule_set._memo_token()``),
+        counted and audited again as :meth:`evaluate_plan` would (``outcome``: see
+        ``RuleSet._replay``; ``codes``: its reason codes).  Returns its time (ms), or None
+        (nothing recorded) when the rule set changed since: the caller then evaluates."""
+        ms = self.rule_set._replay(token, outcome)
+        if ms is None:
+            return None
+        action, _triggered, reasons, ids, _fires = outcome
+        self._record(plan_hash, facts_hash, action._value_, list(ids), list(codes), ms, list(reasons))
+        return ms
 
     def is_plan_allowed(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
         """True unless the evaluation blocks."""

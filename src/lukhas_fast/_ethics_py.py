@@ -100,6 +100,7 @@ def compile_rule(rule_str: str) -> Callable[..., bool]:
 class EthicsRule(eng.EthicsRule):
     __doc__ = eng.EthicsRule.__doc__
     _compiler: "ClassVar[Callable[[str], Callable[..., bool]]]" = staticmethod(compile_rule)
+    _dsl_tier = True  # (this class exactly: RuleSet._memo_token)
 
 
 _engines = eng.EngineCache()

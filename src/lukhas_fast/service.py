@@ -667,7 +667,27 @@ def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> by
 
 
 _HIT_CTX_JSON = _dumps({"cache_hit": True})
+
+
 _MISSING = object()
+
+
+# A remembered /ethics/evaluate answer: cut around its time (Service._remember_ethics)
+_ETHICS_HOLES = _Holes("ms")
+
+
+def _ethics_answer(result: Any, codes: List[str], tags: Any, ms: Any = _MISSING) -> Dict[str, Any]:
+    """The ``/ethics/evaluate`` answer object for an :class:`EthicsResult` (``ms``: its time, by default)."""
+    return {
+        "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
+        "reasons": result.reasons,
+        "reason_codes": codes,
+        "triggered_rules": result.triggered_rule_ids,
+        "plan_hash": result.plan_hash,
+        "facts_hash": result.facts_hash,
+        "evaluation_time_ms": result.evaluation_time_ms if ms is _MISSING else ms,
+        "safety_tags": tags,
+    }
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -744,6 +764,8 @@ class Service:
         self._ticks: Deque[float] = collections.deque(maxlen=max(8, min(4096, int(config.fps * 2) + 1)))
         self.enricher = SafetyTagEnricher(enable_caching=True)
         self.engine = get_ethics_engine()
+        #: /ethics/evaluate: request body -> its remembered evaluation (see Service.ethics)
+        self._ethics_memo: Dict[bytes, Tuple[Any, ...]] = {}
         self.frames_submitted = 0
         self._ticker_task: Optional[asyncio.Task] = None
         self._pool: Optional[ProcessPoolExecutor] = None
@@ -1126,8 +1148,31 @@ class Service:
             return (self._pack(result) if body is None else body), 200, _MSGPACK
         return _dumps(result), 200, JSON_TYPE
 
+    #: most request bodies the ethics route remembers, and the largest it remembers (bytes)
+    ETHICS_MEMO_MAX = 512
+    ETHICS_MEMO_BODY = 4096
+
     async def ethics(self, request: web.Request) -> Answer:
+        """``POST /ethics/evaluate``.
+
+        The evaluation of a body is remembered (at most :attr:`ETHICS_MEMO_MAX` bodies
+        of up to :attr:`ETHICS_MEMO_BODY` bytes, all forgotten when full) when it is a
+        JSON body without ``enrich``, the engine is a plain :class:`EthicsEngine` and its
+        rule set is made of plain DSL rules: the result is then a function of the bytes
+        alone (``RuleSet._memo_token``).  The same bytes again are answered from it,
+        while the rule set is unchanged, with what an evaluation records: the audit entry,
+        the metrics, the log line and the time it took.  Other bodies, or after any
+        change to the rules, take the whole evaluation."""
         raw = await self.body.read(request)
+        engine = self.engine
+        plain = type(engine) is EthicsEngine and "evaluate_plan" not in engine.__dict__  # (else its own evaluate_plan)
+        if plain:
+            hit = self._ethics_memo.get(raw)
+            if hit is not None and DECODERS.get(_media_type(request), decode_json) is decode_json:
+                token, plan_hash, facts_hash, outcome, codes, head, tail = hit
+                ms = engine._replay_entry(token, plan_hash, facts_hash, outcome, codes)
+                if ms is not None:
+                    return b"".join((head, _dumps(ms), tail)), 200, JSON_TYPE
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
@@ -1143,23 +1188,34 @@ class Service:
         if enrich:
             rows, _ms, _ctx = await self._enrich(plan, context, len(raw))
             plan = dict(plan, safety_tags=sorted({t["name"] for t in rows}))
-        engine = self.engine
-        if type(engine) is EthicsEngine and "evaluate_plan" not in engine.__dict__:  # (else its own evaluate_plan)
+        if plain:
+            token = engine.rule_set._memo_token()  # (before the evaluation: what it will be made with)
             result, entry = engine._evaluate_plan_entry(plan, context)
             codes = entry["reason_codes"]  # the audit entry's list: built once
         else:
+            token = None
             result = engine.evaluate_plan(plan, context)
             codes = result.reason_codes
-        return _ok({
-            "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
-            "reasons": result.reasons,
-            "reason_codes": codes,
-            "triggered_rules": result.triggered_rule_ids,
-            "plan_hash": result.plan_hash,
-            "facts_hash": result.facts_hash,
-            "evaluation_time_ms": result.evaluation_time_ms,
-            "safety_tags": plan.get("safety_tags") if enrich else None,
-        })
+        answer = _ethics_answer(result, codes, plan.get("safety_tags") if enrich else None)
+        if (token is not None and not enrich and len(raw) <= self.ETHICS_MEMO_BODY and result.facts_hash != "error"
+                and engine.rule_set._memo_token() is token
+                and DECODERS.get(_media_type(request), decode_json) is decode_json):
+            self._remember_ethics(raw, token, result, codes)
+        return _ok(answer)
+
+    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str]) -> None:
+        """Remember the evaluation of the body ``raw`` (see :meth:`ethics`), with its answer
+        cut around the time; not if the answer does not cut exactly."""
+        cut = _ETHICS_HOLES.cut(_dumps(_ethics_answer(result, codes, None, _ETHICS_HOLES.mark["ms"])))
+        if cut is None:  # pragma: no cover - a reason containing the marker
+            return
+        triggered = tuple(result.triggered_rules)
+        outcome = (result.action, triggered, tuple(result.reasons), tuple(result.triggered_rule_ids),
+                   tuple((r.name, r.action._value_) for r in triggered))
+        memo = self._ethics_memo
+        if len(memo) >= self.ETHICS_MEMO_MAX:
+            memo.clear()
+        memo[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), *cut)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
