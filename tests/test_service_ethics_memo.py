@@ -70,9 +70,14 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
     fresh = load_ethics_rules(None, metrics=False)  # evaluates every plan anew
     rec = _Recorder()
     monkeypatch.setattr(rs, "_metrics", rec)
+    evaluations = []
+    full = engine._evaluate_plan_entry
+    monkeypatch.setattr(engine, "_evaluate_plan_entry", lambda p, c=None: evaluations.append(p) or full(p, c))
     seen = set()
     for body in _plans(scaled(60)):
         raw = json.dumps(body).encode()
+        if raw in seen:
+            continue
         seen.add(raw)
         want = fresh.evaluate(body["plan"], body.get("context"))
         answers = []
@@ -87,9 +92,12 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
             assert entry["ruleset_hash"] == rs.ruleset_hash
             fires = tuple((r.name, r.action.value) for r in want.triggered_rules)
             assert rec.calls[calls:] == ([("fired", fires)] if fires else []) + [("evaluated", want.action.value)]
+            # seen once: marked; twice: remembered; the third time answered from it
+            assert svc._ethics_memo[raw] == () if i == 0 else len(svc._ethics_memo[raw]) == 7
+            assert len(evaluations) == (1, 2, 2)[i]
             if i:
-                assert raw in svc._ethics_memo  # (answered from it)
                 assert entry["triggered_rules"] is not engine.evaluation_history[-2]["triggered_rules"]
+        evaluations.clear()
         got = [json.loads(a) for a in answers]
         assert _without_ms(got[0]) == _without_ms(got[1]) == _without_ms(got[2])
         assert _without_ms(got[0]) == {"action": want.action.value, "reasons": want.reasons,

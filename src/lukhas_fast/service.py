@@ -672,22 +672,9 @@ _HIT_CTX_JSON = _dumps({"cache_hit": True})
 _MISSING = object()
 
 
-# A remembered /ethics/evaluate answer: cut around its time (Service._remember_ethics)
-_ETHICS_HOLES = _Holes("ms")
-
-
-def _ethics_answer(result: Any, codes: List[str], tags: Any, ms: Any = _MISSING) -> Dict[str, Any]:
-    """The ``/ethics/evaluate`` answer object for an :class:`EthicsResult` (``ms``: its time, by default)."""
-    return {
-        "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
-        "reasons": result.reasons,
-        "reason_codes": codes,
-        "triggered_rules": result.triggered_rule_ids,
-        "plan_hash": result.plan_hash,
-        "facts_hash": result.facts_hash,
-        "evaluation_time_ms": result.evaluation_time_ms if ms is _MISSING else ms,
-        "safety_tags": tags,
-    }
+# A remembered /ethics/evaluate answer is cut after its time's key (Service._remember_ethics)
+_ETHICS_MS_KEY = b',"evaluation_time_ms":'
+_ETHICS_TAIL = b',"safety_tags":null}'
 
 
 _worker_enricher: Optional[SafetyTagEnricher] = None
@@ -1155,8 +1142,8 @@ class Service:
     async def ethics(self, request: web.Request) -> Answer:
         """``POST /ethics/evaluate``.
 
-        The evaluation of a body is remembered (at most :attr:`ETHICS_MEMO_MAX` bodies
-        of up to :attr:`ETHICS_MEMO_BODY` bytes, all forgotten when full) when it is a
+        The evaluation of a body seen twice is remembered (at most :attr:`ETHICS_MEMO_MAX`
+        bodies of up to :attr:`ETHICS_MEMO_BODY` bytes, all forgotten when full) when it is a
         JSON body without ``enrich``, the engine is a plain :class:`EthicsEngine` and its
         rule set is made of plain DSL rules: the result is then a function of the bytes
         alone (``RuleSet._memo_token``).  The same bytes again are answered from it,
@@ -1166,9 +1153,10 @@ class Service:
         raw = await self.body.read(request)
         engine = self.engine
         plain = type(engine) is EthicsEngine and "evaluate_plan" not in engine.__dict__  # (else its own evaluate_plan)
+        hit = None
         if plain:
             hit = self._ethics_memo.get(raw)
-            if hit is not None and DECODERS.get(_media_type(request), decode_json) is decode_json:
+            if hit and DECODERS.get(_media_type(request), decode_json) is decode_json:
                 token, plan_hash, facts_hash, outcome, codes, head, tail = hit
                 ms = engine._replay_entry(token, plan_hash, facts_hash, outcome, codes)
                 if ms is not None:
@@ -1196,26 +1184,44 @@ class Service:
             token = None
             result = engine.evaluate_plan(plan, context)
             codes = result.reason_codes
-        answer = _ethics_answer(result, codes, plan.get("safety_tags") if enrich else None)
+        body = _dumps({
+            "action": result.action._value_,  # (.value is a descriptor call: ~10x slower)
+            "reasons": result.reasons,
+            "reason_codes": codes,
+            "triggered_rules": result.triggered_rule_ids,
+            "plan_hash": result.plan_hash,
+            "facts_hash": result.facts_hash,
+            "evaluation_time_ms": result.evaluation_time_ms,
+            "safety_tags": plan.get("safety_tags") if enrich else None,
+        })
         if (token is not None and not enrich and len(raw) <= self.ETHICS_MEMO_BODY and result.facts_hash != "error"
                 and engine.rule_set._memo_token() is token
                 and DECODERS.get(_media_type(request), decode_json) is decode_json):
-            self._remember_ethics(raw, token, result, codes)
-        return _ok(answer)
+            self._remember_ethics(raw, token, result, codes, body, hit is not None)
+        return body, 200, JSON_TYPE
 
-    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str]) -> None:
-        """Remember the evaluation of the body ``raw`` (see :meth:`ethics`), with its answer
-        cut around the time; not if the answer does not cut exactly."""
-        cut = _ETHICS_HOLES.cut(_dumps(_ethics_answer(result, codes, None, _ETHICS_HOLES.mark["ms"])))
-        if cut is None:  # pragma: no cover - a reason containing the marker
+    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str], body: bytes,
+                         seen: bool) -> None:
+        """Remember the evaluation of the request body ``raw`` (see :meth:`ethics`), with its
+        answer ``body`` cut around the time; a body seen for the first time (not ``seen``)
+        is only marked as seen (an empty tuple), so that a stream of distinct bodies costs
+        one dict entry each, not the remembering.  The answer's keys are fixed and every string
+        in it is JSON-encoded (its quotes escaped), so ``,"evaluation_time_ms":`` occurs
+        once, as the key; the cut is checked to give ``body`` back all the same."""
+        memo = self._ethics_memo
+        if len(memo) >= self.ETHICS_MEMO_MAX:
+            memo.clear()
+        if not seen:
+            memo[raw] = ()
+            return
+        at = body.rfind(_ETHICS_MS_KEY) + len(_ETHICS_MS_KEY)
+        head, tail = body[:at], _ETHICS_TAIL
+        if head + _dumps(result.evaluation_time_ms) + tail != body:  # pragma: no cover - (see above)
             return
         triggered = tuple(result.triggered_rules)
         outcome = (result.action, triggered, tuple(result.reasons), tuple(result.triggered_rule_ids),
                    tuple((r.name, r.action._value_) for r in triggered))
-        memo = self._ethics_memo
-        if len(memo) >= self.ETHICS_MEMO_MAX:
-            memo.clear()
-        memo[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), *cut)
+        memo[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), head, tail)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
