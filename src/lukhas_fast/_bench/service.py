@@ -42,7 +42,7 @@ from lukhas_fast._bench.core import Row, measurement
 from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
 CONNECTIONS = 32
-ROUNDS = 3
+ROUNDS = 5  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 5, interleaved)
 
 
 @dataclass(frozen=True)
