@@ -224,12 +224,40 @@ def test_workers_share_redis_state_and_match_one_monitor(store, tmp_path):
         assert "each worker keeps its own" not in fh.read()
 
 
+def _children(pid):
+    """The pids of the live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_workers_restart_crashed_ones_and_stop_gracefully(tmp_path):
     log = str(tmp_path / "serve.log")
     svc = ServiceProcess(["--workers", "2", "--fps", "10"], log=log).start()
     try:
         seen = _workers_seen(svc.base, 2)
         assert set(seen) == {0, 1}
+        # the worker's offload processes (started in the background) must not outlive it
+        end = time.monotonic() + 60
+        while not _children(seen[0]):
+            assert time.monotonic() < end, "worker 0 started no offload processes"
+            time.sleep(0.2)
+        orphans = _children(seen[0])
         os.kill(seen[0], signal.SIGKILL)
         end = time.monotonic() + 60  # (a restart imports everything anew: slow under ASan on a busy machine)
         while True:
@@ -238,6 +266,10 @@ def test_workers_restart_crashed_ones_and_stop_gracefully(tmp_path):
                 break
             assert time.monotonic() < end, "worker 0 was not restarted"
         pids = set(now.values())
+        end = time.monotonic() + 30
+        while any(_alive(pid) for pid in orphans):
+            assert time.monotonic() < end, f"offload processes of the killed worker outlived it: {orphans}"
+            time.sleep(0.2)
     finally:
         rc = svc.stop()
     assert rc == 0

@@ -83,14 +83,19 @@ def bind_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the worker gets SIGTERM if the supervisor dies (no orphaned workers)."""
+def _die_with_parent(parent: Optional[int] = None) -> None:  # pragma: no cover - runs in a child process
+    """Linux: this process gets SIGTERM when the thread that started it exits (no orphaned
+    workers; a supervisor, or a service worker for its offload pool, that is killed
+    cannot stop its children itself).  ``parent``: the parent's pid, checked after the
+    request, in case the parent died before it (the signal would then never come)."""
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:

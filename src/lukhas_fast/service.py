@@ -38,6 +38,7 @@ import os
 import platform
 import re
 import socket
+import sys
 import time
 import types
 import multiprocessing
@@ -56,7 +57,7 @@ from lukhas_fast import drift as _drift
 from lukhas_fast._backend import backend_info
 from lukhas_fast._drift_py import ema_gauge as _drift_ema_gauge
 from lukhas_fast._reqmetrics import RequestMetrics
-from lukhas_fast._workers import worker_info
+from lukhas_fast._workers import _die_with_parent, worker_info
 from lukhas_fast.clock import Ticker
 from lukhas_fast.drift import LANE_CFG, DriftMonitor
 from lukhas_fast.ethics import EthicsEngine, get_ethics_engine
@@ -680,13 +681,16 @@ _ETHICS_TAIL = b',"safety_tags":null}'
 _worker_enricher: Optional[SafetyTagEnricher] = None
 
 
-def _worker_init() -> None:
+def _worker_init(parent: Optional[int] = None) -> None:
     """Offload workers run at a lower CPU priority (nice +10) than the event loop, so on a busy
-    machine the loop keeps answering while large plans are being enriched."""
+    machine the loop keeps answering while large plans are being enriched; on Linux they
+    exit with the service process ``parent`` that started them, even one that was killed."""
     try:
         os.nice(10)
     except (AttributeError, OSError):  # pragma: no cover - no nice() (Windows) or not permitted
         pass
+    if parent is not None and sys.platform.startswith("linux"):
+        _die_with_parent(parent)
 
 
 def _worker_ready() -> bool:
@@ -1041,7 +1045,7 @@ class Service:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.config.offload_workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init)
+                                             initializer=_worker_init, initargs=(os.getpid(),))
         return self._pool
 
     def offload_workers_alive(self) -> int:
