@@ -330,3 +330,32 @@ async def test_drift_route_bin_vector_errors_are_unchanged(aiohttp_client):
         r = await client.post("/drift/analyze", data=raw, headers={"Content-Type": "application/msgpack"})
         body = await r.json()
         assert r.status == 400 and body["field"] == field and match in body["error"], body
+
+
+def test_float_arrays_mixing_widths_and_cut_anywhere_are_read_exactly():
+    """The C reader's all-float64 run (one bound check for the array) hands over to the
+    element-by-element loop at the first float32 element or near the end of the body:
+    mixed arrays read exactly, and every truncation is refused (None), never misread."""
+    import random
+    import struct
+
+    c = pytest.importorskip("lukhas_fast._drift_c")
+    rng = random.Random(5)
+    for trial in range(60):
+        n = rng.randint(1, 40)
+        xs, items = [], []
+        for _ in range(n):
+            x = rng.uniform(-1e3, 1e3)
+            if rng.random() < (0.0 if trial % 3 == 0 else 0.2):
+                x = struct.unpack(">f", struct.pack(">f", x))[0]
+                items.append(b"\xca" + struct.pack(">f", x))
+            else:
+                items.append(b"\xcb" + struct.pack(">d", x))
+            xs.append(x)
+        arr = (bytes([0x90 | n]) if n < 16 else b"\xdc" + struct.pack(">H", n)) + b"".join(items)
+        raw = b"\x82\xa6intent" + arr + b"\xa6action" + arr
+        got = c.loads_msgpack_vectors(raw)
+        for k in ("intent", "action"):
+            assert got[k].dtype == np.float64 and got[k].tolist() == xs
+        for cut in range(len(raw)):
+            assert c.loads_msgpack_vectors(raw[:cut]) is None

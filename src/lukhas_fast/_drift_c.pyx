@@ -1007,6 +1007,13 @@ cdef object _mp_text(const unsigned char *p, Py_ssize_t n):
     return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
 
 
+cdef extern from *:
+    """
+    #define lk_bswap64(x) __builtin_bswap64(x)
+    """
+    uint64_t _bswap64 "lk_bswap64" (uint64_t) nogil
+
+
 cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t count,
                             Py_ssize_t *end):
     """A msgpack array of ``count`` float64/float32 elements starting at p[i] as a fresh
@@ -1022,8 +1029,16 @@ cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, 
     arr = _np_empty(count, _f64)
     PyObject_GetBuffer(arr, &out, PyBUF_SIMPLE | PyBUF_WRITABLE)
     dst = <double *>out.buf
+    k = 0
     try:
-        for k in range(count):
+        if count <= (n - i) // 9:  # room for all-float64 elements (the usual array): one bound check
+            while k < count and p[i] == 0xCB:
+                memcpy(&u, p + i + 1, 8)
+                u = _bswap64(u)
+                memcpy(&dst[k], &u, 8)
+                i += 9
+                k += 1
+        while k < count:  # the rest (float32 elements, or short of room): checked one by one
             if i >= n:
                 return None
             t = p[i]
@@ -1041,6 +1056,7 @@ cdef object _mp_float_array(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, 
                 i += 5
             else:
                 return None
+            k += 1
     finally:
         PyBuffer_Release(&out)
     end[0] = i
