@@ -329,8 +329,15 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     Linear time, no recursion: brackets are counted first (a body with at
     most ``limit`` of them cannot be deeper, the usual case, two ``memchr``
     passes); otherwise string literals are removed, the brackets kept, and the
-    running depth is a cumulative sum in numpy.
+    running depth is a cumulative sum in numpy.  The pure-Python oracle of the
+    C tier's scanner (``csrc/jsondepth.c``), which :func:`decode_json` uses when
+    the drift family runs on its C tier.  TypeError if ``limit`` is not an int,
+    ValueError if it is negative.
     """
+    if not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
     if len(raw) <= 2 * limit + 1:  # each level takes an opening and a closing byte
         return False
     if raw.count(b"[") + raw.count(b"{") <= limit:
@@ -341,13 +348,17 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return bool(a.size) and int(np.cumsum(steps).max()) > limit
 
 
+# the C tier's one-pass scanner (the same answer on valid JSON, tests/test_jsondepth.py)
+_depth_exceeds: Callable[[bytes, int], bool] = getattr(_drift._impl, "json_depth_exceeds", json_depth_exceeds)
+
+
 def decode_json(raw: bytes, config: ServiceConfig) -> Any:
     """JSON body -> object; malformed or nested deeper than ``config.max_depth``: :class:`BadRequest`."""
     try:
         data = _loads(raw)
     except _DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", "body") from None
-    if json_depth_exceeds(raw, config.max_depth):
+    if _depth_exceeds(raw, config.max_depth):
         raise BadRequest(f"JSON nested deeper than {config.max_depth} levels", "body")
     return data
 
