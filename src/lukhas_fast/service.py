@@ -69,6 +69,8 @@ try:
     def _dumps(obj: Any) -> bytes:
         return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
 
+    #: a float or an int (``_dumps`` without its options: the same bytes for these)
+    _dumps_scalar: Callable[[Any], bytes] = orjson.dumps
     _loads = orjson.loads
     _DecodeError: Tuple[type, ...] = (orjson.JSONDecodeError,)
 except ImportError:  # pragma: no cover - orjson is in the service extra
@@ -77,6 +79,7 @@ except ImportError:  # pragma: no cover - orjson is in the service extra
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=str).encode()
 
+    _dumps_scalar = _dumps
     _loads = json.loads
     _DecodeError = (ValueError, RecursionError)
 
@@ -532,13 +535,17 @@ class DriftStore:
 
     A store whose operations never wait (no I/O) may also offer them as plain
     functions, ``update_now`` and ``lane_state_now`` (same arguments, results and
-    errors); the service then calls those, saving a coroutine per request.
+    errors), and ``ema_now(lane)`` (``lane_state_now(lane)["ema"]`` alone); the
+    service then calls those, saving a coroutine per request.
     """
 
     #: ``update`` without the coroutine (None: the store has none)
     update_now: Optional[Callable[[str, Any, Any], Dict[str, Any]]] = None
     #: ``lane_state`` without the coroutine (None: the store has none)
     lane_state_now: Optional[Callable[[str], Dict[str, Any]]] = None
+    #: the lane's EMA (``lane_state_now(lane)["ema"]``) without the coroutine or the dict
+    #: (None: the store has none)
+    ema_now: Optional[Callable[[str], float]] = None
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         """``DriftMonitor(lane).update(intent, action)`` on the lane's monitor."""
@@ -579,6 +586,11 @@ class LocalDriftStore(DriftStore):
         if m is None:
             return {"lane": lane, "ema": 0.0, "n": 0, "total_analyses": 0}
         return {"lane": lane, "ema": m.ema, "n": m._window_len, "total_analyses": self.totals[lane]}
+
+    def ema_now(self, lane: str) -> float:  # type: ignore[override]
+        """``lane_state_now(lane)["ema"]``: the lane's EMA (0.0 if never updated)."""
+        m = self.monitors.get(lane)
+        return 0.0 if m is None else m.ema
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         return self.update_now(lane, intent, action)
@@ -678,6 +690,29 @@ def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> by
 
 
 _HIT_CTX_JSON = _dumps({"cache_hit": True})
+
+
+def _health_answer(key: Tuple[Any, ...], score: Dict[str, float], uptime: Any) -> Dict[str, Any]:
+    """The ``GET /health`` answer object (``key`` as in :meth:`Service.health`)."""
+    ticker_state, ready, running, tick_count = key[0], key[5], key[6], key[7]
+    healthy = ready and (ticker_state == "running" or ticker_state == "disabled")
+    return {
+        # the guide's fields
+        "status": "healthy" if healthy else "unhealthy",
+        "uptime_seconds": uptime,
+        "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
+                       "safety_enricher": "operational", "ethics_engine": "operational",
+                       "service": "ready" if ready else "not_ready"},
+        "metrics": {"consciousness_health": score["score"], "health_factors": score},
+        # ours
+        "uptime_s": uptime,
+        "ticker_running": running,
+        "tick_count": tick_count,
+    }
+
+
+# The GET /health answer with holes for the uptime (twice).
+_HEALTH_HOLES = _Holes("up", "up")
 _MISSING = object()
 
 
@@ -743,6 +778,7 @@ class Service:
         # a store that never waits offers its operations as plain functions (see DriftStore)
         self._update_now = getattr(drift_store, "update_now", None)
         self._lane_state_now = getattr(drift_store, "lane_state_now", None)
+        self._ema_now = getattr(drift_store, "ema_now", None)
         self.default_lane = config.default_lane.lower()
         # msgpack answers; one packer serves the service's event loop (not thread-safe)
         self._pack: Callable[[Any], bytes] = _msgvec.new_packer().pack if _msgvec.AVAILABLE else _msgvec.dumps
@@ -789,6 +825,8 @@ class Service:
         cfg = LANE_CFG[self.default_lane]
         self._warn, self._block = cfg.warn_threshold, cfg.block_threshold
         self._health_score: Optional[float] = None  # the last computed score (published at flush)
+        # GET /health: (key, score, pieces, status) of the last answer (see health())
+        self._health_last: Optional[Tuple[Any, float, Optional[Tuple[bytes, ...]], int]] = None
 
     # -- metrics helpers ----------------------------------------------------------------
     def _publish_drift_gauges(self) -> None:
@@ -877,25 +915,39 @@ class Service:
     async def health(self, request: web.Request) -> Answer:
         # only what the score needs (live_state also collects the ticker's and ring's full statistics)
         ticker_state, measured = self.ticker_status()
-        lane_state_now = self._lane_state_now  # (the in-process store: no coroutine)
-        lane = (lane_state_now(self.default_lane) if lane_state_now is not None
-                else await self.drift_store.lane_state(self.default_lane))
-        score = self._factors(ticker_state, measured, lane["ema"], self.ring.get_backpressure_stats()["drop_rate"])
-        healthy = self.ready and (ticker_state == "running" or ticker_state == "disabled")
-        now = time.time()
-        return _ok({
-            # the guide's fields
-            "status": "healthy" if healthy else "unhealthy",
-            "uptime_seconds": now - self.started,
-            "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
-                           "safety_enricher": "operational", "ethics_engine": "operational",
-                           "service": "ready" if self.ready else "not_ready"},
-            "metrics": {"consciousness_health": score["score"], "health_factors": score},
-            # ours
-            "uptime_s": now - self.started,
-            "ticker_running": self.ticker.running,
-            "tick_count": self.ticker.tick_count,
-        }, status=200 if healthy else 503)
+        ema_now = self._ema_now  # (the in-process store: no coroutine, no dict)
+        if ema_now is not None:
+            ema = ema_now(self.default_lane)
+        else:
+            ema = (await self._lane_state(self.default_lane))["ema"]
+        ticker = self.ticker
+        # Everything in the answer but the uptime (twice) is a function of this key, which
+        # changes only with a tick, a drift threshold crossing, a drop or a change of state:
+        # between those, the answer is the pieces cut from the last whole encoding, joined
+        # with the uptime.
+        key = (ticker_state, measured, ema < self._warn, ema < self._block, self.ring.drop_rate, self.ready,
+               ticker.running, ticker.tick_count)
+        last = self._health_last
+        if last is None or last[0] != key:
+            last = self._health_last = self._health_render(key, ema)
+        self._health_score = last[1]  # (as _factors sets it)
+        up = time.time() - self.started
+        parts = last[2]
+        if parts is None:  # the pieces did not cut: the whole answer
+            return _ok(_health_answer(key, self._factors(ticker_state, measured, ema, key[4]), up), status=last[3])
+        u = _dumps_scalar(up)
+        return b"".join((parts[0], u, parts[1], u, parts[2])), last[3], JSON_TYPE
+
+    def _health_render(self, key: Tuple[Any, ...], ema: float) -> Tuple[Any, float, Optional[Tuple[bytes, ...]], int]:
+        """``(key, score, pieces, status)`` of the ``GET /health`` answer for ``key`` (see
+        :meth:`health`): the pieces around the uptime (twice), or None if they do not cut
+        (the answer is then encoded whole each time)."""
+        ticker_state, measured = key[0], key[1]
+        score = self._factors(ticker_state, measured, ema, key[4])
+        m = _HEALTH_HOLES.mark
+        parts = _HEALTH_HOLES.cut(_dumps(_health_answer(key, score, m["up"])))
+        healthy = key[5] and (ticker_state == "running" or ticker_state == "disabled")
+        return key, score["score"], parts, 200 if healthy else 503
 
     async def livez(self, request: web.Request) -> Answer:
         return _ok({"status": "alive"})
