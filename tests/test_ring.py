@@ -157,7 +157,7 @@ def test_trace_skip_nth(ring_impl):
     assert st["decimation_events"] == 2
     assert st["utilization"] == 0.6
     assert st["last_decimation_utilization"] == 0.6
-    assert st["total_pushes"] == 10 and st["drop_rate"] == 0.3
+    assert st["total_pushes"] == 10 and st["drop_rate"] == 0.3 and dr.drop_rate == 0.3
     assert st["capacity"] == 5 and st["current_size"] == 3
     assert st["pressure_threshold"] == 0.6 and st["decimation_factor"] == 2
     assert st["decimation_strategy"] == "skip_nth"
@@ -212,7 +212,7 @@ def test_reset_stats_keeps_contents(ring_impl):
     assert list(dr) == contents
     st = dr.get_backpressure_stats()
     assert (st["total_pushes"], st["total_drops"], st["decimation_events"]) == (0, 0, 0)
-    assert st["last_decimation_utilization"] == 0.0 and st["drop_rate"] == 0.0
+    assert st["last_decimation_utilization"] == 0.0 and st["drop_rate"] == 0.0 and dr.drop_rate == 0.0
 
 
 def test_decimation_needs_two_items(ring_impl):

@@ -27,7 +27,9 @@ op = st.one_of(
 
 
 def _state(r):
-    return list(r), len(r), r.utilization, r.get_backpressure_stats()
+    stats = r.get_backpressure_stats()
+    assert r.drop_rate == stats["drop_rate"]  # the accessor is the stats' value, on every tier
+    return list(r), len(r), r.utilization, stats, r.drop_rate
 
 
 def _apply(r, o, counter):

@@ -34,7 +34,7 @@ from lukhas_fast import _metrics
 
 __all__ = ["DriftConfig", "LANE_CFG", "DriftMonitor", "_cosine", "cosine_similarity",
            "cosine_similarity_batch", "backend_details", "loads_vectors", "loads_msgpack_fields",
-           "loads_msgpack_vectors"]
+           "loads_msgpack_vectors", "json_depth_exceeds"]
 
 
 cdef extern from "drift.h" nogil:
@@ -747,6 +747,60 @@ cdef object _loads_vectors(data, lk_jv_isa isa, int flags):
         lk_jv_free(&doc)
         if has_view:
             PyBuffer_Release(&view)
+
+
+# --- request bodies: JSON nesting depth (csrc/jsondepth.c) ---------------------------
+
+cdef extern from "jsondepth.h" nogil:
+    int lk_json_depth_exceeds(const char *p, size_t n, size_t limit)
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+
+def json_depth_exceeds(raw, limit):
+    """json_depth_exceeds(raw, limit) -> bool
+
+    True if the *valid* JSON text ``raw`` (``bytes`` or any contiguous
+    buffer) nests arrays/objects more than ``limit`` levels deep; brackets
+    inside strings do not count.  The C tier of
+    :func:`lukhas_fast.service.json_depth_exceeds` (the pure-Python oracle),
+    with the same result on valid JSON; for other text the answer is
+    unspecified.  One pass in C: linear time, constant memory, no recursion
+    (bodies of 64 KiB and more are scanned with the GIL released).
+
+    Raises TypeError if ``limit`` is not an int, ValueError if it is negative.
+    """
+    cdef Py_buffer view
+    cdef const char *p
+    cdef Py_ssize_t n
+    cdef Py_ssize_t lim_s
+    cdef size_t lim
+    cdef int rc
+    if type(limit) is not int and not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+    try:
+        lim_s = limit
+    except OverflowError:  # beyond Py_ssize_t: as good as no limit (no text is that long)
+        lim_s = -1 if limit < 0 else PY_SSIZE_T_MAX
+    if lim_s < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    lim = <size_t>lim_s
+    if type(raw) is bytes:  # immutable: no buffer export needed
+        p = PyBytes_AS_STRING(raw)
+        n = PyBytes_GET_SIZE(raw)
+        if n < 65536:
+            return lk_json_depth_exceeds(p, <size_t>n, lim) != 0
+        with nogil:
+            rc = lk_json_depth_exceeds(p, <size_t>n, lim)
+        return rc != 0
+    PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            rc = lk_json_depth_exceeds(<const char *>view.buf, <size_t>view.len, lim)
+    finally:
+        PyBuffer_Release(&view)
+    return rc != 0
 
 
 cdef inline Py_ssize_t _mp_str(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t *length) noexcept:

@@ -553,6 +553,13 @@ cdef class DecimatingRing(Ring):
             "last_decimation_utilization": self.last_decimation_utilization,
         }
 
+    @property
+    def drop_rate(self):
+        """Pushes dropped so far as a share of all pushes: ``drops_total / max(1, push_count)``
+        (``get_backpressure_stats()["drop_rate"]`` without building the dict)."""
+        cdef Py_ssize_t pushes = self.push_count
+        return <double>self.drops_total / <double>(pushes if pushes > 1 else 1)
+
     def reset_stats(self):
         """Zero the counters; the contents are untouched."""
         self.drops_total = 0

@@ -338,6 +338,12 @@ class DecimatingRing(Ring):
             "last_decimation_utilization": self.last_decimation_utilization,
         }
 
+    @property
+    def drop_rate(self) -> float:
+        """Pushes dropped so far as a share of all pushes: ``drops_total / max(1, push_count)``
+        (``get_backpressure_stats()["drop_rate"]`` without building the dict)."""
+        return self.drops_total / max(1, self.push_count)
+
     def reset_stats(self) -> None:
         """Zero the counters; the contents are untouched."""
         self.drops_total = 0

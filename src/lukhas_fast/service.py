@@ -70,6 +70,8 @@ try:
     def _dumps(obj: Any) -> bytes:
         return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
 
+    #: a float or an int (``_dumps`` without its options: the same bytes for these)
+    _dumps_scalar: Callable[[Any], bytes] = orjson.dumps
     _loads = orjson.loads
     _DecodeError: Tuple[type, ...] = (orjson.JSONDecodeError,)
 except ImportError:  # pragma: no cover - orjson is in the service extra
@@ -78,6 +80,7 @@ except ImportError:  # pragma: no cover - orjson is in the service extra
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=str).encode()
 
+    _dumps_scalar = _dumps
     _loads = json.loads
     _DecodeError = (ValueError, RecursionError)
 
@@ -330,8 +333,15 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     Linear time, no recursion: brackets are counted first (a body with at
     most ``limit`` of them cannot be deeper, the usual case, two ``memchr``
     passes); otherwise string literals are removed, the brackets kept, and the
-    running depth is a cumulative sum in numpy.
+    running depth is a cumulative sum in numpy.  The pure-Python oracle of the
+    C tier's scanner (``csrc/jsondepth.c``), which :func:`decode_json` uses when
+    the drift family runs on its C tier.  TypeError if ``limit`` is not an int,
+    ValueError if it is negative.
     """
+    if not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
     if len(raw) <= 2 * limit + 1:  # each level takes an opening and a closing byte
         return False
     if raw.count(b"[") + raw.count(b"{") <= limit:
@@ -342,13 +352,17 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return bool(a.size) and int(np.cumsum(steps).max()) > limit
 
 
+# the C tier's one-pass scanner (the same answer on valid JSON, tests/test_jsondepth.py)
+_depth_exceeds: Callable[[bytes, int], bool] = getattr(_drift._impl, "json_depth_exceeds", json_depth_exceeds)
+
+
 def decode_json(raw: bytes, config: ServiceConfig) -> Any:
     """JSON body -> object; malformed or nested deeper than ``config.max_depth``: :class:`BadRequest`."""
     try:
         data = _loads(raw)
     except _DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", "body") from None
-    if json_depth_exceeds(raw, config.max_depth):
+    if _depth_exceeds(raw, config.max_depth):
         raise BadRequest(f"JSON nested deeper than {config.max_depth} levels", "body")
     return data
 
@@ -522,13 +536,17 @@ class DriftStore:
 
     A store whose operations never wait (no I/O) may also offer them as plain
     functions, ``update_now`` and ``lane_state_now`` (same arguments, results and
-    errors); the service then calls those, saving a coroutine per request.
+    errors), and ``ema_now(lane)`` (``lane_state_now(lane)["ema"]`` alone); the
+    service then calls those, saving a coroutine per request.
     """
 
     #: ``update`` without the coroutine (None: the store has none)
     update_now: Optional[Callable[[str, Any, Any], Dict[str, Any]]] = None
     #: ``lane_state`` without the coroutine (None: the store has none)
     lane_state_now: Optional[Callable[[str], Dict[str, Any]]] = None
+    #: the lane's EMA (``lane_state_now(lane)["ema"]``) without the coroutine or the dict
+    #: (None: the store has none)
+    ema_now: Optional[Callable[[str], float]] = None
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         """``DriftMonitor(lane).update(intent, action)`` on the lane's monitor."""
@@ -569,6 +587,11 @@ class LocalDriftStore(DriftStore):
         if m is None:
             return {"lane": lane, "ema": 0.0, "n": 0, "total_analyses": 0}
         return {"lane": lane, "ema": m.ema, "n": m._window_len, "total_analyses": self.totals[lane]}
+
+    def ema_now(self, lane: str) -> float:  # type: ignore[override]
+        """``lane_state_now(lane)["ema"]``: the lane's EMA (0.0 if never updated)."""
+        m = self.monitors.get(lane)
+        return 0.0 if m is None else m.ema
 
     async def update(self, lane: str, intent: Any, action: Any) -> Dict[str, Any]:
         return self.update_now(lane, intent, action)
@@ -670,6 +693,29 @@ def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> by
 _HIT_CTX_JSON = _dumps({"cache_hit": True})
 
 
+def _health_answer(key: Tuple[Any, ...], score: Dict[str, float], uptime: Any) -> Dict[str, Any]:
+    """The ``GET /health`` answer object (``key`` as in :meth:`Service.health`)."""
+    ticker_state, ready, running, tick_count = key[0], key[5], key[6], key[7]
+    healthy = ready and (ticker_state == "running" or ticker_state == "disabled")
+    return {
+        # the guide's fields
+        "status": "healthy" if healthy else "unhealthy",
+        "uptime_seconds": uptime,
+        "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
+                       "safety_enricher": "operational", "ethics_engine": "operational",
+                       "service": "ready" if ready else "not_ready"},
+        "metrics": {"consciousness_health": score["score"], "health_factors": score},
+        # ours
+        "uptime_s": uptime,
+        "ticker_running": running,
+        "tick_count": tick_count,
+    }
+
+
+# The GET /health answer with holes for the uptime (twice).
+_HEALTH_HOLES = _Holes("up", "up")
+
+
 _MISSING = object()
 
 
@@ -743,6 +789,7 @@ class Service:
         # a store that never waits offers its operations as plain functions (see DriftStore)
         self._update_now = getattr(drift_store, "update_now", None)
         self._lane_state_now = getattr(drift_store, "lane_state_now", None)
+        self._ema_now = getattr(drift_store, "ema_now", None)
         self.default_lane = config.default_lane.lower()
         # msgpack answers; one packer serves the service's event loop (not thread-safe)
         self._pack: Callable[[Any], bytes] = _msgvec.new_packer().pack if _msgvec.AVAILABLE else _msgvec.dumps
@@ -791,6 +838,8 @@ class Service:
         cfg = LANE_CFG[self.default_lane]
         self._warn, self._block = cfg.warn_threshold, cfg.block_threshold
         self._health_score: Optional[float] = None  # the last computed score (published at flush)
+        # GET /health: (key, score, pieces, status) of the last answer (see health())
+        self._health_last: Optional[Tuple[Any, float, Optional[Tuple[bytes, ...]], int]] = None
 
     # -- metrics helpers ----------------------------------------------------------------
     def _publish_drift_gauges(self) -> None:
@@ -879,25 +928,39 @@ class Service:
     async def health(self, request: web.Request) -> Answer:
         # only what the score needs (live_state also collects the ticker's and ring's full statistics)
         ticker_state, measured = self.ticker_status()
-        lane_state_now = self._lane_state_now  # (the in-process store: no coroutine)
-        lane = (lane_state_now(self.default_lane) if lane_state_now is not None
-                else await self.drift_store.lane_state(self.default_lane))
-        score = self._factors(ticker_state, measured, lane["ema"], self.ring.get_backpressure_stats()["drop_rate"])
-        healthy = self.ready and (ticker_state == "running" or ticker_state == "disabled")
-        now = time.time()
-        return _ok({
-            # the guide's fields
-            "status": "healthy" if healthy else "unhealthy",
-            "uptime_seconds": now - self.started,
-            "components": {"consciousness_ticker": ticker_state, "drift_monitor": "active",
-                           "safety_enricher": "operational", "ethics_engine": "operational",
-                           "service": "ready" if self.ready else "not_ready"},
-            "metrics": {"consciousness_health": score["score"], "health_factors": score},
-            # ours
-            "uptime_s": now - self.started,
-            "ticker_running": self.ticker.running,
-            "tick_count": self.ticker.tick_count,
-        }, status=200 if healthy else 503)
+        ema_now = self._ema_now  # (the in-process store: no coroutine, no dict)
+        if ema_now is not None:
+            ema = ema_now(self.default_lane)
+        else:
+            ema = (await self._lane_state(self.default_lane))["ema"]
+        ticker = self.ticker
+        # Everything in the answer but the uptime (twice) is a function of this key, which
+        # changes only with a tick, a drift threshold crossing, a drop or a change of state:
+        # between those, the answer is the pieces cut from the last whole encoding, joined
+        # with the uptime.
+        key = (ticker_state, measured, ema < self._warn, ema < self._block, self.ring.drop_rate, self.ready,
+               ticker.running, ticker.tick_count)
+        last = self._health_last
+        if last is None or last[0] != key:
+            last = self._health_last = self._health_render(key, ema)
+        self._health_score = last[1]  # (as _factors sets it)
+        up = time.time() - self.started
+        parts = last[2]
+        if parts is None:  # the pieces did not cut: the whole answer
+            return _ok(_health_answer(key, self._factors(ticker_state, measured, ema, key[4]), up), status=last[3])
+        u = _dumps_scalar(up)
+        return b"".join((parts[0], u, parts[1], u, parts[2])), last[3], JSON_TYPE
+
+    def _health_render(self, key: Tuple[Any, ...], ema: float) -> Tuple[Any, float, Optional[Tuple[bytes, ...]], int]:
+        """``(key, score, pieces, status)`` of the ``GET /health`` answer for ``key`` (see
+        :meth:`health`): the pieces around the uptime (twice), or None if they do not cut
+        (the answer is then encoded whole each time)."""
+        ticker_state, measured = key[0], key[1]
+        score = self._factors(ticker_state, measured, ema, key[4])
+        m = _HEALTH_HOLES.mark
+        parts = _HEALTH_HOLES.cut(_dumps(_health_answer(key, score, m["up"])))
+        healthy = key[5] and (ticker_state == "running" or ticker_state == "disabled")
+        return key, score["score"], parts, 200 if healthy else 503
 
     async def livez(self, request: web.Request) -> Answer:
         return _ok({"status": "alive"})

@@ -8,6 +8,12 @@ number array a fresh 1-D float64 array whose values are bit-identical to
 (scalar, AVX2, AVX-512BW; forced with ``_loads_vectors_isa``), and each SIMD
 kernel with its four-at-a-time floating-point conversion off (``+exact``),
 must give the same answer.  See ``_harness.py`` for how to run it.
+
+The same body also goes through the service's other decode step, the JSON
+nesting-depth scan: ``json_depth_exceeds`` (C, ``csrc/jsondepth.c``) must
+never raise on any bytes, and whenever ``orjson`` accepts the body it must
+equal the pure-Python oracle (``lukhas_fast.service.json_depth_exceeds``), at
+limits around the parsed value's depth, and report at least that depth.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ with harness.instrumented():
     import orjson
 
     from lukhas_fast import _drift_c
+    from lukhas_fast.service import json_depth_exceeds as depth_oracle
 
 loads_vectors = _drift_c.loads_vectors
 KERNELS = _drift_c._json_kernels()
@@ -36,7 +43,38 @@ def _bits(xs):
     return [struct.pack("<d", float(x)) for x in xs]
 
 
+def _depth(obj) -> int:
+    best, stack = 0, [(obj, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            d += 1
+            best = max(best, d)
+            stack.extend((x, d) for x in (v.values() if isinstance(v, dict) else v))
+    return best
+
+
+def check_depth(data: bytes) -> None:
+    """The depth scan: total on any bytes; on valid JSON equal to the oracle and the parsed depth."""
+    limits = (0, 1, 2, 3, 64)
+    got = [_drift_c.json_depth_exceeds(data, lim) for lim in limits]
+    assert all(type(g) is bool for g in got), got
+    assert [_drift_c.json_depth_exceeds(bytearray(data), lim) for lim in limits] == got, "bytes and bytearray disagree"
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    # (the text's depth: a duplicate key's earlier value still counts, though the parsed
+    # value has dropped it, so the parsed depth is only a lower bound)
+    d = _depth(value)
+    for lim in sorted(set(limits) | {max(0, d - 1), d}):
+        c = _drift_c.json_depth_exceeds(data, lim)
+        assert c is depth_oracle(data, lim), ("depth: C vs oracle", lim, c)
+        assert c or d <= lim, ("depth: C vs the parsed value", lim, d)
+
+
 def one_input(data: bytes) -> None:
+    check_depth(data)
     got = loads_vectors(data)
     assert (loads_vectors(bytearray(data)) is None) == (got is None), "bytes and bytearray disagree"
     for kernel in KERNELS:
