@@ -706,13 +706,17 @@ LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *c
  *
  * The array loop of the SIMD kernel sets (jsonvec_fused.h) first checks and
  * folds each token (prep_*: the shape check of step 1, the '.' deleted as in
- * step 2, the fold of step 3 stopped at the four 8-digit groups A B C D),
- * then converts four tokens per AVX2 register in floating point, and sends
- * the rare lane whose result it cannot prove correctly rounded to the exact
+ * step 2, the fold of step 3 stopped at 4-digit groups, negated for a
+ * negative token), then finishes the fold of four tokens together (two per
+ * pack: the 8-digit groups A B C D of each, B C D as int32 vectors of four
+ * lanes), converts them per AVX2 register in floating point, and sends the
+ * rare lane whose result it cannot prove correctly rounded to the exact
  * integer kernels above (plain_avx2 / plain_avx512, else the general parser):
  *
- *   - m = B*10^16 + C*10^8 + D (A == 0, B < 1000: at most 19 significant
- *     digits) is formed exactly as a double-double h + l: B*10^16 and
+ *   - m = B*10^16 + C*10^8 + D (A == 0, |B| < 1000: at most 19 significant
+ *     digits; B, C, D of the token's sign, and all that follows is
+ *     symmetric in the sign, so the sign comes out by itself; a zero is
+ *     redone, -0.0 included) is formed exactly as a double-double h + l: B*10^16 and
  *     C*10^8 are exact doubles (B*5^16, C*5^8 < 2^53), and two Fast2Sums
  *     (the larger operand first, or a zero one) leave integer errors that
  *     add up exactly (|l| <= 2^10 + 1);

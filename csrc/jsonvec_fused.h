@@ -14,7 +14,8 @@
  * batches, as jsonvec_array.h does (elements cannot contain them), so that
  * no element's conversion waits for the previous element's end.  Pass 2
  * checks and folds four elements (LK_JV_FUSED_PREP), then converts them
- * together (fp4); a lane fp4 does not vouch for is redone by the exact
+ * together (fp4); a group whose inline digit check fails (prep's *acc) and
+ * a lane fp4 does not vouch for are redone by the exact
  * kernel, else by element_slow (whitespace other than one space after the
  * separator, exponents, other shapes), which rejects what is not exactly
  * one float token between optional whitespace.  Linear: every byte is
