@@ -14,7 +14,8 @@
  * batches, as jsonvec_array.h does (elements cannot contain them), so that
  * no element's conversion waits for the previous element's end.  Pass 2
  * checks and folds four elements (LK_JV_FUSED_PREP), then converts them
- * together (fp4); a lane fp4 does not vouch for is redone by the exact
+ * together (fp4); a group whose inline digit check fails (prep's *acc) and
+ * a lane fp4 does not vouch for are redone by the exact
  * kernel, else by element_slow (whitespace other than one space after the
  * separator, exponents, other shapes), which rejects what is not exactly
  * one float token between optional whitespace.  Linear: every byte is
@@ -25,38 +26,51 @@
 LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, const char *base, lk_jv_doc *doc,
                                            int fp_ok) {
     const char *seps[LK_JV_BATCH + 64];
-    int32_t rows[16] __attribute__((aligned(32))) = {0};
     const char *tok = *pp, *blk = *pp;
     const lk_jv_fp_consts *c = lk_jv_consts();
     const lk_jv_vregs v = LK_JV_VREGS(c);
     unsigned all = fp_ok ? 0u : 0xFu;
+    /* blk <= lim: 64 bytes readable at blk */
+    const uintptr_t lim = (uintptr_t)end >= 64 ? (uintptr_t)end - 64 : 0;
     for (;;) {
         size_t n = 0, i;
         int closed = 0;
         double *out;
         /* pass 1: separators up to the batch size or the closing ']' (as in
-         * jsonvec_array.h) */
-        while (n < LK_JV_BATCH && !closed) {
-            size_t left = (size_t)(end - blk), count, k;
-            uint64_t close, mask;
-            if (blk >= end)
-                return LK_JV_UNHANDLED; /* no closing ']' */
-            mask = left >= 64 ? LK_JV_FUSED_SEPS(blk, &close, &v) : sep_mask_tail(blk, left, &close);
+         * jsonvec_array.h).  Four slots are written per block whatever the
+         * count (tzcnt of 0 is 64: a slot past the count is never read),
+         * the rare fifth and later in a loop. */
+        while (n < LK_JV_BATCH) {
+            uint64_t close, mask, m;
+            size_t count, k;
+            if ((uintptr_t)blk <= lim) {
+                mask = LK_JV_FUSED_SEPS(blk, &close, &v);
+            } else {
+                if (blk >= end)
+                    return LK_JV_UNHANDLED; /* no closing ']' */
+                mask = sep_mask_tail(blk, (size_t)(end - blk), &close);
+            }
             if (close != 0) {
                 mask &= close ^ (close - 1);
                 closed = 1;
             }
             count = (size_t)__builtin_popcountll(mask);
-            for (k = 0; k < 4; k++) {
-                seps[n + k] = blk + __builtin_ctzll(mask | (uint64_t)1 << 63);
-                mask &= mask - 1;
-            }
-            for (k = n + 4; mask != 0; k++) {
-                seps[k] = blk + __builtin_ctzll(mask);
-                mask &= mask - 1;
+            seps[n] = blk + _tzcnt_u64(mask);
+            m = _blsr_u64(mask);
+            seps[n + 1] = blk + _tzcnt_u64(m);
+            m = _blsr_u64(m);
+            seps[n + 2] = blk + _tzcnt_u64(m);
+            m = _blsr_u64(m);
+            seps[n + 3] = blk + _tzcnt_u64(m);
+            m = _blsr_u64(m);
+            for (k = n + 4; m != 0; k++) {
+                seps[k] = blk + _tzcnt_u64(m);
+                m = _blsr_u64(m);
             }
             n += count;
             blk += 64;
+            if (closed)
+                break;
         }
         /* pass 2: the elements [tok, seps[i]), four at a time (fp4 writes
          * four slots: room for the last group's padding) */
@@ -69,30 +83,42 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
             tok = seps[i] + 1;
         }
         while (i < n) {
-            size_t k = n - i < 4 ? n - i : 4, j;
-            unsigned redo;
             const char *const *sp = seps + i;
-            LK_JV_FUSED_PREP(tok + (*tok == ' '), sp[0], rows, &v);
-            if (k == 4) { /* (the usual case, without the tests below) */
-                LK_JV_FUSED_PREP(sp[0] + 1 + (sp[0][1] == ' '), sp[1], rows + 4, &v);
-                LK_JV_FUSED_PREP(sp[1] + 1 + (sp[1][1] == ' '), sp[2], rows + 8, &v);
-                LK_JV_FUSED_PREP(sp[2] + 1 + (sp[2][1] == ' '), sp[3], rows + 12, &v);
-            } else { /* the array's last one to three elements */
-                rows[4] = rows[8] = rows[12] = LK_JV_FP_BAD;
+            size_t k = 4, j;
+            unsigned redo;
+            /* the fraction bytes' maximum over the group (above 9: the group
+             * is redone exactly) and the tokens' 10^-k table entries */
+            __m256i acc = _mm256_setzero_si256(), q0, q1, q2, q3;
+            __m128d w0, w1, w2, w3;
+            q0 = LK_JV_FUSED_PREP(tok - 1, sp[0], &v, c, &acc, &w0);
+            if (n - i >= 4) { /* (the usual case, without the tests below) */
+                q1 = LK_JV_FUSED_PREP(sp[0], sp[1], &v, c, &acc, &w1);
+                q2 = LK_JV_FUSED_PREP(sp[1], sp[2], &v, c, &acc, &w2);
+                q3 = LK_JV_FUSED_PREP(sp[2], sp[3], &v, c, &acc, &w3);
+            } else { /* the array's last one to three elements (the others: copies, ignored) */
+                k = n - i;
+                q1 = q2 = q3 = q0;
+                w1 = w2 = w3 = w0;
                 if (k > 1)
-                    LK_JV_FUSED_PREP(sp[0] + 1 + (sp[0][1] == ' '), sp[1], rows + 4, &v);
+                    q1 = LK_JV_FUSED_PREP(sp[0], sp[1], &v, c, &acc, &w1);
                 if (k > 2)
-                    LK_JV_FUSED_PREP(sp[1] + 1 + (sp[1][1] == ' '), sp[2], rows + 8, &v);
+                    q2 = LK_JV_FUSED_PREP(sp[1], sp[2], &v, c, &acc, &w2);
             }
-            redo = (fp4(rows, out + i, c) | all) & ((1u << k) - 1);
-            while (redo != 0) {
-                const char *t, *e;
-                j = (size_t)__builtin_ctz(redo);
-                redo &= redo - 1;
-                t = j == 0 ? tok : sp[j - 1] + 1;
-                e = sp[j];
-                if (!LK_JV_FUSED_PLAIN(t + (*t == ' '), e, out + i + j) && !element_slow(t, e, end, out + i + j))
-                    return LK_JV_UNHANDLED;
+            acc = _mm256_subs_epu8(acc, v.nines);
+            redo = fp4(q0, q1, q2, q3, w0, w1, w2, w3, out + i, c) | all;
+            if (!_mm256_testz_si256(acc, acc))
+                redo = 0xFu;
+            if (redo != 0) {
+                redo &= (1u << k) - 1;
+                while (redo != 0) {
+                    const char *t, *e;
+                    j = (size_t)__builtin_ctz(redo);
+                    redo &= redo - 1;
+                    t = j == 0 ? tok : sp[j - 1] + 1;
+                    e = sp[j];
+                    if (!LK_JV_FUSED_PLAIN(t + (*t == ' '), e, out + i + j) && !element_slow(t, e, end, out + i + j))
+                        return LK_JV_UNHANDLED;
+                }
             }
             i += k;
             tok = sp[k - 1] + 1;

@@ -529,6 +529,33 @@ def test_kernels_are_all_exercised():
             _drift_c._loads_vectors_isa(body, bad)
 
 
+def test_groups_mix_the_inline_shape_with_the_others():
+    """The SIMD kernels take [-]0.FFF tokens inline and every other token out of line,
+    four to a group, with the digits folded as signed groups and the digit check of
+    the inline ones made once per group: each other shape, and each malformed token,
+    at every lane of groups of one to nine elements (the last group short), with
+    both separators; kernels agree (their exact-only variants too) and match
+    json.loads, and a malformed token makes the whole body fall back."""
+    fill = ["0.6888437030500962", "-0.15885683833831", "0.02254944273721704", "-0.19013172509917142"]
+    others = ["-1.5", "12.25", "-123456.789", "0.0", "-0.0", "-0.000", "1e5", "-2.5E-3", "0." + "0" * 23 + "1",
+              "-0." + "0" * 22 + "12", "-9.999999999999999999", "-99.99999999999999999", "0.99999999999999999999",
+              "-0.12345678901234567890123", "-" + "9" * 19 + ".0", "0.5", "-0.5", "-0.9999999999999999999"]
+    bad = ["0.12a4", "0.1-2", "0.1.2", "-0.", "0.", "--0.5", "-+0.5", "0.5x", "00.5", "-", ".5", "0..5", "0.1 2"]
+    for tok in others + bad:
+        for n in range(1, 10):
+            for lane in range(n):
+                strs = [fill[(i + lane) % 4] for i in range(n)]
+                strs[lane] = tok
+                for sep in (", ", ","):
+                    if tok in others:
+                        handled = _check_against_json(strs, 40, sep)
+                        simple = "e" not in tok.lower() and len(tok.lstrip("-").replace(".", "").lstrip("0")) <= 19
+                        assert handled or not simple, (tok, n, lane)
+                    else:
+                        body = ('{"lane": "prod", "v": [' + sep.join(strs) + "]}").encode()
+                        assert loads_vectors(body) is None, (tok, n, lane)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_service_shaped_bodies(seed):
     """The service's own shape: 768-d vectors of json.dumps doubles (17 digits, a few

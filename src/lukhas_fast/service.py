@@ -1149,7 +1149,7 @@ class Service:
         raw = await self.body.read(request)
         headers = request.headers
         ctype = headers.get(_CONTENT_TYPE)
-        reader = False  # data from the one-call msgpack reader (its arrays are 1-D float32/float64)
+        reader = False  # data from a one-call reader (msgpack, or JSON's loads_vectors: 1-D float arrays)
         if ctype is not None and ctype != JSON_TYPE and (ctype == _MSGPACK or _scaleout.is_msgpack_type(ctype)):
             # bin vectors come back as views into the body
             data = _loads_msgpack_vectors(raw, False) if _loads_msgpack_vectors is not None else None
@@ -1160,6 +1160,7 @@ class Service:
                     raise BadRequest(f"expected a msgpack map, got {type(data).__name__}", "body")
         else:
             data = _loads_vectors(raw) if _loads_vectors is not None else None
+            reader = data is not None
             if data is None:  # not the fast parser's shape (or a non-C tier): the general decoder, same errors
                 data = self.body.decode(raw, request)
                 if not isinstance(data, dict):
@@ -1171,7 +1172,7 @@ class Service:
             raise BadRequest(f"field 'lane' must be one of {', '.join(LANE_CFG)}", "lane")
         intent = data.get("intent")
         action = data.get("action")
-        # the fast parsers' arrays pass _vector's checks unchanged (the msgpack reader's arrays and
+        # the fast parsers' arrays pass _vector's checks unchanged (the readers' arrays and
         # BinVectors are 1-D float vectors: only their lengths need a look); lists, aliases and
         # errors go through _vector
         if not ((type(intent) in _READER_VECTORS and type(action) in _READER_VECTORS
