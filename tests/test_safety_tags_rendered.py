@@ -285,7 +285,7 @@ def test_enrich_answer_bytes_match_the_whole_encoding(tags_impl, oracle, plan, c
         parts, ms, got_ctx = e.enrich_rendered(plan, ctx, service._render_enrich_tags)
         assert type(parts) is tuple and len(parts) == 5
         assert got_ctx["cache_hit"] is (i > 0)
-        assert service._enrich_body(parts, plan, ms, got_ctx) == service._dumps(
+        assert service._enrich_body(parts, service._dumps(plan), ms, got_ctx) == service._dumps(
             service._enrich_answer(plan, rows, ms, got_ctx))
 
 

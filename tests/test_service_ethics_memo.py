@@ -93,7 +93,7 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
             fires = tuple((r.name, r.action.value) for r in want.triggered_rules)
             assert rec.calls[calls:] == ([("fired", fires)] if fires else []) + [("evaluated", want.action.value)]
             # seen once: marked; twice: remembered; the third time answered from it
-            assert svc._ethics_memo[raw] == () if i == 0 else len(svc._ethics_memo[raw]) == 7
+            assert svc._ethics_memo.entries[raw] == () if i == 0 else len(svc._ethics_memo.entries[raw]) == 7
             assert len(evaluations) == (1, 2, 2)[i]
             if i:
                 assert entry["triggered_rules"] is not engine.evaluation_history[-2]["triggered_rules"]
@@ -106,7 +106,7 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
         assert all(isinstance(g["evaluation_time_ms"], float) for g in got)
         # the remembered answer's bytes are those of encoding it whole
         assert answers[2] == svcmod._dumps(got[2])
-    assert set(svc._ethics_memo) == seen
+    assert set(svc._ethics_memo.entries) == seen
 
 
 async def test_rule_changes_are_seen_at_once(aiohttp_client, monkeypatch):
@@ -135,16 +135,16 @@ async def test_what_is_never_remembered(aiohttp_client, monkeypatch):
     client, engine, svc = await _client(aiohttp_client, monkeypatch, RuleSet([plain, custom], metrics=False))
     assert engine.rule_set._memo_token() is None
     await _post(client, b'{"plan": {"action": "x"}}')
-    assert svc._ethics_memo == {}
+    assert svc._ethics_memo.entries == {}
     engine.rule_set = RuleSet([plain], metrics=False)
     await _post(client, b'{"plan": {"action": "x"}, "enrich": true}')  # enriched: the tags come from the enricher
     await _post(client, msgpack.packb({"plan": {"action": "x"}}), "application/msgpack")
-    big = json.dumps({"plan": {"action": "x", "pad": "p" * svc.ETHICS_MEMO_BODY}}).encode()
+    big = json.dumps({"plan": {"action": "x", "pad": "p" * svc._ethics_memo.max_body}}).encode()
     await _post(client, big)
-    assert svc._ethics_memo == {}
+    assert svc._ethics_memo.entries == {}
     raw = b'{"plan": {"action": "x"}}'
     await _post(client, raw)
-    assert list(svc._ethics_memo) == [raw]
+    assert list(svc._ethics_memo.entries) == [raw]
     # the same bytes sent as msgpack's media type are not a JSON body: decoded as such (400 here)
     r = await client.post("/ethics/evaluate", data=raw, headers={"Content-Type": "application/msgpack"})
     assert r.status == 400
@@ -152,7 +152,7 @@ async def test_what_is_never_remembered(aiohttp_client, monkeypatch):
 
 async def test_the_memo_is_bounded(aiohttp_client, monkeypatch):
     client, engine, svc = await _client(aiohttp_client, monkeypatch)
-    monkeypatch.setattr(svc, "ETHICS_MEMO_MAX", 4)
+    svc._ethics_memo.limit = 4
     for i in range(11):
         await _post(client, json.dumps({"plan": {"action": "read", "n": i}}).encode())
-        assert 1 <= len(svc._ethics_memo) <= 4
+        assert 1 <= len(svc._ethics_memo.entries) <= 4

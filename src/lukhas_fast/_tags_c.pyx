@@ -1836,6 +1836,32 @@ class SafetyTagEnricher(_py.SafetyTagEnricher):
 
     enrich_rendered.__doc__ = _py.SafetyTagEnricher.enrich_rendered.__doc__
 
+    def _rendered_key(self, plan, context):
+        """The cache key :meth:`enrich_rendered` looks ``(plan, context)`` up by (None
+        off the fast path, or without a cache): a caller that remembers it for the same
+        plan and context (the service, per request body) can ask :meth:`_rendered_hit`."""
+        if not self._fast_rendered or self.tag_cache is None or not isinstance(plan, dict):
+            return None
+        if not context:
+            context = {}
+        elif not isinstance(context, dict):
+            return None
+        return _cache_key(plan, context, True)
+
+    def _rendered_hit(self, key, render):
+        """:meth:`enrich_rendered` of the plan and context whose :meth:`_rendered_key`
+        is ``key``, when that is a cache hit: the same answer and the same counting as
+        the hit (``cache_hits``); None, with nothing counted, when the key is not cached
+        now (or this enricher is off its fast path): the caller then enriches."""
+        cdef double start = _now_ms()
+        cache = self.tag_cache
+        if not self._fast_rendered or not _ATOMIC_HITS or type(cache) is not _TagCache or type(key) is not bytes:
+            return None
+        node = (<_TagCache>cache).node(key)
+        if node is None:
+            return None
+        return _hit_view(self, <_TagCache>cache, <_Node>node, start, render)
+
 
     def preprocess_text(self, text):
         """The reference's normaliser (NFKC, zero-width removal, (at)/(dot), homoglyphs); ASCII fast path."""

@@ -683,14 +683,25 @@ def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[s
     return rows if parts is None else parts
 
 
-def _enrich_body(parts: Tuple[bytes, ...], plan: Any, ms: float, ctx: Any) -> bytes:
-    """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags` cut."""
+def _enrich_body(parts: Tuple[bytes, ...], plan_json: bytes, ms: float, ctx: Any) -> bytes:
+    """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags`
+    cut and ``plan_json`` = ``_dumps(plan)``."""
     t = _dumps(ms)
     c = _HIT_CTX_JSON if len(ctx) == 1 and ctx.get("cache_hit") is True else _dumps(ctx)  # (a hit's context)
-    return b"".join((parts[0], _dumps(plan), parts[1], t, parts[2], t, parts[3], c, parts[4]))
+    return b"".join((parts[0], plan_json, parts[1], t, parts[2], t, parts[3], c, parts[4]))
 
 
 _HIT_CTX_JSON = _dumps({"cache_hit": True})
+
+
+def _no_key(plan: Any, context: Any) -> None:
+    """An enricher without ``_rendered_key`` (another tier): nothing is remembered."""
+    return None
+
+
+def _no_hit(key: Any, render: Any) -> None:
+    """An enricher without ``_rendered_hit`` (replaced by another tier's): no hit."""
+    return None
 
 
 def _health_answer(key: Tuple[Any, ...], score: Dict[str, float], uptime: Any) -> Dict[str, Any]:
@@ -717,6 +728,35 @@ _HEALTH_HOLES = _Holes("up", "up")
 
 
 _MISSING = object()
+
+
+class _BodyMemo:
+    """Request body -> what a route remembers of it (``/ethics/evaluate``,
+    ``/safety/enrich``: see their handlers).  A body is remembered the second time it
+    is seen; a first sighting only marks it (an empty tuple), so that a stream of
+    distinct bodies costs one dict entry each and never the remembering.  At most
+    ``limit`` bodies of up to ``max_body`` bytes; all are forgotten when full (a
+    bounded memo with no per-request bookkeeping).  Event-loop use only."""
+
+    __slots__ = ("entries", "limit", "max_body")
+
+    def __init__(self, limit: int = 512, max_body: int = 4096) -> None:
+        self.entries: Dict[bytes, Tuple[Any, ...]] = {}
+        self.limit = limit
+        self.max_body = max_body
+
+    def admit(self, raw: bytes, seen: bool) -> bool:
+        """Whether to remember ``raw`` now (``seen``: it had an entry): only on a second
+        sighting; a first is marked.  False for a body over ``max_body``."""
+        if len(raw) > self.max_body:
+            return False
+        entries = self.entries
+        if len(entries) >= self.limit:
+            entries.clear()
+        if not seen:
+            entries[raw] = ()
+            return False
+        return True
 
 
 # A remembered /ethics/evaluate answer is cut after its time's key (Service._remember_ethics)
@@ -803,7 +843,9 @@ class Service:
         self.enricher = SafetyTagEnricher(enable_caching=True)
         self.engine = get_ethics_engine()
         #: /ethics/evaluate: request body -> its remembered evaluation (see Service.ethics)
-        self._ethics_memo: Dict[bytes, Tuple[Any, ...]] = {}
+        self._ethics_memo = _BodyMemo()
+        #: /safety/enrich: request body -> (the enricher's cache key, the plan's JSON) (see Service.safety)
+        self._enrich_memo = _BodyMemo()
         self.frames_submitted = 0
         self._ticker_task: Optional[asyncio.Task] = None
         self._pool: Optional[ProcessPoolExecutor] = None
@@ -1124,7 +1166,25 @@ class Service:
         await asyncio.gather(*(loop.run_in_executor(pool, _worker_ready) for _ in range(self.config.offload_workers)))
 
     async def safety(self, request: web.Request) -> Answer:
+        """``POST /safety/enrich``.
+
+        A JSON body of at most ``offload_bytes`` whose enrichment was a cache hit of the
+        enricher's fast path is remembered when seen twice (:class:`_BodyMemo`) as the
+        enricher's cache key and the plan's JSON: a repeat then asks the enricher for that
+        key (``_rendered_hit``: the same answer and the same counting as the hit) without
+        decoding the body or building the key again.  When the key is no longer cached
+        (evicted, cleared by ``add_detector`` ...), the request takes the whole path."""
         raw = await self.body.read(request)
+        enricher = self.enricher
+        hit = self._enrich_memo.entries.get(raw)
+        if hit and DECODERS.get(_media_type(request), decode_json) is decode_json:
+            key, plan_json = hit
+            got = getattr(enricher, "_rendered_hit", _no_hit)(key, _render_enrich_tags)
+            if got is not None:
+                parts, ms, ctx = got
+                if type(parts) is tuple:
+                    return _enrich_body(parts, plan_json, ms, ctx), 200, JSON_TYPE
+                return _ok(_enrich_answer(_loads(plan_json), parts, ms, ctx))  # (tags that do not cut: never in practice)
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
@@ -1137,9 +1197,15 @@ class Service:
             context = _object(data, "context", required=False)
         if len(raw) <= self.config.offload_bytes:  # (_enrich's usual case, without its coroutine)
             # the answer's tag part comes pre-encoded (kept with a cache hit's entry)
-            parts, ms, ctx = self.enricher.enrich_rendered(plan, context, _render_enrich_tags)
+            parts, ms, ctx = enricher.enrich_rendered(plan, context, _render_enrich_tags)
             if type(parts) is tuple:
-                return _enrich_body(parts, plan, ms, ctx), 200, JSON_TYPE
+                plan_json = _dumps(plan)
+                if (ctx.get("cache_hit") is True and DECODERS.get(_media_type(request), decode_json) is decode_json
+                        and self._enrich_memo.admit(raw, hit is not None)):
+                    key = getattr(enricher, "_rendered_key", _no_key)(plan, context)
+                    if key is not None:
+                        self._enrich_memo.entries[raw] = (key, plan_json)
+                return _enrich_body(parts, plan_json, ms, ctx), 200, JSON_TYPE
             rows = parts  # (tags that do not cut at the markers: never in practice)
         else:
             rows, ms, ctx = await self._enrich(plan, context, len(raw))
@@ -1203,15 +1269,11 @@ class Service:
             return (self._pack(result) if body is None else body), 200, _MSGPACK
         return _dumps(result), 200, JSON_TYPE
 
-    #: most request bodies the ethics route remembers, and the largest it remembers (bytes)
-    ETHICS_MEMO_MAX = 512
-    ETHICS_MEMO_BODY = 4096
-
     async def ethics(self, request: web.Request) -> Answer:
         """``POST /ethics/evaluate``.
 
-        The evaluation of a body seen twice is remembered (at most :attr:`ETHICS_MEMO_MAX`
-        bodies of up to :attr:`ETHICS_MEMO_BODY` bytes, all forgotten when full) when it is a
+        The evaluation of a body seen twice is remembered (:class:`_BodyMemo`: at most
+        512 bodies of up to 4 KB, all forgotten when full) when it is a
         JSON body without ``enrich``, the engine is a plain :class:`EthicsEngine` and its
         rule set is made of plain DSL rules: the result is then a function of the bytes
         alone (``RuleSet._memo_token``).  The same bytes again are answered from it,
@@ -1223,7 +1285,7 @@ class Service:
         plain = type(engine) is EthicsEngine and "evaluate_plan" not in engine.__dict__  # (else its own evaluate_plan)
         hit = None
         if plain:
-            hit = self._ethics_memo.get(raw)
+            hit = self._ethics_memo.entries.get(raw)
             if hit and DECODERS.get(_media_type(request), decode_json) is decode_json:
                 token, plan_hash, facts_hash, outcome, codes, head, tail = hit
                 ms = engine._replay_entry(token, plan_hash, facts_hash, outcome, codes)
@@ -1262,26 +1324,18 @@ class Service:
             "evaluation_time_ms": result.evaluation_time_ms,
             "safety_tags": plan.get("safety_tags") if enrich else None,
         })
-        if (token is not None and not enrich and len(raw) <= self.ETHICS_MEMO_BODY and result.facts_hash != "error"
+        if (token is not None and not enrich and result.facts_hash != "error"
                 and engine.rule_set._memo_token() is token
-                and DECODERS.get(_media_type(request), decode_json) is decode_json):
-            self._remember_ethics(raw, token, result, codes, body, hit is not None)
+                and DECODERS.get(_media_type(request), decode_json) is decode_json
+                and self._ethics_memo.admit(raw, hit is not None)):
+            self._remember_ethics(raw, token, result, codes, body)
         return body, 200, JSON_TYPE
 
-    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str], body: bytes,
-                         seen: bool) -> None:
+    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str], body: bytes) -> None:
         """Remember the evaluation of the request body ``raw`` (see :meth:`ethics`), with its
-        answer ``body`` cut around the time; a body seen for the first time (not ``seen``)
-        is only marked as seen (an empty tuple), so that a stream of distinct bodies costs
-        one dict entry each, not the remembering.  The answer's keys are fixed and every string
+        answer ``body`` cut around the time.  The answer's keys are fixed and every string
         in it is JSON-encoded (its quotes escaped), so ``,"evaluation_time_ms":`` occurs
         once, as the key; the cut is checked to give ``body`` back all the same."""
-        memo = self._ethics_memo
-        if len(memo) >= self.ETHICS_MEMO_MAX:
-            memo.clear()
-        if not seen:
-            memo[raw] = ()
-            return
         at = body.rfind(_ETHICS_MS_KEY) + len(_ETHICS_MS_KEY)
         head, tail = body[:at], _ETHICS_TAIL
         if head + _dumps(result.evaluation_time_ms) + tail != body:  # pragma: no cover - (see above)
@@ -1289,7 +1343,7 @@ class Service:
         triggered = tuple(result.triggered_rules)
         outcome = (result.action, triggered, tuple(result.reasons), tuple(result.triggered_rule_ids),
                    tuple((r.name, r.action._value_) for r in triggered))
-        memo[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), head, tail)
+        self._ethics_memo.entries[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), head, tail)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
