@@ -93,7 +93,7 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
             fires = tuple((r.name, r.action.value) for r in want.triggered_rules)
             assert rec.calls[calls:] == ([("fired", fires)] if fires else []) + [("evaluated", want.action.value)]
             # seen once: marked; twice: remembered; the third time answered from it
-            assert svc._ethics_memo.entries[raw] == () if i == 0 else len(svc._ethics_memo.entries[raw]) == 7
+            assert svc._ethics_memo.entries[raw] == () if i == 0 else len(svc._ethics_memo.entries[raw]) == 5
             assert len(evaluations) == (1, 2, 2)[i]
             if i:
                 assert entry["triggered_rules"] is not engine.evaluation_history[-2]["triggered_rules"]
@@ -156,3 +156,31 @@ async def test_the_memo_is_bounded(aiohttp_client, monkeypatch):
     for i in range(11):
         await _post(client, json.dumps({"plan": {"action": "read", "n": i}}).encode())
         assert 1 <= len(svc._ethics_memo.entries) <= 4
+
+
+async def test_a_repeat_checks_its_media_type_and_records_in_the_current_engine(aiohttp_client, monkeypatch):
+    client, engine, svc = await _client(aiohttp_client, monkeypatch)
+    raw = b'{"plan": {"action": "external_call"}}'
+    for _ in range(2):
+        await _post(client, raw)
+    assert len(svc._ethics_memo.entries[raw]) == 5
+    replays = []
+    monkeypatch.setattr(svcmod.Service, "_remember_ethics", lambda *a: None)  # keep the entry as it is
+    entry = svc._ethics_memo.entries[raw]
+    svc._ethics_memo.entries[raw] = (lambda e: replays.append(e) or entry[0](e),) + entry[1:]
+    # another spelling of the same media type: answered from the memo
+    want = _without_ms(json.loads(await _post(client, raw)))
+    assert _without_ms(json.loads(await _post(client, raw, "Application/JSON; charset=utf-8"))) == want
+    assert replays == [engine, engine]
+    # a decoder registered since for the remembered media type: that decoder reads the body
+    monkeypatch.setitem(svcmod.DECODERS, "application/json", lambda raw, cfg: {"plan": {"action": "read"}})
+    got = json.loads(await _post(client, raw))
+    assert len(replays) == 2 and got["action"] == "allow" and got["reasons"] == ["allow: no_rules_triggered"]
+    monkeypatch.undo()
+    # another engine on the same rule set: the repeat is recorded there, not in the first one
+    other = EthicsEngine(engine.rule_set)
+    svc.engine = other
+    before = len(engine.evaluation_history)
+    assert _without_ms(json.loads(await _post(client, raw))) == want
+    assert len(engine.evaluation_history) == before and len(other.evaluation_history) == 1
+    assert other.evaluation_history[0]["plan_hash"] == want["plan_hash"]

@@ -600,25 +600,11 @@ class RuleSet:
         """An object that stands for this rule set's current tables when every rule is a
         plain DSL rule of a tier (see :meth:`_prepare`): its results are then a function
         of the plan and the context alone, and a caller may remember them (the service
-        does, per request body) and :meth:`_replay` them while the token stays the same.
-        None when some rule is not a plain DSL rule."""
+        does, per request body) and replay them while the token stays the same
+        (:meth:`EthicsEngine._replayer`).  None when some rule is not a plain DSL rule."""
         if self.rules != self._snapshot:
             self._prepare()
         return self._program if self._pure else None
-
-    def _replay(self, token: Any, outcome: Tuple[Any, ...]) -> Optional[float]:
-        """Count again an evaluation remembered under ``token`` (:meth:`_memo_token`) as
-        ``outcome`` = ``(action, triggered rules, reasons, rule ids, (name, action) per
-        fired rule)``: the metrics and the log line of an evaluation, and its time (ms),
-        which is returned.  None (nothing counted) when the rule set changed since."""
-        start = _perf_counter()
-        if self._program is not token or self.rules != self._snapshot:
-            return None
-        action, triggered, _reasons, _ids, fires = outcome
-        m = self._metrics
-        if fires and m.enabled:
-            m.fired_all(fires)
-        return self._done(start, action, len(triggered))
 
     def _merge(self, fired: Tuple[int, ...], errors: List[Tuple[int, Exception]]) -> Tuple[Any, ...]:
         """:meth:`_outcome` when rules failed: each failed rule fires as BLOCK with its
@@ -705,18 +691,61 @@ class EthicsEngine:
                 del hist[: len(hist) - self.HISTORY]
         return entry
 
-    def _replay_entry(self, token: Any, plan_hash: str, facts_hash: str, outcome: Tuple[Any, ...],
-                      codes: Tuple[str, ...]) -> Optional[float]:
-        """An evaluation remembered by the caller under ``token`` (``rule_set._memo_token()``),
-        counted and audited again as :meth:`evaluate_plan` would (``outcome``: see
-        ``RuleSet._replay``; ``codes``: its reason codes).  Returns its time (ms), or None
-        (nothing recorded) when the rule set changed since: the caller then evaluates."""
-        ms = self.rule_set._replay(token, outcome)
-        if ms is None:
-            return None
-        action, _triggered, reasons, ids, _fires = outcome
-        self._record(plan_hash, facts_hash, action._value_, list(ids), list(codes), ms, list(reasons))
-        return ms
+    @staticmethod
+    def _replayer(token: Any, result: EthicsResult, codes: List[str]) -> Callable[["EthicsEngine"], Optional[float]]:
+        """A function of an engine that counts and audits again, in that engine, the
+        evaluation ``result`` (whose audit entry had the reason codes ``codes``) made
+        under ``token`` (``rule_set._memo_token()``), as its :meth:`evaluate_plan` would:
+        the metrics of its fired rules and of the evaluation, the INFO line, the audit
+        entry (lists of its own) and the time all that took, which it returns (ms); None,
+        recording nothing, when the engine's rule set is another or has changed since:
+        the caller then evaluates.  The service's memo of ``/ethics/evaluate`` calls it
+        per repeat.
+
+        One closure over what the evaluation made, rather than methods taking it as
+        arguments: a repeat then costs about half as much (measured: the remembered
+        answer is mostly this)."""
+        action = result.action
+        value = action._value_
+        n_triggered = len(result.triggered_rules)
+        fires = tuple((r.name, r.action._value_) for r in result.triggered_rules)
+        plan_hash, facts_hash = result.plan_hash, result.facts_hash
+        ids, reasons, codes_t = tuple(result.triggered_rule_ids), tuple(result.reasons), tuple(codes)
+
+        def replay(engine: "EthicsEngine") -> Optional[float]:
+            start = _perf_counter()
+            rs = engine.rule_set
+            if rs._program is not token or rs.rules != rs._snapshot:
+                return None
+            # RuleSet.evaluate's counting and _done, in their order
+            m = rs._metrics
+            if fires and m.enabled:
+                m.fired_all(fires)
+            ms = (_perf_counter() - start) * 1000.0
+            if m.enabled:
+                m.evaluated(value, ms)
+            if _info_memo.get(_INFO) is not False and _info_on():
+                eval_logger.info("Ethics evaluation: %s (%.2fms, %d rules triggered)", value, ms, n_triggered)
+            # _record
+            entry = {
+                "timestamp": time.time(),
+                "plan_hash": plan_hash,
+                "facts_hash": facts_hash,
+                "action": value,
+                "triggered_rules": list(ids),
+                "reason_codes": list(codes_t),
+                "evaluation_time_ms": ms,
+                "reasons": list(reasons),
+                "ruleset_hash": rs.ruleset_hash,
+            }
+            with engine._lock:
+                hist = engine.evaluation_history
+                hist.append(entry)
+                if len(hist) > engine.HISTORY:
+                    del hist[: len(hist) - engine.HISTORY]
+            return ms
+
+        return replay
 
     def is_plan_allowed(self, plan: Any, context: Optional[Dict[str, Any]] = None) -> bool:
         """True unless the evaluation blocks."""

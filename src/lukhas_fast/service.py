@@ -1286,11 +1286,15 @@ class Service:
         hit = None
         if plain:
             hit = self._ethics_memo.entries.get(raw)
-            if hit and DECODERS.get(_media_type(request), decode_json) is decode_json:
-                token, plan_hash, facts_hash, outcome, codes, head, tail = hit
-                ms = engine._replay_entry(token, plan_hash, facts_hash, outcome, codes)
-                if ms is not None:
-                    return b"".join((head, _dumps(ms), tail)), 200, JSON_TYPE
+            if hit:
+                replay, ctype, media, head, tail = hit
+                # the same Content-Type text as when remembered: the same media type (then
+                # only its decoder is looked up again), else the whole check
+                if (DECODERS.get(media, decode_json) if request.headers.get(_CONTENT_TYPE) == ctype
+                        else DECODERS.get(_media_type(request), decode_json)) is decode_json:
+                    ms = replay(engine)
+                    if ms is not None:
+                        return b"".join((head, _dumps(ms), tail)), 200, JSON_TYPE
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
@@ -1328,22 +1332,22 @@ class Service:
                 and engine.rule_set._memo_token() is token
                 and DECODERS.get(_media_type(request), decode_json) is decode_json
                 and self._ethics_memo.admit(raw, hit is not None)):
-            self._remember_ethics(raw, token, result, codes, body)
+            self._remember_ethics(raw, request, token, result, codes, body)
         return body, 200, JSON_TYPE
 
-    def _remember_ethics(self, raw: bytes, token: Any, result: Any, codes: List[str], body: bytes) -> None:
+    def _remember_ethics(self, raw: bytes, request: web.Request, token: Any, result: Any, codes: List[str],
+                         body: bytes) -> None:
         """Remember the evaluation of the request body ``raw`` (see :meth:`ethics`), with its
-        answer ``body`` cut around the time.  The answer's keys are fixed and every string
-        in it is JSON-encoded (its quotes escaped), so ``,"evaluation_time_ms":`` occurs
-        once, as the key; the cut is checked to give ``body`` back all the same."""
+        answer ``body`` cut around the time and the request's Content-Type (its text and
+        media type).  The answer's keys are fixed and every string in it is JSON-encoded
+        (its quotes escaped), so ``,"evaluation_time_ms":`` occurs once, as the key; the
+        cut is checked to give ``body`` back all the same."""
         at = body.rfind(_ETHICS_MS_KEY) + len(_ETHICS_MS_KEY)
         head, tail = body[:at], _ETHICS_TAIL
         if head + _dumps(result.evaluation_time_ms) + tail != body:  # pragma: no cover - (see above)
             return
-        triggered = tuple(result.triggered_rules)
-        outcome = (result.action, triggered, tuple(result.reasons), tuple(result.triggered_rule_ids),
-                   tuple((r.name, r.action._value_) for r in triggered))
-        self._ethics_memo.entries[raw] = (token, result.plan_hash, result.facts_hash, outcome, tuple(codes), head, tail)
+        self._ethics_memo.entries[raw] = (EthicsEngine._replayer(token, result, codes),
+                                          request.headers.get(_CONTENT_TYPE), _media_type(request), head, tail)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:
