@@ -86,6 +86,8 @@ async def test_remembered_answers_equal_new_evaluations_and_are_recorded_alike(a
             answers.append(await _post(client, raw))
             assert len(engine.evaluation_history) == before + 1
             entry = engine.evaluation_history[-1]
+            assert list(entry) == ["timestamp", "plan_hash", "facts_hash", "action", "triggered_rules",
+                                   "reason_codes", "evaluation_time_ms", "reasons", "ruleset_hash"]
             assert entry["plan_hash"] == want.plan_hash and entry["facts_hash"] == want.facts_hash
             assert entry["triggered_rules"] == want.triggered_rule_ids and entry["reasons"] == want.reasons
             assert entry["reason_codes"] == want.reason_codes and entry["action"] == want.action.value
@@ -184,3 +186,16 @@ async def test_a_repeat_checks_its_media_type_and_records_in_the_current_engine(
     assert _without_ms(json.loads(await _post(client, raw))) == want
     assert len(engine.evaluation_history) == before and len(other.evaluation_history) == 1
     assert other.evaluation_history[0]["plan_hash"] == want["plan_hash"]
+
+
+async def test_repeats_keep_the_history_bound(aiohttp_client, monkeypatch):
+    client, engine, svc = await _client(aiohttp_client, monkeypatch)
+    monkeypatch.setattr(engine, "HISTORY", 3)
+    raw = b'{"plan": {"action": "read"}}'
+    for n in range(1, 7):
+        await _post(client, raw)
+        assert len(engine.evaluation_history) == min(n, 3)
+    kept = list(engine.evaluation_history)
+    monkeypatch.setattr(engine, "HISTORY", 1)  # lowered: a repeat trims all that is over at once
+    await _post(client, raw)
+    assert len(engine.evaluation_history) == 1 and all(engine.evaluation_history[0] is not e for e in kept)

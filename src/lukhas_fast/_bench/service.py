@@ -42,7 +42,7 @@ from lukhas_fast._bench.core import Row, measurement
 from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
 CONNECTIONS = 32
-ROUNDS = 5  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 5, interleaved)
+ROUNDS = 8  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 8 short runs, interleaved)
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
         import msgpack  # noqa: F401
     except ImportError:
         return []
-    seconds = 1.0 if quick else 3.0
+    seconds = 1.0 if quick else 2.0
     rounds = 1 if quick else ROUNDS
     cpus = _cpus()
     srv_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
