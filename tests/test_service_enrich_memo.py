@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 from lukhas_fast.safety_tags import SafetyTag, SafetyTagCategory, SafetyTagDetector, SafetyTagEnricher  # noqa: E402
+from lukhas_fast import service as svcmod  # noqa: E402
 from lukhas_fast.service import SERVICE_KEY, ServiceConfig, create_app  # noqa: E402
 
 
@@ -70,7 +71,7 @@ async def test_remembered_bodies_answer_and_count_as_the_whole_path(aiohttp_clie
         assert sa.enricher.get_stats() == sb.enricher.get_stats()
     remembered = [v for v in sa._enrich_memo.entries.values() if v]
     assert remembered and sb._enrich_memo.entries == {}
-    assert all(type(key) is bytes and json.loads(plan) for key, plan in remembered)
+    assert all(type(key) is bytes and json.loads(plan) for key, plan, *_ in remembered)
     if cache_size == 1000:  # (12 distinct bodies: all but their first three sightings answered from the memo)
         assert len(calls) <= 3 * 12 < len(bodies)
 
@@ -80,7 +81,7 @@ async def test_a_cleared_cache_is_seen_at_once(aiohttp_client):
     raw = b'{"plan": {"action": "x", "params": {"to": "a@b.com"}}}'
     for _ in range(4):
         first = json.loads(await _post(client, raw))
-    assert len(svc._enrich_memo.entries[raw]) == 2 and first["tag_names"] == ["pii"]
+    assert len(svc._enrich_memo.entries[raw]) == 4 and first["tag_names"] == ["pii"]
 
     class Custom(SafetyTagDetector):
         def __init__(self):
@@ -107,3 +108,22 @@ async def test_only_json_bodies_are_remembered(aiohttp_client):
         body = json.loads(await _post(client, b'{"plan": {"action": "y"}}'))
         assert body["tag_names"] == []
     assert not any(svc._enrich_memo.entries.values())
+
+
+async def test_a_repeat_checks_its_media_type(aiohttp_client, monkeypatch):
+    client, svc = await _service(aiohttp_client, 1000, True)
+    raw = b'{"plan": {"action": "x", "params": {"to": "a@b.com"}}}'
+    for _ in range(3):
+        want = _no_ms(await _post(client, raw))
+    key, plan_json, ctype, media = svc._enrich_memo.entries[raw]
+    assert (ctype, media) == ("application/json", "application/json")
+    asked = []
+    hit = svc.enricher._rendered_hit
+    monkeypatch.setattr(svc.enricher, "_rendered_hit", lambda *a: asked.append(1) or hit(*a), raising=False)
+    # another spelling of the same media type: answered from the memo
+    assert _no_ms(await _post(client, raw, "Application/JSON; charset=utf-8")) == want
+    assert asked == [1]
+    # a decoder registered since for the remembered media type: that decoder reads the body
+    monkeypatch.setitem(svcmod.DECODERS, "application/json", lambda raw, cfg: {"plan": {"action": "y"}})
+    got = json.loads(await _post(client, raw))
+    assert asked == [1] and got["tag_names"] == []

@@ -393,6 +393,17 @@ def _media_type(request: web.Request) -> str:
     return mt
 
 
+def _json_again(request: web.Request, ctype: Optional[str], media: str) -> bool:
+    """Whether ``request``'s body is read as JSON (:data:`DECODERS`), for a body that a
+    route remembered from a request with the ``Content-Type`` text ``ctype``, of media
+    type ``media`` (the routes' memos): the same text is the same media type, so only
+    its decoder is looked up again (a decoder may be registered since); another text
+    takes the whole lookup."""
+    if request.headers.get(_CONTENT_TYPE) == ctype:
+        return DECODERS.get(media, decode_json) is decode_json
+    return DECODERS.get(_media_type(request), decode_json) is decode_json
+
+
 class BodyTimeout(Exception):
     """The body did not arrive within ``body_timeout``."""
 
@@ -1177,8 +1188,8 @@ class Service:
         raw = await self.body.read(request)
         enricher = self.enricher
         hit = self._enrich_memo.entries.get(raw)
-        if hit and DECODERS.get(_media_type(request), decode_json) is decode_json:
-            key, plan_json = hit
+        if hit and _json_again(request, hit[2], hit[3]):
+            key, plan_json, _ctype, _media = hit
             got = getattr(enricher, "_rendered_hit", _no_hit)(key, _render_enrich_tags)
             if got is not None:
                 parts, ms, ctx = got
@@ -1204,7 +1215,8 @@ class Service:
                         and self._enrich_memo.admit(raw, hit is not None)):
                     key = getattr(enricher, "_rendered_key", _no_key)(plan, context)
                     if key is not None:
-                        self._enrich_memo.entries[raw] = (key, plan_json)
+                        self._enrich_memo.entries[raw] = (key, plan_json, request.headers.get(_CONTENT_TYPE),
+                                                          _media_type(request))
                 return _enrich_body(parts, plan_json, ms, ctx), 200, JSON_TYPE
             rows = parts  # (tags that do not cut at the markers: never in practice)
         else:
@@ -1288,10 +1300,7 @@ class Service:
             hit = self._ethics_memo.entries.get(raw)
             if hit:
                 replay, ctype, media, head, tail = hit
-                # the same Content-Type text as when remembered: the same media type (then
-                # only its decoder is looked up again), else the whole check
-                if (DECODERS.get(media, decode_json) if request.headers.get(_CONTENT_TYPE) == ctype
-                        else DECODERS.get(_media_type(request), decode_json)) is decode_json:
+                if _json_again(request, ctype, media):
                     ms = replay(engine)
                     if ms is not None:
                         return b"".join((head, _dumps(ms), tail)), 200, JSON_TYPE
