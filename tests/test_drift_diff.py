@@ -122,3 +122,13 @@ def test_update_many_matches_oracle(drift_impl, oracle, n, d, dtype, bad, seed):
     near = np.minimum(np.abs(r_ref["ema"] - 0.15), np.abs(r_ref["ema"] - 0.25))
     mism = r["guardian_code"] != r_ref["guardian_code"]
     assert np.all(near[mism] <= TOL)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 1)])
+def test_arrays_of_other_dimensions_are_named_like_the_oracle(drift_impl, oracle, shape):
+    def message(mod):
+        with pytest.raises(ValueError) as info:
+            mod.cosine_similarity(np.zeros(shape), np.zeros(3))
+        return str(info.value)
+
+    assert message(drift_impl) == message(oracle("drift")) == f"a must be 1-D, got {len(shape)}-D array of shape {shape}"

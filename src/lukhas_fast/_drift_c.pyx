@@ -155,6 +155,14 @@ cdef int _dtype_code(const char *fmt, Py_ssize_t itemsize) noexcept:
     return -1
 
 
+cdef tuple _shape(Py_buffer *buf):
+    """A buffer's shape as a tuple (for error messages).  A function of its own: a
+    generator expression in a caller makes Cython allocate a closure scope on every
+    call of that caller, error or not."""
+    cdef Py_ssize_t i
+    return tuple([buf.shape[i] for i in range(buf.ndim)])
+
+
 @cython.final
 @cython.freelist(4)  # two per update: no allocator round trip per request
 cdef class _Vec:
@@ -195,7 +203,7 @@ cdef class _Vec:
             raise TypeError(f"{name} dtype must be one of {', '.join(SUPPORTED_DTYPES)}, "
                             f"got {np.asarray(obj).dtype}")
         if self.buf.ndim != 1:
-            shape = tuple(self.buf.shape[i] for i in range(self.buf.ndim))
+            shape = _shape(&self.buf)
             raise ValueError(f"{name} must be 1-D, got {self.buf.ndim}-D array of shape {shape}")
         self.v.ptr = <const char *>self.buf.buf
         self.v.stride = self.buf.strides[0] if self.buf.strides != NULL else self.buf.itemsize
@@ -303,7 +311,7 @@ cdef class _Mat:
         PyObject_GetBuffer(obj, &self.buf, PyBUF_RECORDS_RO)
         self.has_buf = True
         if self.buf.ndim != 2:
-            shape = tuple(self.buf.shape[i] for i in range(self.buf.ndim))
+            shape = _shape(&self.buf)
             raise ValueError(f"{name} must be 2-D (n, d), got shape {shape}")
         code = _dtype_code(self.buf.format, self.buf.itemsize)
         if code < 0:
