@@ -697,7 +697,7 @@ def _render_enrich_tags(tags: List[Any]) -> Union[Tuple[bytes, ...], List[Dict[s
 def _enrich_body(parts: Tuple[bytes, ...], plan_json: bytes, ms: float, ctx: Any) -> bytes:
     """``_dumps(_enrich_answer(plan, rows, ms, ctx))`` from the pieces :func:`_render_enrich_tags`
     cut and ``plan_json`` = ``_dumps(plan)``."""
-    t = _dumps(ms)
+    t = _dumps_scalar(ms)  # (a float: the same bytes as _dumps, without its Python frame)
     c = _HIT_CTX_JSON if len(ctx) == 1 and ctx.get("cache_hit") is True else _dumps(ctx)  # (a hit's context)
     return b"".join((parts[0], plan_json, parts[1], t, parts[2], t, parts[3], c, parts[4]))
 
@@ -1303,7 +1303,7 @@ class Service:
                 if _json_again(request, ctype, media):
                     ms = replay(engine)
                     if ms is not None:
-                        return b"".join((head, _dumps(ms), tail)), 200, JSON_TYPE
+                        return b"".join((head, _dumps_scalar(ms), tail)), 200, JSON_TYPE
         data = self.body.decode(raw, request)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
