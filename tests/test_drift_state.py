@@ -258,3 +258,68 @@ def test_batches_across_a_full_window_count_n_exactly(server):
     answers = asyncio.run(run())
     local = DriftMonitor("prod", metrics=False)
     assert answers == [local.update(a, b) for a, b in pairs]  # gather keeps submission order
+
+
+def test_the_async_command_is_what_the_client_packs():
+    """_aapply_raw packs its EVALSHA itself (a cached head per lane and settings, then the
+    drifts): the bytes are the redis client's own packing of the same arguments."""
+    from redis.connection import Connection
+
+    from lukhas_fast._drift_state import LUA_UPDATE, _pack_command
+
+    packer = Connection()
+    for args in (("EVALSHA", b"ab12", "2", "k{prod}", "k{prod}:w", "0.3", 64, "0.1", "-2.5e-300"),
+                 ("EVAL", LUA_UPDATE, "2", "k{\u00e9}", "k{\u00e9}:w", "1e-05", 7), ("PING",)):
+        assert _pack_command(args) == b"".join(packer.pack_command(*args))
+    st = RedisLaneState("redis://127.0.0.1:1/0")
+    sent = []
+
+    class Conn:
+        async def send_packed_command(self, packed, check_health=True):
+            sent.append(packed)
+
+        async def read_response(self, timeout=None):
+            return [0, b"0.5"]
+
+    st._aconn = Conn()
+    for drifts in ([0.25], [0.5, 1e-300, 2.0]):
+        assert asyncio.run(st._aapply_raw("prod", 0.3, 64, drifts)) == (0, [0.5])
+        h, w = st.keys("prod")
+        want = (b"EVALSHA", st._sha, "2", h, w, repr(0.3), 64, *[repr(d) for d in drifts])
+        assert sent[-1] == b"".join(packer.pack_command(*want))
+    st._heads.update({(str(i), 0.1, 1): b"" for i in range(300)})
+    asyncio.run(st._aapply_raw("another lane", 0.3, 64, [0.25]))  # a new head when full
+    assert list(st._heads) == [("another lane", 0.3, 64)]  # bounded: cleared when full
+    st.close()
+
+
+def test_the_async_path_recovers_a_lost_script_and_a_killed_connection(server):
+    """The service's path (_aapply_raw on its own connection): the script flushed from the
+    server is sent again as EVAL; a connection the server closed is replaced by one retry;
+    every result is what one in-process monitor gives."""
+    import redis as _redis
+
+    st = RedisLaneState(server.url, prefix="t:recover:")
+    mon = st.monitor("prod", metrics=False)
+    admin = _redis.Redis.from_url(server.url)
+    rng = np.random.default_rng(5)
+    pairs = _vectors(rng, 6, 8)
+    local = DriftMonitor("prod", metrics=False)
+
+    async def run():
+        got = []
+        try:
+            for i, (a, b) in enumerate(pairs):
+                if i == 2:
+                    admin.script_flush()
+                if i == 4:
+                    killed = admin.client_kill_filter(_type="normal", skipme=True)
+                    assert killed >= 1
+                got.append(await mon.aupdate(a, b))
+        finally:
+            await st.aclose()
+        return got
+
+    assert asyncio.run(run()) == [local.update(a, b) for a, b in pairs]
+    admin.close()
+    st.close()
