@@ -939,19 +939,24 @@ class Service:
         ``measured_fps`` = (ticks in the last ~2 s window - 1) / their time span;
         ``stalled`` = running but no tick for ``max(stall_seconds, 3 / fps)``.
         """
-        if not self.config.run_ticker:
+        config = self.config
+        if not config.run_ticker:
             return "disabled", 0.0
-        ticks = self._ticks
+        # (GET /health calls this per request: one read of each input, no max() call)
         now = time.monotonic()
-        fps = 0.0
-        if len(ticks) >= 2 and ticks[-1] > ticks[0]:
-            fps = (len(ticks) - 1) / (ticks[-1] - ticks[0])
         if not self.ticker.running:
             return "stopped", 0.0
-        last = ticks[-1] if ticks else self._ticker_started
-        if now - last > max(self.config.stall_seconds, 3.0 / self.config.fps):
+        ticks = self._ticks
+        n = len(ticks)
+        last = ticks[-1] if n else self._ticker_started
+        stall, limit = config.stall_seconds, 3.0 / config.fps
+        if now - last > (limit if limit > stall else stall):  # (max(stall, limit))
             return "stalled", 0.0
-        return "running", fps
+        if n >= 2:
+            first = ticks[0]
+            if last > first:
+                return "running", (n - 1) / (last - first)
+        return "running", 0.0
 
     _ticker_started = 0.0
 
@@ -1079,8 +1084,9 @@ class Service:
         return _ok(openapi_document())
 
     async def consciousness(self, request: web.Request) -> Answer:
-        raw = await self.body.read(request)
-        data = self.body.decode(raw, request)
+        body = self.body
+        raw = await body.read(request)
+        data = DECODERS.get(_media_type(request), decode_json)(raw, body.config)  # (body.decode, inlined)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         frame = data.get("frame", _MISSING)
@@ -1096,7 +1102,9 @@ class Service:
                 except ValueError as exc:
                     raise BadRequest(str(exc), "frame", status=413) from None
             priority = data.get("priority")
-            if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+            # (a float, the usual priority, passes without the isinstance calls)
+            if priority is not None and type(priority) is not float \
+                    and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
                 raise BadRequest("field 'priority' must be a number", "priority")
             ring = self.ring
             ring.push(frame, priority)
