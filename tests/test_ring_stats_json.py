@@ -146,3 +146,22 @@ def test_bad_arguments(ring_impl):
     with pytest.raises(ZeroDivisionError):  # the encoder's own error comes through
         r._backpressure_json(lambda v: 1 / 0, b"", b"")
     assert r._backpressure_json(orjson.dumps, b"", b"") == _want(r)  # nothing half-remembered
+
+
+@pytest.mark.parametrize("capacity", [1, 7, 4096, 4097, 10000])
+def test_every_size_and_a_changed_capacity(ring_impl, capacity):
+    """The utilization of every size (remembered per size up to capacity 4096 on the C
+    tier, one value at a time above), and after ``__setstate__`` changed the capacity."""
+    r = ring_impl.DecimatingRing(capacity, 1.0, 2, "keep_recent")
+    for i in range(capacity + 3):  # every size up to full, then a decimation
+        assert r._backpressure_json(orjson.dumps, b"", b"") == _want(r), i
+        r.push(i)
+    assert r._backpressure_json(orjson.dumps, b"", b"") == _want(r)
+    other = ring_impl.DecimatingRing(capacity * 2 + 1, 1.0, 2, "keep_recent")
+    for i in range(capacity):
+        other.push(i)
+    r.__setstate__(other.__reduce__()[2])
+    assert r.capacity == capacity * 2 + 1
+    for i in range(3):
+        assert r._backpressure_json(orjson.dumps, b"", b"") == _want(r), i
+        r.push(i)

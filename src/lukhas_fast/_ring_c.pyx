@@ -292,6 +292,10 @@ _STATS_LITERALS = (b'{"capacity":', b',"current_size":', b',"utilization":', b',
                    b',"total_pushes":', b',"total_drops":', b',"drop_rate":', b',"decimation_events":',
                    b',"decimation_factor":', b',"decimation_strategy":', b',"last_decimation_utilization":', b'}')
 cdef Py_ssize_t _STATS_KEYS_LEN = sum(len(x) for x in _STATS_LITERALS)
+# the largest capacity whose utilization encodings are remembered per size (up to
+# 4097 entries: ~37 KiB of list and at most ~200 KiB of encodings, made only by
+# _backpressure_json)
+cdef Py_ssize_t _JSON_UTIL_MAX = 4096
 
 
 cdef inline char *_put_raw(char *p, const char *s, Py_ssize_t n) noexcept:
@@ -373,6 +377,10 @@ cdef class DecimatingRing(Ring):
     cdef list _json_floats
     cdef object _json_strategy_of
     cdef object _json_strategy
+    # ... and the utilization's encoding per size (size / capacity: one value per size) for
+    # capacities up to _JSON_UTIL_MAX, made on first use (None: not made, or another capacity)
+    cdef list _json_util
+    cdef Py_ssize_t _json_util_cap
     cdef bint _custom_stats
 
     def __cinit__(self, *args, **kwargs):
@@ -665,8 +673,21 @@ cdef class DecimatingRing(Ring):
         if encode is not self._json_encode:  # another encoder: forget the other's encodings
             self._json_floats = [None, None, None, None]
             self._json_strategy_of = None
+            self._json_util = None
             self._json_encode = encode
-        fu = self._json_float(0, st.utilization, encode)
+        if 0 < st.capacity <= _JSON_UTIL_MAX and 0 <= st.size <= st.capacity:
+            # (the utilization changes with every push that is kept: remembered per size)
+            if self._json_util is None or self._json_util_cap != st.capacity:
+                self._json_util = [None] * (st.capacity + 1)
+                self._json_util_cap = st.capacity
+            fu = self._json_util[st.size]
+            if fu is None:
+                fu = encode(st.utilization)
+                if type(fu) is not bytes:
+                    raise TypeError(f"encode must return bytes, got {type(fu).__name__}")
+                self._json_util[st.size] = fu
+        else:
+            fu = self._json_float(0, st.utilization, encode)
         ft = self._json_float(1, st.threshold, encode)
         fr = self._json_float(2, st.drop_rate, encode)
         fl = self._json_float(3, st.last_utilization, encode)
