@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("aiohttp")
 from lukhas_fast import service  # noqa: E402
@@ -145,3 +148,38 @@ def test_ema_now_is_the_lane_states_ema():
     store.update_now("labs", [1.0, 0.0], [0.0, 1.0])
     assert store.ema_now("labs") == store.lane_state_now("labs")["ema"] > 0.0
     assert service.DriftStore.ema_now is None  # optional: stores with I/O have none
+
+
+def _ticker_status_reference(svc, now):
+    """``Service.ticker_status`` as written before it was made cheaper (max(), fps first)."""
+    if not svc.config.run_ticker:
+        return "disabled", 0.0
+    ticks = svc._ticks
+    fps = 0.0
+    if len(ticks) >= 2 and ticks[-1] > ticks[0]:
+        fps = (len(ticks) - 1) / (ticks[-1] - ticks[0])
+    if not svc.ticker.running:
+        return "stopped", 0.0
+    last = ticks[-1] if ticks else svc._ticker_started
+    if now - last > max(svc.config.stall_seconds, 3.0 / svc.config.fps):
+        return "stalled", 0.0
+    return "running", fps
+
+
+@settings(max_examples=300)
+@given(run_ticker=st.booleans(), running=st.booleans(), fps=st.sampled_from([0.5, 1.0, 3.0, 30.0, 1000.0]),
+       stall=st.sampled_from([0.0, 0.1, 1.0, 3.0, 6.0]), started=st.floats(0, 100),
+       ticks=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 100.0]), max_size=5),
+       dt=st.one_of(st.sampled_from([0.0, 0.1, 1.0, 3.0, 6.0, 100.0]), st.floats(-1, 200)))
+def test_ticker_status_equals_the_previous_formula(run_ticker, running, fps, stall, started, ticks, dt):
+    """Every branch and the stall limit's boundary (now - last exactly at max(stall, 3 / fps))."""
+    svc = service.Service(ServiceConfig(fps=fps, stall_seconds=stall, run_ticker=run_ticker))
+    svc.ticker = types.SimpleNamespace(running=running)
+    svc._ticker_started = started
+    ticks = sorted(ticks)
+    svc._ticks.extend(ticks)
+    last = ticks[-1] if ticks else started
+    for now in (last + dt, last + max(stall, 3.0 / fps), last + 3.0 / fps, last + stall):
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(service.time, "monotonic", lambda: now)
+            assert svc.ticker_status() == _ticker_status_reference(svc, now)

@@ -21,6 +21,8 @@ from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_
 from libc.stdint cimport uint64_t, int64_t
 from libc.math cimport isfinite, floor
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from lukhas_fast._spsc cimport (lk_spsc, lk_spsc_new, lk_spsc_free, lk_spsc_push, lk_spsc_pop,
                                 lk_spsc_size, lk_spsc_pushed, lk_spsc_popped, lk_spsc_dropped,
@@ -279,6 +281,57 @@ cdef inline bint _patched(object ring, str name) except -1:
     return PyDict_Contains(<object>d, name) == 1
 
 
+cdef struct _Stats:
+    Py_ssize_t capacity, size, pushes, drops, events, factor
+    double utilization, threshold, drop_rate, last_utilization
+
+
+# The keys and punctuation of DecimatingRing._backpressure_json (their total length is
+# _STATS_KEYS_LEN: every literal the method writes, '{' ... '}')
+_STATS_LITERALS = (b'{"capacity":', b',"current_size":', b',"utilization":', b',"pressure_threshold":',
+                   b',"total_pushes":', b',"total_drops":', b',"drop_rate":', b',"decimation_events":',
+                   b',"decimation_factor":', b',"decimation_strategy":', b',"last_decimation_utilization":', b'}')
+cdef Py_ssize_t _STATS_KEYS_LEN = sum(len(x) for x in _STATS_LITERALS)
+# the largest capacity whose utilization encodings are remembered per size (up to
+# 4097 entries: ~37 KiB of list and at most ~200 KiB of encodings, made only by
+# _backpressure_json)
+cdef Py_ssize_t _JSON_UTIL_MAX = 4096
+
+
+cdef inline char *_put_raw(char *p, const char *s, Py_ssize_t n) noexcept:
+    memcpy(p, s, n)
+    return p + n
+
+
+cdef inline char *_put_bytes(char *p, bytes s) noexcept:
+    return _put_raw(p, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+
+
+cdef inline Py_ssize_t _put_ssize(char *out, Py_ssize_t v) noexcept:
+    """``v`` in decimal into ``out`` (at least 21 bytes); returns the length."""
+    cdef char tmp[24]
+    cdef Py_ssize_t n = 0, i
+    # the magnitude as unsigned, so that PY_SSIZE_T_MIN has one too
+    cdef unsigned long long u = <unsigned long long>v
+    if v < 0:
+        u = 0ULL - u
+    while True:
+        tmp[n] = <char>(48 + <int>(u % 10))
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    i = 0
+    if v < 0:
+        out[0] = 45  # '-'
+        i = 1
+    while n > 0:
+        n -= 1
+        out[i] = tmp[n]
+        i += 1
+    return i
+
+
 cdef class DecimatingRing(Ring):
     """DecimatingRing(capacity, pressure_threshold=0.8, decimation_factor=2, decimation_strategy="skip_nth", *, protect_priority=None)
 
@@ -316,11 +369,26 @@ cdef class DecimatingRing(Ring):
     cdef public Py_ssize_t decimation_events
     cdef public Py_ssize_t push_count
     cdef public double last_decimation_utilization
+    # _backpressure_json: the encoder last used, and per float field the last value's
+    # bits and its encoding (a one-entry cache: the threshold never changes, the last
+    # decimation utilization seldom); the strategy name's encoding (per name object)
+    cdef object _json_encode
+    cdef uint64_t _json_bits[4]
+    cdef list _json_floats
+    cdef object _json_strategy_of
+    cdef object _json_strategy
+    # ... and the utilization's encoding per size (size / capacity: one value per size) for
+    # capacities up to _JSON_UTIL_MAX, made on first use (None: not made, or another capacity)
+    cdef list _json_util
+    cdef Py_ssize_t _json_util_cap
+    cdef bint _custom_stats
 
     def __cinit__(self, *args, **kwargs):
         cls = type(self)
         self._custom_drop = cls._should_drop_item is not _BASE_SHOULD_DROP
         self._custom_decimation = cls._apply_decimation is not _BASE_APPLY_DECIMATION
+        self._custom_stats = cls.get_backpressure_stats is not _BASE_GET_STATS
+        self._json_floats = [None, None, None, None]
         self._threshold = 0.8
         self._factor = 2
         self._strategy = SKIP_NTH
@@ -538,20 +606,136 @@ cdef class DecimatingRing(Ring):
 
     def get_backpressure_stats(self):
         """The reference's 11-key statistics dict."""
-        cdef Py_ssize_t pushes = self.push_count
+        cdef _Stats st = self._stats()
         return {
-            "capacity": self._cap,
-            "current_size": self._size,
-            "utilization": <double>self._size / <double>self._cap if self._cap else 0.0,
-            "pressure_threshold": self._threshold,
-            "total_pushes": pushes,
-            "total_drops": self.drops_total,
-            "drop_rate": <double>self.drops_total / <double>(pushes if pushes > 1 else 1),
-            "decimation_events": self.decimation_events,
-            "decimation_factor": self._factor,
+            "capacity": st.capacity,
+            "current_size": st.size,
+            "utilization": st.utilization,
+            "pressure_threshold": st.threshold,
+            "total_pushes": st.pushes,
+            "total_drops": st.drops,
+            "drop_rate": st.drop_rate,
+            "decimation_events": st.events,
+            "decimation_factor": st.factor,
             "decimation_strategy": self._strategy_name,
-            "last_decimation_utilization": self.last_decimation_utilization,
+            "last_decimation_utilization": st.last_utilization,
         }
+
+    cdef inline _Stats _stats(self):
+        """The numbers of :meth:`get_backpressure_stats`, read at once."""
+        cdef _Stats st
+        cdef Py_ssize_t pushes = self.push_count
+        st.capacity = self._cap
+        st.size = self._size
+        st.utilization = <double>self._size / <double>self._cap if self._cap else 0.0
+        st.threshold = self._threshold
+        st.pushes = pushes
+        st.drops = self.drops_total
+        st.drop_rate = <double>self.drops_total / <double>(pushes if pushes > 1 else 1)
+        st.events = self.decimation_events
+        st.factor = self._factor
+        st.last_utilization = self.last_decimation_utilization
+        return st
+
+    cdef bytes _json_float(self, int i, double v, object encode):
+        """``encode(v)``, remembered for field ``i`` while its value keeps the same bits."""
+        cdef uint64_t bits
+        memcpy(&bits, &v, sizeof(double))
+        cached = self._json_floats[i]
+        if cached is not None and self._json_bits[i] == bits:
+            return <bytes>cached
+        out = encode(v)
+        if type(out) is not bytes:
+            raise TypeError(f"encode must return bytes, got {type(out).__name__}")
+        self._json_floats[i] = out
+        self._json_bits[i] = bits
+        return <bytes>out
+
+    def _backpressure_json(self, encode, bytes head not None, bytes tail not None):
+        """_backpressure_json(encode, head, tail) -> bytes or None
+
+        ``head + J + tail`` where ``J`` is :meth:`get_backpressure_stats` as a compact
+        JSON object (no spaces), each float and the strategy name written as
+        ``encode(value)`` (bytes; the caller's JSON encoder of scalars), the integers in
+        decimal: the bytes a compact encoder such as orjson writes for the dict, built
+        without it.  None when ``get_backpressure_stats`` is overridden (by a subclass or
+        on the instance): the caller then encodes that method's dict.  The numbers are
+        read at once, before ``encode`` runs."""
+        cdef _Stats st
+        cdef char ints[6][24]
+        cdef Py_ssize_t nint[6]
+        cdef Py_ssize_t total, k
+        cdef char *p
+        if self._custom_stats or _patched(self, "get_backpressure_stats"):
+            return None
+        st = self._stats()
+        name = self._strategy_name
+        if encode is not self._json_encode:  # another encoder: forget the other's encodings
+            self._json_floats = [None, None, None, None]
+            self._json_strategy_of = None
+            self._json_util = None
+            self._json_encode = encode
+        if 0 < st.capacity <= _JSON_UTIL_MAX and 0 <= st.size <= st.capacity:
+            # (the utilization changes with every push that is kept: remembered per size)
+            if self._json_util is None or self._json_util_cap != st.capacity:
+                self._json_util = [None] * (st.capacity + 1)
+                self._json_util_cap = st.capacity
+            fu = self._json_util[st.size]
+            if fu is None:
+                fu = encode(st.utilization)
+                if type(fu) is not bytes:
+                    raise TypeError(f"encode must return bytes, got {type(fu).__name__}")
+                self._json_util[st.size] = fu
+        else:
+            fu = self._json_float(0, st.utilization, encode)
+        ft = self._json_float(1, st.threshold, encode)
+        fr = self._json_float(2, st.drop_rate, encode)
+        fl = self._json_float(3, st.last_utilization, encode)
+        if self._json_strategy_of is not name:
+            sj = encode(name)
+            if type(sj) is not bytes:
+                raise TypeError(f"encode must return bytes, got {type(sj).__name__}")
+            self._json_strategy = sj
+            self._json_strategy_of = name
+        sj = self._json_strategy
+        nint[0] = _put_ssize(ints[0], st.capacity)
+        nint[1] = _put_ssize(ints[1], st.size)
+        nint[2] = _put_ssize(ints[2], st.pushes)
+        nint[3] = _put_ssize(ints[3], st.drops)
+        nint[4] = _put_ssize(ints[4], st.events)
+        nint[5] = _put_ssize(ints[5], st.factor)
+        total = (len(head) + len(tail) + _STATS_KEYS_LEN + len(<bytes>fu) + len(<bytes>ft) + len(<bytes>fr)
+                 + len(<bytes>fl) + len(<bytes>sj))
+        for k in range(6):
+            total += nint[k]
+        out = PyBytes_FromStringAndSize(NULL, total)
+        p = PyBytes_AS_STRING(out)
+        p = _put_bytes(p, head)
+        p = _put_bytes(p, b'{"capacity":')
+        p = _put_raw(p, ints[0], nint[0])
+        p = _put_bytes(p, b',"current_size":')
+        p = _put_raw(p, ints[1], nint[1])
+        p = _put_bytes(p, b',"utilization":')
+        p = _put_bytes(p, fu)
+        p = _put_bytes(p, b',"pressure_threshold":')
+        p = _put_bytes(p, ft)
+        p = _put_bytes(p, b',"total_pushes":')
+        p = _put_raw(p, ints[2], nint[2])
+        p = _put_bytes(p, b',"total_drops":')
+        p = _put_raw(p, ints[3], nint[3])
+        p = _put_bytes(p, b',"drop_rate":')
+        p = _put_bytes(p, fr)
+        p = _put_bytes(p, b',"decimation_events":')
+        p = _put_raw(p, ints[4], nint[4])
+        p = _put_bytes(p, b',"decimation_factor":')
+        p = _put_raw(p, ints[5], nint[5])
+        p = _put_bytes(p, b',"decimation_strategy":')
+        p = _put_bytes(p, sj)
+        p = _put_bytes(p, b',"last_decimation_utilization":')
+        p = _put_bytes(p, fl)
+        p = _put_bytes(p, b'}')
+        p = _put_bytes(p, tail)
+        return out
 
     @property
     def drop_rate(self):
@@ -596,6 +780,7 @@ cdef class DecimatingRing(Ring):
 
 _BASE_SHOULD_DROP = DecimatingRing._should_drop_item
 _BASE_APPLY_DECIMATION = DecimatingRing._apply_decimation
+_BASE_GET_STATS = DecimatingRing.get_backpressure_stats
 
 
 # --- SpscRing ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import math
 import threading
 from collections import deque
 from numbers import Real
-from typing import Any, Deque, Dict, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -337,6 +337,33 @@ class DecimatingRing(Ring):
             "decimation_strategy": self._strategy,
             "last_decimation_utilization": self.last_decimation_utilization,
         }
+
+    def _backpressure_json(self, encode: Callable[[Any], bytes], head: bytes, tail: bytes) -> Optional[bytes]:
+        """``head + J + tail`` where ``J`` is :meth:`get_backpressure_stats` as a compact
+        JSON object (no spaces), each float and the strategy name written as
+        ``encode(value)`` (bytes; the caller's JSON encoder of scalars), the integers in
+        decimal: the bytes a compact encoder such as orjson writes for the dict, built
+        without it.  None when ``get_backpressure_stats`` is overridden (by a subclass or
+        on the instance): the caller then encodes that method's dict."""
+        if type(self).get_backpressure_stats is not DecimatingRing.get_backpressure_stats \
+                or "get_backpressure_stats" in vars(self):
+            return None
+        if type(head) is not bytes or type(tail) is not bytes:
+            raise TypeError("head and tail must be bytes")
+        parts = [head]
+        sep = b"{"
+        for k, v in self.get_backpressure_stats().items():
+            if type(v) is int:
+                e = b"%d" % v
+            else:
+                e = encode(v)
+                if type(e) is not bytes:
+                    raise TypeError(f"encode must return bytes, got {type(e).__name__}")
+            parts.append(b'%s"%s":%s' % (sep, k.encode(), e))
+            sep = b","
+        parts.append(b"}")
+        parts.append(tail)
+        return b"".join(parts)
 
     @property
     def drop_rate(self) -> float:

@@ -738,6 +738,31 @@ def _health_answer(key: Tuple[Any, ...], score: Dict[str, float], uptime: Any) -
 _HEALTH_HOLES = _Holes("up", "up")
 
 
+# The POST /consciousness/analyze answer to a frame, {"accepted": true, "tick": T, "buffer": S}:
+# the pieces around the tick and the ring's statistics.  The ring writes S itself
+# (DecimatingRing._backpressure_json: its floats and strategy name encoded by _dumps_scalar),
+# which gives the bytes of _dumps(S) when the encoder is compact like orjson's; checked
+# once here (_ACCEPTED_PARTS is None otherwise, and the answer is encoded whole).
+def _accepted_parts() -> Optional[Tuple[bytes, ...]]:
+    holes = _Holes("tick", "buffer")
+    m = holes.mark
+    parts = holes.cut(_dumps({"accepted": True, "tick": m["tick"], "buffer": m["buffer"]}))
+    if parts is None:  # pragma: no cover - the pieces always cut with orjson and json
+        return None
+    ring = DecimatingRing(10, 0.75, 3, "adaptive")
+    for i in range(23):
+        ring.push(i)
+        # (the ring's own, tier-independent encoding of its statistics must equal _dumps of them)
+        fast = ring._backpressure_json(_dumps_scalar, b"", b"")
+        if fast != _dumps(ring.get_backpressure_stats()):
+            logger.debug("the ring's statistics are encoded whole in /consciousness/analyze answers")
+            return None
+    return parts
+
+
+_ACCEPTED_PARTS = _accepted_parts()
+
+
 _MISSING = object()
 
 
@@ -858,6 +883,8 @@ class Service:
         #: /safety/enrich: request body -> (the enricher's cache key, the plan's JSON) (see Service.safety)
         self._enrich_memo = _BodyMemo()
         self.frames_submitted = 0
+        # POST /consciousness/analyze: (tick, the frame answer's bytes up to its ring statistics)
+        self._accepted_head: Tuple[Any, bytes] = (None, b"")
         self._ticker_task: Optional[asyncio.Task] = None
         self._pool: Optional[ProcessPoolExecutor] = None
         self._offload_slots = asyncio.Semaphore(config.offload_workers)
@@ -923,19 +950,24 @@ class Service:
         ``measured_fps`` = (ticks in the last ~2 s window - 1) / their time span;
         ``stalled`` = running but no tick for ``max(stall_seconds, 3 / fps)``.
         """
-        if not self.config.run_ticker:
+        config = self.config
+        if not config.run_ticker:
             return "disabled", 0.0
-        ticks = self._ticks
+        # (GET /health calls this per request: one read of each input, no max() call)
         now = time.monotonic()
-        fps = 0.0
-        if len(ticks) >= 2 and ticks[-1] > ticks[0]:
-            fps = (len(ticks) - 1) / (ticks[-1] - ticks[0])
         if not self.ticker.running:
             return "stopped", 0.0
-        last = ticks[-1] if ticks else self._ticker_started
-        if now - last > max(self.config.stall_seconds, 3.0 / self.config.fps):
+        ticks = self._ticks
+        n = len(ticks)
+        last = ticks[-1] if n else self._ticker_started
+        stall, limit = config.stall_seconds, 3.0 / config.fps
+        if now - last > (limit if limit > stall else stall):  # (max(stall, limit))
             return "stalled", 0.0
-        return "running", fps
+        if n >= 2:
+            first = ticks[0]
+            if last > first:
+                return "running", (n - 1) / (last - first)
+        return "running", 0.0
 
     _ticker_started = 0.0
 
@@ -1063,8 +1095,9 @@ class Service:
         return _ok(openapi_document())
 
     async def consciousness(self, request: web.Request) -> Answer:
-        raw = await self.body.read(request)
-        data = self.body.decode(raw, request)
+        body = self.body
+        raw = await body.read(request)
+        data = DECODERS.get(_media_type(request), decode_json)(raw, body.config)  # (body.decode, inlined)
         if not isinstance(data, dict):
             raise BadRequest(f"expected a JSON object, got {type(data).__name__}", "body")
         frame = data.get("frame", _MISSING)
@@ -1080,12 +1113,25 @@ class Service:
                 except ValueError as exc:
                     raise BadRequest(str(exc), "frame", status=413) from None
             priority = data.get("priority")
-            if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+            # (a float, the usual priority, passes without the isinstance calls)
+            if priority is not None and type(priority) is not float \
+                    and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
                 raise BadRequest("field 'priority' must be a number", "priority")
-            self.ring.push(frame, priority)
+            ring = self.ring
+            ring.push(frame, priority)
             self.frames_submitted += 1
-            return _ok({"accepted": True, "tick": self.ticker.tick_count,
-                        "buffer": self.ring.get_backpressure_stats()})
+            tick = self.ticker.tick_count
+            parts = _ACCEPTED_PARTS
+            if parts is not None and type(tick) is int:
+                # the answer's bytes without the dicts: the head (per tick) and the ring's
+                # statistics written by the ring (None: its get_backpressure_stats is overridden)
+                head = self._accepted_head
+                if head[0] != tick:
+                    head = self._accepted_head = (tick, parts[0] + _dumps_scalar(tick) + parts[1])
+                body = ring._backpressure_json(_dumps_scalar, head[1], parts[2])
+                if body is not None:
+                    return body, 200, JSON_TYPE
+            return _ok({"accepted": True, "tick": tick, "buffer": ring.get_backpressure_stats()})
         kind = data.get("type", "general")
         if not isinstance(kind, str):
             raise BadRequest(f"field 'type' must be a string, got {type(kind).__name__}", "type")
