@@ -695,13 +695,6 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
     return plain_finish(ab, cd, di, neg, out);
 }
 
-LK_JV_AVX512 static inline uint64_t sep_mask64_avx512(const char *p, uint64_t *close_bits) {
-    __m512i b = _mm512_loadu_si512((const void *)p);
-    uint64_t close = _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(']'));
-    *close_bits = close;
-    return _mm512_cmpeq_epi8_mask(b, _mm512_set1_epi8(',')) | close;
-}
-
 /* --- four numbers at once, in double-double arithmetic -------------------------
  *
  * The array loop of the SIMD kernel sets (jsonvec_fused.h) first checks and
@@ -772,6 +765,13 @@ static const uint32_t lk_jv_df_digits[26] = {
     LK_JV_DF(24), LK_JV_DF(25),
 };
 
+/* find_sep's byte classes, per 16-byte lane: entry (b & 15) equals b only
+ * for b = ',' (0x2C) and ']' (0x5D) -- entry 0 is 1, so a NUL byte does not
+ * match, and every other entry is 0 while its bytes are not -- and pshufb
+ * gives 0 for b >= 0x80, which is not such a byte either. */
+#define LK_JV_SEPTAB16 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ',', ']', 0, 0
+#define LK_JV_SEPTAB_INIT {LK_JV_SEPTAB16, LK_JV_SEPTAB16}
+
 /* fp4's constants.  The kernels read them through a pointer the compiler
  * cannot see through (lk_jv_consts), so they stay memory operands: with the
  * values known, GCC rebuilds each broadcast from an immediate every round
@@ -780,7 +780,7 @@ typedef struct {
     double e16[4], e8[4];
     uint64_t exp[4], frac[4], sign[4], e53[4], e99[4];
     int32_t c999[4];
-    unsigned char zeros[32], nines[32], comma[32], close[32];
+    unsigned char zeros[32], nines[32], m48[32], septab[32];
     signed char w10s[2][32]; /* the first multiply-add's weights, then negated */
     int16_t w100[16], w10000[16];
     double ninv[32][2] __attribute__((aligned(16))); /* lk_jv_ninv */
@@ -790,7 +790,7 @@ typedef struct {
 static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
     LK_JV_C4(1e16), LK_JV_C4(1e8), LK_JV_C4(0x7FF0000000000000u), LK_JV_C4(0x000FFFFFFFFFFFFFu),
     LK_JV_C4(0x8000000000000000u), LK_JV_C4((uint64_t)53 << 52), LK_JV_C4((uint64_t)99 << 52),
-    LK_JV_C4(999), LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32(','), LK_JV_V32(']'),
+    LK_JV_C4(999), LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32((unsigned char)-'0'), LK_JV_SEPTAB_INIT,
     {{10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1},
      {-10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1,
       -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1}},
@@ -802,12 +802,10 @@ static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
 
 /* The vectors the array loop keeps in registers (loaded once per array). */
 typedef struct {
-    __m256i zeros, nines, comma, close, w100;
+    __m256i m48, nines, septab, w100;
 } lk_jv_vregs;
 
-#define LK_JV_VREGS(c)                                                                                      \
-    {LK_JV_LOAD((c)->zeros), LK_JV_LOAD((c)->nines), LK_JV_LOAD((c)->comma), LK_JV_LOAD((c)->close),          \
-     LK_JV_LOAD((c)->w100)}
+#define LK_JV_VREGS(c) {LK_JV_LOAD((c)->m48), LK_JV_LOAD((c)->nines), LK_JV_LOAD((c)->septab), LK_JV_LOAD((c)->w100)}
 
 static inline const lk_jv_fp_consts *lk_jv_consts(void) {
     const lk_jv_fp_consts *c = &lk_jv_fp_c;
@@ -819,23 +817,14 @@ static inline const lk_jv_fp_consts *lk_jv_consts(void) {
 #define LK_JV_LOADD(p) _mm256_loadu_pd(p)
 #define LK_JV_LOAD16(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 
-/* sep_mask64 with the compare vectors in registers. */
-LK_JV_AVX2 static inline uint64_t sep_mask64v_avx2(const char *p, uint64_t *close_bits, const lk_jv_vregs *v) {
-    __m256i a = LK_JV_LOAD(p), b = LK_JV_LOAD(p + 32);
-    __m256i ca = _mm256_cmpeq_epi8(a, v->close), cb = _mm256_cmpeq_epi8(b, v->close);
-    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(a, v->comma), ca));
-    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, v->comma), cb));
-    __m256i any = _mm256_or_si256(ca, cb);
-    /* (the ']' bits only in the block that has one: once per array) */
-    *close_bits = _mm256_testz_si256(any, any)
-                      ? 0
-                      : (uint32_t)_mm256_movemask_epi8(ca) | (uint64_t)(uint32_t)_mm256_movemask_epi8(cb) << 32;
-    return lo | hi << 32;
-}
-
-LK_JV_AVX512 static inline uint64_t sep_mask64v_avx512(const char *p, uint64_t *close_bits, const lk_jv_vregs *v) {
-    (void)v;
-    return sep_mask64_avx512(p, close_bits);
+/* The first ',' or ']' at or after p, from the 32 bytes at p (p[0..32]
+ * readable): p + 32 when the window has none (p[32] may then be one, or
+ * not: the caller checks the byte).  One shuffle and one compare find both
+ * separators (LK_JV_SEPTAB16). */
+LK_JV_AVX2 static inline const char *find_sep_avx2(const char *p, const lk_jv_vregs *v) {
+    __m256i b = LK_JV_LOAD(p);
+    uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_shuffle_epi8(v->septab, b)));
+    return p + _tzcnt_u32(m);
 }
 
 /* Step 1 to the 4-digit groups for fp4, for the token after the separator
@@ -860,6 +849,13 @@ LK_JV_AVX512 static inline uint64_t sep_mask64v_avx512(const char *p, uint64_t *
  * the checks say (the lane is then ignored), so no branch but the shape's
  * depends on the token. */
 #define LK_JV_HEAD_0DOT ('0' | '.' << 8) /* "0." as a little-endian 16-bit load */
+
+/* The inline path's longest token after the sign: 0. and 19 fraction
+ * digits, so the window's 8-digit group B (bytes 8..15) is below 1000.
+ * The array loop's e (find_sep) is never before s, so 0 <= len <= 32, and
+ * "0." with len < 2 would need the '.' at or past e: len > 21 is the only
+ * bound to test (len == 2, "0." alone, gives 0, which fp4 redoes). */
+#define LK_JV_INLINE_LEN 21
 
 /* The window x (digits, others 0) to the signed 4-digit groups. */
 #define LK_JV_FOLD4(x, w10s, w100) _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w10s)), (w100))
@@ -907,14 +903,12 @@ LK_JV_AVX2 static inline __m256i prep_avx2(const char *p, const char *e, const l
     ptrdiff_t len = e - s;
     uint16_t head;
     __m256i d;
-    if ((size_t)(len - 3) > 22)
-        goto rest;
     memcpy(&head, s, 2);
-    if (head != LK_JV_HEAD_0DOT)
+    if (len > LK_JV_INLINE_LEN || head != LK_JV_HEAD_0DOT)
         goto rest;
     /* the fraction's bytes alone (k = len - 2 fraction digits), the others
      * 0: all the token's digits are digits iff no byte exceeds 9 */
-    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
+    d = _mm256_add_epi8(LK_JV_LOAD(e - 32), v->m48);
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
     *acc = _mm256_max_epu8(*acc, d);
     *w = _mm_load_pd((const double *)((const char *)c->ninv + ((size_t)len << 4) - 32)); /* ninv[len - 2] */
@@ -960,12 +954,10 @@ LK_JV_AVX512 static inline __m256i prep_avx512(const char *p, const char *e, con
     ptrdiff_t len = e - s;
     uint16_t head;
     __m256i d;
-    if ((size_t)(len - 3) > 22)
-        goto rest;
     memcpy(&head, s, 2);
-    if (head != LK_JV_HEAD_0DOT)
+    if (len > LK_JV_INLINE_LEN || head != LK_JV_HEAD_0DOT)
         goto rest;
-    d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), v->zeros);
+    d = _mm256_add_epi8(LK_JV_LOAD(e - 32), v->m48);
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
     *acc = _mm256_max_epu8(*acc, d);
     *w = _mm_load_pd((const double *)((const char *)c->ninv + ((size_t)len << 4) - 32));
@@ -1069,14 +1061,12 @@ static int element_slow(const char *t, const char *e, const char *end, double *o
  * SIMD kernel sets, four numbers at a time (jsonvec_fused.h). */
 #define LK_JV_FUSED_FN parse_array_avx2
 #define LK_JV_FUSED_ATTR LK_JV_AVX2
-#define LK_JV_FUSED_SEPS sep_mask64v_avx2
 #define LK_JV_FUSED_PREP prep_avx2
 #define LK_JV_FUSED_PLAIN plain_avx2
 #include "jsonvec_fused.h"
 
 #define LK_JV_FUSED_FN parse_array_avx512
 #define LK_JV_FUSED_ATTR LK_JV_AVX512
-#define LK_JV_FUSED_SEPS sep_mask64v_avx512
 #define LK_JV_FUSED_PREP prep_avx512
 #define LK_JV_FUSED_PLAIN plain_avx512
 #include "jsonvec_fused.h"
