@@ -779,7 +779,6 @@ static const uint32_t lk_jv_df_digits[26] = {
 typedef struct {
     double e16[4], e8[4];
     uint64_t exp[4], frac[4], sign[4], e53[4], e99[4];
-    int32_t c999[4];
     unsigned char zeros[32], nines[32], m48[32], septab[32];
     signed char w10s[2][32]; /* the first multiply-add's weights, then negated */
     int16_t w100[16], w10000[16];
@@ -790,7 +789,7 @@ typedef struct {
 static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
     LK_JV_C4(1e16), LK_JV_C4(1e8), LK_JV_C4(0x7FF0000000000000u), LK_JV_C4(0x000FFFFFFFFFFFFFu),
     LK_JV_C4(0x8000000000000000u), LK_JV_C4((uint64_t)53 << 52), LK_JV_C4((uint64_t)99 << 52),
-    LK_JV_C4(999), LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32((unsigned char)-'0'), LK_JV_SEPTAB_INIT,
+    LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32((unsigned char)-'0'), LK_JV_SEPTAB_INIT,
     {{10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1},
      {-10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1,
       -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1}},
@@ -802,10 +801,10 @@ static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
 
 /* The vectors the array loop keeps in registers (loaded once per array). */
 typedef struct {
-    __m256i m48, nines, septab, w100;
+    __m256i m48, septab; /* (the others are memory operands) */
 } lk_jv_vregs;
 
-#define LK_JV_VREGS(c) {LK_JV_LOAD((c)->m48), LK_JV_LOAD((c)->nines), LK_JV_LOAD((c)->septab), LK_JV_LOAD((c)->w100)}
+#define LK_JV_VREGS(c) {LK_JV_LOAD((c)->m48), LK_JV_LOAD((c)->septab)}
 
 static inline const lk_jv_fp_consts *lk_jv_consts(void) {
     const lk_jv_fp_consts *c = &lk_jv_fp_c;
@@ -824,7 +823,7 @@ static inline const lk_jv_fp_consts *lk_jv_consts(void) {
 LK_JV_AVX2 static inline const char *find_sep_avx2(const char *p, const lk_jv_vregs *v) {
     __m256i b = LK_JV_LOAD(p);
     uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_shuffle_epi8(v->septab, b)));
-    return p + _tzcnt_u32(m);
+    return p + _tzcnt_u32(m); /* (32 when m == 0) */
 }
 
 /* Step 1 to the 4-digit groups for fp4, for the token after the separator
@@ -866,8 +865,10 @@ typedef struct {
     __m128d w;
 } lk_jv_qw;
 
-/* prep_rest_*'s q for a token it rejects. */
-#define LK_JV_REJECT(q) _mm256_blend_epi32((q), _mm256_set1_epi32(9999), 0x04)
+/* prep_rest_* gives a token it rejects, and one of more than 20 bytes (its
+ * B could exceed 999), the scale 0: fp4's result is then 0, which it
+ * always redoes exactly. */
+#define LK_JV_REST_LEN 20
 
 LK_JV_AVX2 __attribute__((noinline)) static lk_jv_qw prep_rest_avx2(const char *s, const char *e, size_t neg) {
     const lk_jv_fp_consts *c = lk_jv_consts();
@@ -877,8 +878,8 @@ LK_JV_AVX2 __attribute__((noinline)) static lk_jv_qw prep_rest_avx2(const char *
     uint32_t dig;
     unsigned di;
     if (len < 3 || len > 25) {
-        r.q = LK_JV_REJECT(_mm256_setzero_si256());
-        r.w = _mm_load_pd(lk_jv_ninv[0]);
+        r.q = _mm256_setzero_si256();
+        r.w = _mm_setzero_pd();
         return r;
     }
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(c->zeros));
@@ -887,11 +888,11 @@ LK_JV_AVX2 __attribute__((noinline)) static lk_jv_qw prep_rest_avx2(const char *
         di = (~dig & lk_jv_df_digits[len]) != 0 ? 0 : (unsigned)(33 - len);
     else
         di = plain_dot(dig, s, e, len);
-    r.w = _mm_load_pd(lk_jv_ninv[di == 0 ? 0 : 31 - di]);
+    r.w = di == 0 || len > LK_JV_REST_LEN ? _mm_setzero_pd() : _mm_load_pd(lk_jv_ninv[31 - di]);
     x = _mm256_blendv_epi8(d, shift_up1(d), LK_JV_LOAD(c->ramp + 64 - (di + 1)));
     x = LK_JV_FOLD4(_mm256_and_si256(x, LK_JV_LOAD(c->ramp + (len - 1))), LK_JV_LOAD(c->w10s[neg]),
                     LK_JV_LOAD(c->w100));
-    r.q = di == 0 ? LK_JV_REJECT(x) : x;
+    r.q = x;
     return r;
 }
 
@@ -912,7 +913,7 @@ LK_JV_AVX2 static inline __m256i prep_avx2(const char *p, const char *e, const l
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
     *acc = _mm256_max_epu8(*acc, d);
     *w = _mm_load_pd((const double *)((const char *)c->ninv + ((size_t)len << 4) - 32)); /* ninv[len - 2] */
-    return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), v->w100);
+    return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), LK_JV_LOAD(c->w100));
 rest: {
     lk_jv_qw r = prep_rest_avx2(s, e, neg);
     *w = r.w;
@@ -928,8 +929,8 @@ LK_JV_AVX512 __attribute__((noinline)) static lk_jv_qw prep_rest_avx512(const ch
     uint32_t dig;
     unsigned di;
     if (len < 3 || len > 25) {
-        r.q = LK_JV_REJECT(_mm256_setzero_si256());
-        r.w = _mm_load_pd(lk_jv_ninv[0]);
+        r.q = _mm256_setzero_si256();
+        r.w = _mm_setzero_pd();
         return r;
     }
     d = _mm256_sub_epi8(LK_JV_LOAD(e - 32), LK_JV_LOAD(c->zeros));
@@ -938,11 +939,11 @@ LK_JV_AVX512 __attribute__((noinline)) static lk_jv_qw prep_rest_avx512(const ch
         di = (~dig & lk_jv_df_digits[len]) != 0 ? 0 : (unsigned)(33 - len);
     else
         di = plain_dot(dig, s, e, len);
-    r.w = _mm_load_pd(lk_jv_ninv[di == 0 ? 0 : 31 - di]);
+    r.w = di == 0 || len > LK_JV_REST_LEN ? _mm_setzero_pd() : _mm_load_pd(lk_jv_ninv[31 - di]);
     x = _mm256_mask_mov_epi8(d, (__mmask32)((2u << di) - 1), shift_up1(d));
     x = _mm256_maskz_mov_epi8((__mmask32)((~0u << (32 - len)) << 1), x);
     x = LK_JV_FOLD4(x, LK_JV_LOAD(c->w10s[neg]), LK_JV_LOAD(c->w100));
-    r.q = di == 0 ? LK_JV_REJECT(x) : x;
+    r.q = x;
     return r;
 }
 
@@ -961,7 +962,7 @@ LK_JV_AVX512 static inline __m256i prep_avx512(const char *p, const char *e, con
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
     *acc = _mm256_max_epu8(*acc, d);
     *w = _mm_load_pd((const double *)((const char *)c->ninv + ((size_t)len << 4) - 32));
-    return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), v->w100);
+    return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), LK_JV_LOAD(c->w100));
 rest: {
     lk_jv_qw r = prep_rest_avx512(s, e, neg);
     *w = r.w;
@@ -969,22 +970,29 @@ rest: {
     }
 }
 
-/* Four tokens (q0..q3: prep's signed 4-digit groups; w0..w3: their
- * lk_jv_ninv entries) to out[0..3] (all four written); returns the lanes
- * (bit j: out[j]) that must be redone exactly: rejected by prep, more than
- * 19 significant digits (|B| > 999), or not provably correctly rounded
- * (see above; a zero too). */
-LK_JV_AVX2 static inline unsigned fp4(__m256i q0, __m256i q1, __m256i q2, __m256i q3, __m128d w0, __m128d w1,
-                                     __m128d w2, __m128d w3, double *out, const lk_jv_fp_consts *c) {
+/* Two tokens' prep results (q0, q1: signed 4-digit groups; w0, w1:
+ * lk_jv_ninv entries) packed for fp4, as soon as both are there (fewer
+ * live registers). */
+LK_JV_AVX2 static inline __m256i pack2q(__m256i q0, __m256i q1) { return _mm256_packs_epi32(q0, q1); }
+LK_JV_AVX2 static inline __m256d pack2w(__m128d w0, __m128d w1) {
+    return _mm256_insertf128_pd(_mm256_castpd128_pd256(w0), w1, 1);
+}
+
+/* Four tokens (q01, q23, p01, p23: two pack2q and two pack2w) to
+ * out[0..3] (all four written); returns the lanes (bit j: out[j]) that must
+ * be redone exactly: rejected by prep (scale 0), or not provably correctly
+ * rounded (see above; a zero too).  Every lane has |B| <= 999: prep's
+ * inline shape has at most 19 digits, prep_rest gives longer ones scale 0. */
+LK_JV_AVX2 static inline unsigned fp4(__m256i q01, __m256i q23, __m256d p01, __m256d p23, double *out,
+                                     const lk_jv_fp_consts *c) {
     /* the 8-digit groups, two tokens per pack: [A0 B0 A1 B1 | C0 D0 C1 D1] */
     __m256i w10000 = LK_JV_LOAD(c->w10000);
-    __m256i u01 = _mm256_madd_epi16(_mm256_packs_epi32(q0, q1), w10000);
-    __m256i u23 = _mm256_madd_epi16(_mm256_packs_epi32(q2, q3), w10000);
+    __m256i u01 = _mm256_madd_epi16(q01, w10000);
+    __m256i u23 = _mm256_madd_epi16(q23, w10000);
     /* [B0..B3 | D0..D3] and [A0..A3 | C0..C3] (A == 0) */
     __m256i bd = _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(u01), _mm256_castsi256_ps(u23), 0xDD));
     __m256i ac = _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(u01), _mm256_castsi256_ps(u23), 0x88));
     __m128i b = _mm256_castsi256_si128(bd);
-    unsigned bad = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(_mm_abs_epi32(b), LK_JV_LOAD16(c->c999))));
     __m256d B = _mm256_cvtepi32_pd(b), C = _mm256_cvtepi32_pd(_mm256_extracti128_si256(ac, 1));
     __m256d D = _mm256_cvtepi32_pd(_mm256_extracti128_si256(bd, 1));
     __m256d p1 = _mm256_mul_pd(B, LK_JV_LOADD(c->e16)), p2 = _mm256_mul_pd(C, LK_JV_LOADD(c->e8));
@@ -995,8 +1003,6 @@ LK_JV_AVX2 static inline unsigned fp4(__m256i q0, __m256i q1, __m256i q2, __m256
     __m256d t2 = _mm256_sub_pd(s1, _mm256_sub_pd(h, p1));
     __m256d l = _mm256_add_pd(t1, t2);
     /* times 10^-k */
-    __m256d p01 = _mm256_insertf128_pd(_mm256_castpd128_pd256(w0), w1, 1);
-    __m256d p23 = _mm256_insertf128_pd(_mm256_castpd128_pd256(w2), w3, 1);
     __m256d ph = _mm256_permute4x64_pd(_mm256_unpacklo_pd(p01, p23), 0xD8); /* [h0 h2 | h1 h3] -> h0..h3 */
     __m256d pl = _mm256_permute4x64_pd(_mm256_unpackhi_pd(p01, p23), 0xD8);
     __m256d r = _mm256_mul_pd(h, ph);
@@ -1013,7 +1019,7 @@ LK_JV_AVX2 static inline unsigned fp4(__m256i q0, __m256i q1, __m256i q2, __m256
     __m256i pow2 = _mm256_cmpeq_epi64(_mm256_and_si256(bits, LK_JV_LOAD(c->frac)), _mm256_setzero_si256());
     unsigned redo = (unsigned)_mm256_movemask_pd(_mm256_or_pd(near, _mm256_castsi256_pd(pow2)));
     _mm256_storeu_pd(out, r2);
-    return redo | bad;
+    return redo;
 }
 
 #endif /* LK_JV_X86 */

@@ -37,12 +37,31 @@
 #define LK_JV_REACH (4 * 33)
 #endif
 
+/* Redo the lanes in r of the group at tok (separators tok - 1, e0..e3)
+ * exactly, or return LK_JV_UNHANDLED. */
+#define LK_JV_REDO(r)                                                                                       \
+    do {                                                                                                    \
+        const char *sep_[5];                                                                                \
+        unsigned r_ = (r);                                                                                  \
+        sep_[0] = tok - 1, sep_[1] = e0, sep_[2] = e1, sep_[3] = e2, sep_[4] = e3;                          \
+        while (r_ != 0) {                                                                                   \
+            unsigned j_ = (unsigned)__builtin_ctz(r_);                                                      \
+            const char *t_ = sep_[j_] + 1;                                                                  \
+            r_ &= r_ - 1;                                                                                   \
+            if (!LK_JV_FUSED_PLAIN(t_ + (*t_ == ' '), sep_[j_ + 1], out + j_) &&                            \
+                !element_slow(t_, sep_[j_ + 1], end, out + j_))                                             \
+                return LK_JV_UNHANDLED;                                                                     \
+        }                                                                                                   \
+    } while (0)
+
 LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, const char *base, lk_jv_doc *doc,
                                            int fp_ok) {
     const char *tok = *pp;
+    /* groups start at or before tlim (LK_JV_REACH bytes left) */
+    const char *const tlim = end - base > LK_JV_REACH ? end - LK_JV_REACH : base;
     const lk_jv_fp_consts *c = lk_jv_consts();
     const lk_jv_vregs v = LK_JV_VREGS(c);
-    unsigned all = fp_ok ? 0u : 0xFu;
+    unsigned all = fp_ok ? 0u : 0xFu, singles = 0;
     for (;;) {
         double *out, *lim;
         const char *e, *t;
@@ -50,74 +69,63 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
             return LK_JV_NOMEM;
         out = doc->nums + doc->n_nums;
         lim = doc->nums + doc->cap_nums - 4; /* (fp4 writes four slots) */
-        while (out <= lim && tok - base >= 32 && end - tok >= LK_JV_REACH) {
-            __m256i acc = _mm256_setzero_si256(), q0, q1, q2, q3;
-            __m128d w0, w1, w2, w3;
-            const char *e0, *e1, *e2, *e3, *last, *lastp;
-            unsigned k = 4, redo;
-            /* the fraction bytes' maximum over the group (above 9: the group
-             * is redone exactly) and the tokens' 10^-k table entries; the
-             * lanes past an array's last element are copies, ignored */
-            e0 = find_sep_avx2(tok, &v);
-            q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0);
-            last = e0, lastp = tok - 1;
-            e1 = e2 = e3 = e0, q1 = q2 = q3 = q0, w1 = w2 = w3 = w0;
-            if (*e0 == ',') {
+        if (singles == 0 && tok - base >= 32) {
+            while (out <= lim && tok <= tlim) {
+                /* the fraction bytes' maximum over the group (above 9: the
+                 * group is redone exactly) and the tokens' 10^-k entries */
+                __m256i acc = _mm256_setzero_si256(), q0, q1, q01, q23;
+                __m128d w0, w1;
+                __m256d p01, p23;
+                const char *e0, *e1, *e2, *e3;
+                unsigned k = 4, redo;
+                e0 = find_sep_avx2(tok, &v);
+                q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0);
+                if (*e0 != ',')
+                    goto short_group;
                 e1 = find_sep_avx2(e0 + 1, &v);
                 q1 = LK_JV_FUSED_PREP(e0, e1, &v, c, &acc, &w1);
-                last = e1, lastp = e0;
-                if (*e1 == ',') {
-                    e2 = find_sep_avx2(e1 + 1, &v);
-                    q2 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w2);
-                    last = e2, lastp = e1;
-                    if (*e2 == ',') {
-                        e3 = find_sep_avx2(e2 + 1, &v);
-                        q3 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w3);
-                        last = e3, lastp = e2;
-                    } else {
-                        k = 3;
+                if (*e1 != ',')
+                    goto short_group;
+                q01 = pack2q(q0, q1), p01 = pack2w(w0, w1);
+                e2 = find_sep_avx2(e1 + 1, &v);
+                q0 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w0);
+                if (*e2 != ',')
+                    goto short_group;
+                e3 = find_sep_avx2(e2 + 1, &v);
+                q1 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w1);
+                q23 = pack2q(q0, q1), p23 = pack2w(w0, w1);
+                acc = _mm256_subs_epu8(acc, LK_JV_LOAD(c->nines));
+                redo = fp4(q01, q23, p01, p23, out, c) | all;
+                if (!_mm256_testz_si256(acc, acc))
+                    redo = 0xFu;
+                if (*e3 != ',' && *e3 != ']') {
+                    k = 3; /* no separator in the last element's window: read below */
+                    redo &= 7u;
+                }
+                if (redo != 0)
+                    LK_JV_REDO(redo);
+                out += k;
+                if (*e3 != ',') {
+                    if (k == 4) { /* ']' */
+                        doc->n_nums = (size_t)(out - doc->nums);
+                        *pp = e3 + 1;
+                        return LK_JV_OK;
                     }
-                } else {
-                    k = 2;
+                    tok = e2 + 1;
+                    break;
                 }
-            } else {
-                k = 1;
-            }
-            acc = _mm256_subs_epu8(acc, v.nines);
-            redo = fp4(q0, q1, q2, q3, w0, w1, w2, w3, out, c) | all;
-            if (!_mm256_testz_si256(acc, acc))
-                redo = 0xFu;
-            if (*last != ',' && *last != ']')
-                k--; /* no separator in the last element's window: read below */
-            if (redo != 0) {
-                const char *sep[5];
-                sep[0] = tok - 1, sep[1] = e0, sep[2] = e1, sep[3] = e2, sep[4] = e3;
-                redo &= (1u << k) - 1;
-                while (redo != 0) {
-                    unsigned j = (unsigned)__builtin_ctz(redo);
-                    redo &= redo - 1;
-                    t = sep[j] + 1;
-                    if (!LK_JV_FUSED_PLAIN(t + (*t == ' '), sep[j + 1], out + j) &&
-                        !element_slow(t, sep[j + 1], end, out + j))
-                        return LK_JV_UNHANDLED;
-                }
-            }
-            out += k;
-            if (*last != ',') {
-                if (*last == ']') {
-                    doc->n_nums = (size_t)(out - doc->nums);
-                    *pp = last + 1;
-                    return LK_JV_OK;
-                }
-                tok = lastp + 1;
+                tok = e3 + 1;
+                continue;
+            short_group: /* the array's last one to three elements, or one without a separator in reach */
+                singles = 3;
                 break;
             }
-            tok = last + 1;
         }
         doc->n_nums = (size_t)(out - doc->nums);
         if (out > lim)
             continue; /* (reserve_nums grows the buffer) */
         /* one element, its separator by a byte scan unless the window has it */
+        singles -= singles != 0;
         e = end - tok > 32 ? find_sep_avx2(tok, &v) : end;
         if (e >= end || (*e != ',' && *e != ']'))
             for (e = tok; e < end && *e != ',' && *e != ']'; e++) {
@@ -136,6 +144,7 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
     }
 }
 
+#undef LK_JV_REDO
 #undef LK_JV_FUSED_FN
 #undef LK_JV_FUSED_ATTR
 #undef LK_JV_FUSED_PREP

@@ -556,6 +556,43 @@ def test_groups_mix_the_inline_shape_with_the_others():
                         assert loads_vectors(body) is None, (tok, n, lane)
 
 
+def test_groups_inside_long_arrays():
+    """The SIMD kernels read groups of four elements only where every element's
+    32-byte window lies inside the body (not in its first 32 bytes, not within
+    132 bytes of its end) and one element at a time elsewhere; an element ends at
+    the first ',' or ']' in its window.  Each shape below at every lane of the
+    groups of arrays of 8 to 12 elements, the array followed by a long member (so
+    that the array's end, at every lane too, is read by the group loop) or not:
+    long whitespace (no separator in the window), the inline shape's length limit
+    (19 fraction digits; 20 go out of line), out-of-line tokens of 20 and 21
+    bytes (the longer ones always redone exactly), malformed tokens.  Kernels agree
+    (their exact-only variants too) and match json.loads; malformed bodies fall
+    back."""
+    fill = ["0.6888437030500962", "-0.15885683833831", "0.02254944273721704", "-0.19013172509917142"]
+    good = [" " * 40 + "0.5", "-0.25" + " " * 40, "\t0.25", " -0.75 ", "\n-0.125\n", " " * 27 + "-0.5",
+            "0.1234567890123456789", "-0.1234567890123456789", "0." + "0" * 18 + "1", "-0." + "9" * 19,
+            "0.12345678901234567891", "-0.00123456789012345678", "0.00000000000000000000123",
+            "1.2345678901234567891", "12.345678901234567", "-1234567890123456.5", "9.999999999999999999",
+            "-99.99999999999999999", "0.0", "-0.0", "-0.000", "1e5", "-2.5E-3", "1.5", "-7.25"]
+    bad = ["0.12a4", "0.1-2", "-0.", "0.", "--0.5", "00.5", "0..5", "0.1 2", "", " ", "x" * 40, "0.5" + "x" * 40]
+    for tok in good + bad:
+        for n in range(8, 13):
+            for lane in range(n):
+                strs = [fill[(i + lane) % 4] for i in range(n)]
+                strs[lane] = tok
+                for tail in ("", ', "note": "' + "x" * 200 + '"'):
+                    body = ('{"lane": "prod", "v": [' + ", ".join(strs) + "]" + tail + "}").encode()
+                    got = loads_vectors(body)
+                    if tok in bad:
+                        assert got is None, (tok, n, lane)
+                        continue
+                    want = json.loads(body)["v"]
+                    simple = "e" not in tok.lower() and len(tok.strip().lstrip("-").replace(".", "").lstrip("0")) <= 19
+                    assert got is not None or not simple, (tok, n, lane)
+                    if got is not None:
+                        assert _bits_of(got["v"].tolist()) == _bits_of(want), (tok, n, lane)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_service_shaped_bodies(seed):
     """The service's own shape: 768-d vectors of json.dumps doubles (17 digits, a few
