@@ -72,10 +72,10 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
         if (singles == 0 && tok - base >= 32) {
             while (out <= lim && tok <= tlim) {
                 /* the fraction bytes' maximum over the group (above 9: the
-                 * group is redone exactly) and the tokens' 10^-k entries */
+                 * group is redone exactly) and the tokens' divisors */
                 __m256i acc = _mm256_setzero_si256(), q0, q1, q01, q23;
                 __m128d w0, w1;
-                __m256d p01, p23;
+                __m128d p01, p23;
                 const char *e0, *e1, *e2, *e3;
                 unsigned k = 4, redo;
                 e0 = find_sep_avx2(tok, &v);

@@ -613,7 +613,7 @@ cdef extern from "jsonvec.h" nogil:
     enum:
         LK_JV_NO_FP
     int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags)
-    const double *lk_jv_ninv_table(int k)
+    const double *lk_jv_p10_table(int k)
     lk_jv_isa lk_jv_best_isa()
     const char *lk_jv_isa_name(lk_jv_isa isa)
     const uint64_t *lk_jv_pow5_table(int q)
@@ -674,11 +674,11 @@ def _pow5_entry(int q):
     return None if t == NULL else (int(t[0]) << 64) | int(t[1])
 
 
-def _ninv_entry(int k):
-    """The SIMD kernels' double-double (hi, lo) for 10^-k, or None (no such
+def _p10_entry(int k):
+    """The SIMD kernels' divisor for k fraction digits (10^k), or None (no such
     entry, or no SIMD kernels in this build; for tests)."""
-    cdef const double *t = lk_jv_ninv_table(k)
-    return None if t == NULL else (t[0], t[1])
+    cdef const double *t = lk_jv_p10_table(k)
+    return None if t == NULL else t[0]
 
 
 def loads_vectors(data):
