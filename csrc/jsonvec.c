@@ -713,8 +713,8 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
  *     C*10^8 are exact doubles (B*5^16, C*5^8 < 2^53), and two Fast2Sums
  *     (the larger operand first, or a zero one) leave integer errors that
  *     add up exactly (|l| <= 2^10 + 1);
- *   - the value is m / P with P = 10^k (k fraction digits, k <= 19 here:
- *     an exact double, the table below).  r = RN(h / P) (one IEEE
+ *   - the value is m / P with P = 10^k (k <= 19 fraction digits: an exact
+ *     double, the table below).  r = RN(h / P) (one IEEE
  *     division), and the remainder h - r*P is a double (true of the
  *     remainder of a correctly rounded division without underflow: Boldo
  *     and Daumas, "Representable correcting terms for possibly underflowing
@@ -736,14 +736,15 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
  * must be round-to-nearest, which lk_jv_parse_isa checks once per call
  * (any other mode: every lane is redone by the integer kernels). */
 
-/* 10^k, k = 0..31, the divisors: exact doubles for k <= 22 (5^22 < 2^53),
- * a quiet NaN above (no kernel asks for them: the inline shape has at most
- * 19 fraction digits, prep_rest_* at most 18; a NaN result is redone
+/* 10^k, k = 0..31, the divisors: exact doubles for k <= 19, a quiet NaN
+ * above (a token of more than 19 fraction digits: prep's inline shape
+ * reaches 30, prep_rest_* gives those a NaN itself; a NaN result is redone
  * exactly, and quiet NaNs raise no floating-point flag).  One 8-byte load a
  * token.  tests/test_jsonvec.py checks them through lukhas_fast._drift_c. */
 #define LK_JV_P10_INIT                                                                                      \
     {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,   \
-     1e19, 1e20, 1e21, 1e22, __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""),   \
+     1e19, __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""),   \
+     __builtin_nan(""), __builtin_nan(""),                                                                 \
      __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan("")}
 
 /* For a D.FFF token of len bytes (after the sign): its bytes that must be
@@ -842,12 +843,12 @@ LK_JV_AVX2 static inline const char *find_sep_avx2(const char *p, const lk_jv_vr
  * depends on the token. */
 #define LK_JV_HEAD_0DOT ('0' | '.' << 8) /* "0." as a little-endian 16-bit load */
 
-/* The inline path's longest token after the sign: 0. and 19 fraction
- * digits, so the window's 8-digit group B (bytes 8..15) is below 1000.
- * The array loop's e (find_sep) is never before s, so 0 <= len <= 32, and
- * "0." with len < 2 would need the '.' at or past e: len > 21 is the only
- * bound to test (len == 2, "0." alone, gives 0, which fp4 redoes). */
-#define LK_JV_INLINE_LEN 21
+/* The inline path needs no length test: the array loop's e (find_sep) is
+ * at most 32 bytes after the token's start and never before s, so 0 <= len
+ * <= 32, and "0." with len < 2 would need the '.' at or past e.  So the
+ * ramp and divisor indexes len - 2 lie in 0..30.  "0." alone (len == 2)
+ * gives 0, which fp4 redoes; more than 19 fraction digits (where B could
+ * exceed 999) get a NaN divisor (lk_jv_p10), so fp4 redoes those too. */
 
 /* The window x (digits, others 0) to the signed 4-digit groups. */
 #define LK_JV_FOLD4(x, w10s, w100) _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w10s)), (w100))
@@ -890,7 +891,7 @@ LK_JV_AVX2 __attribute__((noinline)) static lk_jv_qw prep_rest_avx2(const char *
 }
 
 LK_JV_AVX2 static inline __m256i prep_avx2(const char *p, const char *e, const lk_jv_vregs *v, const lk_jv_fp_consts *c, __m256i *acc,
-                                           __m128d *w) {
+                                           __m128d *w, int first) {
     const char *t = p + 1 + (p[1] == ' ');
     size_t neg = *t == '-';
     const char *s = t + neg;
@@ -898,17 +899,19 @@ LK_JV_AVX2 static inline __m256i prep_avx2(const char *p, const char *e, const l
     uint16_t head;
     __m256i d;
     memcpy(&head, s, 2);
-    if (len > LK_JV_INLINE_LEN || head != LK_JV_HEAD_0DOT)
+    if (head != LK_JV_HEAD_0DOT)
         goto rest;
     /* the fraction's bytes alone (k = len - 2 fraction digits), the others
      * 0: all the token's digits are digits iff no byte exceeds 9 */
     d = _mm256_add_epi8(LK_JV_LOAD(e - 32), v->m48);
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
-    *acc = _mm256_max_epu8(*acc, d);
+    *acc = first ? d : _mm256_max_epu8(*acc, d);
     *w = _mm_load_sd(&c->p10[len - 2]);
     return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), LK_JV_LOAD(c->w100));
 rest: {
     lk_jv_qw r = prep_rest_avx2(s, e, neg);
+    if (first)
+        *acc = _mm256_setzero_si256();
     *w = r.w;
     return r.q;
     }
@@ -941,7 +944,7 @@ LK_JV_AVX512 __attribute__((noinline)) static lk_jv_qw prep_rest_avx512(const ch
 }
 
 LK_JV_AVX512 static inline __m256i prep_avx512(const char *p, const char *e, const lk_jv_vregs *v, const lk_jv_fp_consts *c, __m256i *acc,
-                                               __m128d *w) {
+                                               __m128d *w, int first) {
     const char *t = p + 1 + (p[1] == ' ');
     size_t neg = *t == '-';
     const char *s = t + neg;
@@ -949,15 +952,17 @@ LK_JV_AVX512 static inline __m256i prep_avx512(const char *p, const char *e, con
     uint16_t head;
     __m256i d;
     memcpy(&head, s, 2);
-    if (len > LK_JV_INLINE_LEN || head != LK_JV_HEAD_0DOT)
+    if (head != LK_JV_HEAD_0DOT)
         goto rest;
     d = _mm256_add_epi8(LK_JV_LOAD(e - 32), v->m48);
     d = _mm256_and_si256(d, LK_JV_LOAD(c->ramp + (len - 2)));
-    *acc = _mm256_max_epu8(*acc, d);
+    *acc = first ? d : _mm256_max_epu8(*acc, d);
     *w = _mm_load_sd(&c->p10[len - 2]);
     return LK_JV_FOLD4(d, LK_JV_LOAD(&c->w10s[0][0] + (neg << 5)), LK_JV_LOAD(c->w100));
 rest: {
     lk_jv_qw r = prep_rest_avx512(s, e, neg);
+    if (first)
+        *acc = _mm256_setzero_si256();
     *w = r.w;
     return r.q;
     }

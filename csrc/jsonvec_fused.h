@@ -73,26 +73,26 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
             while (out <= lim && tok <= tlim) {
                 /* the fraction bytes' maximum over the group (above 9: the
                  * group is redone exactly) and the tokens' divisors */
-                __m256i acc = _mm256_setzero_si256(), q0, q1, q01, q23;
+                __m256i acc, q0, q1, q01, q23;
                 __m128d w0, w1;
                 __m128d p01, p23;
                 const char *e0, *e1, *e2, *e3;
                 unsigned k = 4, redo;
                 e0 = find_sep_avx2(tok, &v);
-                q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0);
+                q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0, 1);
                 if (*e0 != ',')
                     goto short_group;
                 e1 = find_sep_avx2(e0 + 1, &v);
-                q1 = LK_JV_FUSED_PREP(e0, e1, &v, c, &acc, &w1);
+                q1 = LK_JV_FUSED_PREP(e0, e1, &v, c, &acc, &w1, 0);
                 if (*e1 != ',')
                     goto short_group;
                 q01 = pack2q(q0, q1), p01 = pack2w(w0, w1);
                 e2 = find_sep_avx2(e1 + 1, &v);
-                q0 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w0);
+                q0 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w0, 0);
                 if (*e2 != ',')
                     goto short_group;
                 e3 = find_sep_avx2(e2 + 1, &v);
-                q1 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w1);
+                q1 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w1, 0);
                 q23 = pack2q(q0, q1), p23 = pack2w(w0, w1);
                 acc = _mm256_subs_epu8(acc, LK_JV_LOAD(c->nines));
                 redo = fp4(q01, q23, p01, p23, out, c) | all;
