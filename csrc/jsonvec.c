@@ -736,16 +736,16 @@ LK_JV_AVX512 static inline int plain_avx512(const char *t, const char *e, double
  * must be round-to-nearest, which lk_jv_parse_isa checks once per call
  * (any other mode: every lane is redone by the integer kernels). */
 
-/* 10^k, k = 0..31, the divisors: exact doubles for k <= 19, a quiet NaN
+/* 10^k, k = 0..63, the divisors: exact doubles for k <= 19, a quiet NaN
  * above (a token of more than 19 fraction digits: prep's inline shape
  * reaches 30, prep_rest_* gives those a NaN itself; a NaN result is redone
  * exactly, and quiet NaNs raise no floating-point flag).  One 8-byte load a
  * token.  tests/test_jsonvec.py checks them through lukhas_fast._drift_c. */
+#define LK_JV_NAN4 __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan("")
 #define LK_JV_P10_INIT                                                                                      \
     {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,   \
-     1e19, __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""),   \
-     __builtin_nan(""), __builtin_nan(""),                                                                 \
-     __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan(""), __builtin_nan("")}
+     1e19, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4,     \
+     LK_JV_NAN4, LK_JV_NAN4, LK_JV_NAN4}
 
 /* For a D.FFF token of len bytes (after the sign): its bytes that must be
  * digits (all but the '.'), as window bits. */
@@ -775,7 +775,7 @@ typedef struct {
     unsigned char zeros[32], nines[32], m48[32], septab[32];
     signed char w10s[2][32]; /* the first multiply-add's weights, then negated */
     int16_t w100[16], w10000[16];
-    double p10[32]; /* lk_jv_p10 */
+    double p10[64]; /* lk_jv_p10 */
     unsigned char ramp[96]; /* lk_jv_ramp's bytes */
 } lk_jv_fp_consts;
 #define LK_JV_C4(x) {x, x, x, x}
@@ -819,6 +819,22 @@ LK_JV_AVX2 static inline const char *find_sep_avx2(const char *p, const lk_jv_vr
     return p + _tzcnt_u32(m); /* (32 when m == 0) */
 }
 
+/* The first two separators at or after p, from the 64 bytes at p (64
+ * readable): 1 and *e0, *e1, or 0 if the window has fewer than two.  Two
+ * elements per step of the array loop's dependency chain (the next step
+ * starts after *e1): with one a step, the chain's latency (load, shuffle,
+ * compare, movemask, tzcnt) rather than the instruction count bounded the
+ * loop. */
+LK_JV_AVX2 static inline int find_sep2_avx2(const char *p, const lk_jv_vregs *v, const char **e0, const char **e1) {
+    __m256i a = LK_JV_LOAD(p), b = LK_JV_LOAD(p + 32);
+    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, _mm256_shuffle_epi8(v->septab, a)));
+    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_shuffle_epi8(v->septab, b)));
+    uint64_t m = lo | hi << 32, m1 = _blsr_u64(m);
+    *e0 = p + _tzcnt_u64(m);
+    *e1 = p + _tzcnt_u64(m1);
+    return m1 != 0;
+}
+
 /* Step 1 to the 4-digit groups for fp4, for the token after the separator
  * at p (or after the '[' at p) and before the one at e (e[-32..-1]
  * readable): the folded window as int32 [A1 A2 B1 B2 | C1 C2 D1 D2] (the
@@ -843,10 +859,12 @@ LK_JV_AVX2 static inline const char *find_sep_avx2(const char *p, const lk_jv_vr
  * depends on the token. */
 #define LK_JV_HEAD_0DOT ('0' | '.' << 8) /* "0." as a little-endian 16-bit load */
 
-/* The inline path needs no length test: the array loop's e (find_sep) is
- * at most 32 bytes after the token's start and never before s, so 0 <= len
- * <= 32, and "0." with len < 2 would need the '.' at or past e.  So the
- * ramp and divisor indexes len - 2 lie in 0..30.  "0." alone (len == 2)
+/* The inline path needs no length test: the array loop's e (find_sep2) is
+ * a separator at most 63 bytes after the token's start (p + 1), so it is
+ * never before s and 0 <= len <= 63, and "0." with len < 2 would need the
+ * '.' at or past e.  So the
+ * ramp and divisor indexes len - 2 lie in 0..61 (lk_jv_ramp's 96 bytes and
+ * lk_jv_p10's 64 entries cover them).  "0." alone (len == 2)
  * gives 0, which fp4 redoes; more than 19 fraction digits (where B could
  * exceed 999) get a NaN divisor (lk_jv_p10), so fp4 redoes those too. */
 
@@ -1245,7 +1263,7 @@ trailer:
 
 const double *lk_jv_p10_table(int k) {
 #if LK_JV_X86
-    return (k < 0 || k > 31) ? NULL : &lk_jv_p10[k];
+    return (k < 0 || k > 63) ? NULL : &lk_jv_p10[k];
 #else
     (void)k;
     return NULL;

@@ -10,9 +10,10 @@
  * module: nothing else includes it.
  *
  * p is just after '['.  Elements cannot contain ',' or ']', so an element
- * ends at the first of them after its start: find_sep_avx2 looks for it in
- * the 32 bytes from the start (a shuffle, a compare, a movemask and a
- * tzcnt per element), and one byte compare says whether it is a ','.
+ * ends at the first of them after its start: find_sep2_avx2 finds two
+ * elements' ends in the 64 bytes from the first one's start (a shuffle, a
+ * compare and a movemask per 32 bytes, a tzcnt per element), and one byte
+ * compare each says whether it is a ',' (else ']').
  * Four elements are found, checked and folded (LK_JV_FUSED_PREP) one after
  * the other, then converted together (fp4); a group whose inline digit
  * check fails (prep's *acc) and a lane fp4 does not vouch for are redone by
@@ -20,19 +21,20 @@
  * after the separator, exponents, other shapes), which rejects what is not
  * exactly one float token between optional whitespace.
  *
- * Groups run while the 32-byte windows stay inside the body (at least
+ * Groups run while the 64-byte windows stay inside the body (at least
  * LK_JV_REACH bytes left; prep reads 32 bytes before each separator, so the
  * array's elements in the body's first 32 bytes are read one at a time
  * too) and doc->nums has room for four more; the rest -- an array's first
- * and last elements near the body's ends, an element with no separator in
- * its window (long whitespace, long tokens) -- goes one element at a time
+ * and last elements near the body's ends, two elements that do not end in
+ * one window (long whitespace, long tokens) -- goes one element at a time
  * through a byte scan for the separator and the exact kernels.  Linear:
  * each element's bytes are read a bounded number of times (its window, the
  * kernels' windows, at most one scan); memory is doc->nums (at most 4 slots
  * past the numbers read).  fp_ok == 0 (the rounding mode is not
  * round-to-nearest): every lane is redone exactly. */
 
-/* A group reads up to 4 windows of 33 bytes (an element, its separator). */
+/* A group reads two 64-byte windows (two elements and their separators
+ * each) and prep one byte past the last separator: 129 bytes. */
 #ifndef LK_JV_REACH
 #define LK_JV_REACH (4 * 33)
 #endif
@@ -77,46 +79,38 @@ LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, con
                 __m128d w0, w1;
                 __m128d p01, p23;
                 const char *e0, *e1, *e2, *e3;
-                unsigned k = 4, redo;
-                e0 = find_sep_avx2(tok, &v);
+                unsigned redo;
+                if (!find_sep2_avx2(tok, &v, &e0, &e1))
+                    goto short_group;
                 q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0, 1);
                 if (*e0 != ',')
                     goto short_group;
-                e1 = find_sep_avx2(e0 + 1, &v);
                 q1 = LK_JV_FUSED_PREP(e0, e1, &v, c, &acc, &w1, 0);
                 if (*e1 != ',')
                     goto short_group;
                 q01 = pack2q(q0, q1), p01 = pack2w(w0, w1);
-                e2 = find_sep_avx2(e1 + 1, &v);
+                if (!find_sep2_avx2(e1 + 1, &v, &e2, &e3))
+                    goto short_group;
                 q0 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w0, 0);
                 if (*e2 != ',')
                     goto short_group;
-                e3 = find_sep_avx2(e2 + 1, &v);
                 q1 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w1, 0);
                 q23 = pack2q(q0, q1), p23 = pack2w(w0, w1);
                 acc = _mm256_subs_epu8(acc, LK_JV_LOAD(c->nines));
                 redo = fp4(q01, q23, p01, p23, out, c) | all;
                 if (!_mm256_testz_si256(acc, acc))
                     redo = 0xFu;
-                if (*e3 != ',' && *e3 != ']') {
-                    k = 3; /* no separator in the last element's window: read below */
-                    redo &= 7u;
-                }
                 if (redo != 0)
                     LK_JV_REDO(redo);
-                out += k;
-                if (*e3 != ',') {
-                    if (k == 4) { /* ']' */
-                        doc->n_nums = (size_t)(out - doc->nums);
-                        *pp = e3 + 1;
-                        return LK_JV_OK;
-                    }
-                    tok = e2 + 1;
-                    break;
+                out += 4;
+                if (*e3 != ',') { /* ']' */
+                    doc->n_nums = (size_t)(out - doc->nums);
+                    *pp = e3 + 1;
+                    return LK_JV_OK;
                 }
                 tok = e3 + 1;
                 continue;
-            short_group: /* the array's last one to three elements, or one without a separator in reach */
+            short_group: /* the array's last one to three elements, or two that do not end in one window */
                 singles = 3;
                 break;
             }

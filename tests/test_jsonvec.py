@@ -176,12 +176,12 @@ def test_floating_point_table():
     if _drift_c._p10_entry(1) is None:
         assert KERNELS == ["scalar"]  # (a build without the SIMD kernels)
         return
-    for k in range(32):
+    for k in range(64):
         if k <= 19:
             assert _drift_c._p10_entry(k) == 10 ** k and int(_drift_c._p10_entry(k)) == 10 ** k, k
         else:
             assert math.isnan(_drift_c._p10_entry(k)), k
-    assert _drift_c._p10_entry(-1) is None and _drift_c._p10_entry(32) is None
+    assert _drift_c._p10_entry(-1) is None and _drift_c._p10_entry(64) is None
 
 
 def _fp_cases():
@@ -587,6 +587,29 @@ def test_groups_inside_long_arrays():
                     assert got is not None or not simple, (tok, n, lane)
                     if got is not None:
                         assert _bits_of(got["v"].tolist()) == _bits_of(want), (tok, n, lane)
+
+
+def test_group_loop_rounding_edges_and_truncations():
+    """The conversion's edge tokens (powers of two, ties and near-ties, zeros, 19
+    digits) read by the group loop at each of the four lane offsets, with both
+    separators, bit-identical to json.loads; and a long-array body cut at every
+    byte (the group loop's reach and the one-at-a-time tail at every distance from
+    the end) is never handled."""
+    fill = ["0.6888437030500962", "-0.15885683833831", "0.02254944273721704"]
+    strs = [t for t in _fp_cases() if len(t.lstrip("-").replace(".", "").lstrip("0")) <= 19]
+    tail = ', "note": "' + "x" * 200 + '"'
+    for off in range(4):
+        for sep in (", ", ","):
+            body = ('{"lane": "prod", "v": [' + sep.join(fill[:off] + strs) + "]" + tail + "}").encode()
+            got = loads_vectors(body)
+            assert got is not None, (off, sep)
+            assert _bits_of(got["v"].tolist()) == _bits_of(json.loads(body)["v"]), (off, sep)
+    rng = random.Random(3)
+    body = json.dumps({"lane": "prod", "v": [rng.uniform(-1, 1) for _ in range(40)]}).encode()
+    assert loads_vectors(body) is not None
+    for cut in range(len(body)):
+        assert loads_vectors(body[:cut]) is None, cut
+        assert loads_vectors(bytearray(body[:cut])) is None, cut
 
 
 @pytest.mark.parametrize("seed", range(3))
