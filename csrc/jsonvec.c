@@ -770,7 +770,8 @@ static const uint32_t lk_jv_df_digits[26] = {
  * (three instructions instead of none). */
 typedef struct {
     double e16[4], e8[4];
-    uint64_t exp[4], frac[4], sign[4], e53[4], e99[4];
+    uint64_t exp[4], frac[4], sign[4];
+    double thr[4]; /* 2^-53 - 2^-99 (exact: 47 bits) */
     double qnan; /* prep_rest_*'s divisor for a token it rejects */
     unsigned char zeros[32], nines[32], m48[32], septab[32];
     signed char w10s[2][32]; /* the first multiply-add's weights, then negated */
@@ -781,7 +782,7 @@ typedef struct {
 #define LK_JV_C4(x) {x, x, x, x}
 static const lk_jv_fp_consts lk_jv_fp_c __attribute__((aligned(32))) = {
     LK_JV_C4(1e16), LK_JV_C4(1e8), LK_JV_C4(0x7FF0000000000000u), LK_JV_C4(0x000FFFFFFFFFFFFFu),
-    LK_JV_C4(0x8000000000000000u), LK_JV_C4((uint64_t)53 << 52), LK_JV_C4((uint64_t)99 << 52), __builtin_nan(""),
+    LK_JV_C4(0x8000000000000000u), LK_JV_C4(0x1p-53 - 0x1p-99), __builtin_nan(""),
     LK_JV_V32('0'), LK_JV_V32(9), LK_JV_V32((unsigned char)-'0'), LK_JV_SEPTAB_INIT,
     {{10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1},
      {-10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1, -10, -1,
@@ -1026,8 +1027,9 @@ LK_JV_AVX2 static inline unsigned fp4(__m256i q01, __m256i q23, __m128d p01, __m
     /* the rounding check */
     __m256i bits = _mm256_castpd_si256(r2);
     __m256i ex = _mm256_and_si256(bits, LK_JV_LOAD(c->exp));
-    __m256d thr = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_sub_epi64(ex, LK_JV_LOAD(c->e53))),
-                                _mm256_castsi256_pd(_mm256_sub_epi64(ex, LK_JV_LOAD(c->e99))));
+    /* 2^E (r2's exponent bits alone) times 2^-53 - 2^-99: exact; inf for a
+     * NaN or infinite r2 and 0 for a zero one, both redone below */
+    __m256d thr = _mm256_mul_pd(_mm256_castsi256_pd(ex), LK_JV_LOADD(c->thr));
     __m256d near = _mm256_cmp_pd(_mm256_andnot_pd(LK_JV_LOADD((const double *)c->sign), e2), thr, _CMP_NLT_UQ);
     __m256i pow2 = _mm256_cmpeq_epi64(_mm256_and_si256(bits, LK_JV_LOAD(c->frac)), _mm256_setzero_si256());
     unsigned redo = (unsigned)_mm256_movemask_pd(_mm256_or_pd(near, _mm256_castsi256_pd(pow2)));

@@ -612,6 +612,23 @@ def test_group_loop_rounding_edges_and_truncations():
         assert loads_vectors(bytearray(body[:cut])) is None, cut
 
 
+def test_repeated_strings_are_reused_but_never_confused():
+    """Short ASCII keys and string values seen before come back as the same str
+    objects; strings of the same length and end bytes (the cache's slot), other
+    lengths, non-ASCII and invalid UTF-8 are each decoded for what they are."""
+    body = b'{"lane": "prod", "intent": [0.5], "action": [-0.25]}'
+    a, b = _drift_c.loads_vectors(body), _drift_c.loads_vectors(body)
+    assert a["lane"] == b["lane"] == "prod" and [k for k in a] == [k for k in b] == ["lane", "intent", "action"]
+    assert all(x is y for x, y in zip(a, b)) and a["lane"] is b["lane"]
+    for word in ("axb", "ayb", "axxb", "ab", "a\u00e9b", "x" * 32, "x" * 33, "", "a", "axb"):
+        for other in ("axb", "ayb", "a\u00e9b"):
+            got = loads_vectors(json.dumps({word: other, other: [0.5], "k": word}, ensure_ascii=False).encode())
+            assert list(got) == list(dict.fromkeys([word, other, "k"])), (word, other)
+            assert got["k"] == word and (word == other or got[word] == other), (word, other)
+    assert _drift_c.loads_vectors(b'{"a\xffb": "prod"}') is None
+    assert _drift_c.loads_vectors(b'{"ayb": "a\xffb"}') is None
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_service_shaped_bodies(seed):
     """The service's own shape: 768-d vectors of json.dumps doubles (17 digits, a few
