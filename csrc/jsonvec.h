@@ -107,9 +107,9 @@ int lk_jv_number(const char **pp, const char *end, double *out);
  * or NULL outside the handled exponents (for tests). */
 const uint64_t *lk_jv_pow5_table(int q);
 
-/* The floating-point conversion's double-double {hi, lo} for 10^-k,
- * 0 <= k <= 31, or NULL (for tests). */
-const double *lk_jv_ninv_table(int k);
+/* The floating-point conversion's divisor for k fraction digits (10^k,
+ * exact, for k <= 19; a quiet NaN for 19 < k <= 63), or NULL (for tests). */
+const double *lk_jv_p10_table(int k);
 
 #ifdef __cplusplus
 }

@@ -3,136 +3,143 @@
  *
  *   LK_JV_FUSED_FN     the function's name,
  *   LK_JV_FUSED_ATTR   its target attribute,
- *   LK_JV_FUSED_SEPS   sep_mask64's variant (64 readable bytes),
  *   LK_JV_FUSED_PREP   the token check and fold for fp4 (prep_*),
  *   LK_JV_FUSED_PLAIN  the exact common-shape kernel, (t, e, out) -> 1/0,
  *
  * so that the kernels inline into the loop.  Not a header of its own
  * module: nothing else includes it.
  *
- * p is just after '['.  Pass 1 collects the separators (',' and ']') in
- * batches, as jsonvec_array.h does (elements cannot contain them), so that
- * no element's conversion waits for the previous element's end.  Pass 2
- * checks and folds four elements (LK_JV_FUSED_PREP), then converts them
- * together (fp4); a group whose inline digit check fails (prep's *acc) and
- * a lane fp4 does not vouch for are redone by the exact
- * kernel, else by element_slow (whitespace other than one space after the
- * separator, exponents, other shapes), which rejects what is not exactly
- * one float token between optional whitespace.  Linear: every byte is
- * scanned once for separators and at most three times as a token; memory
- * is doc->nums (at most a batch and 4 slots ahead of the numbers read) and
- * the batch on the stack.  fp_ok == 0 (the rounding mode is not
+ * p is just after '['.  Elements cannot contain ',' or ']', so an element
+ * ends at the first of them after its start: find_sep2_avx2 finds two
+ * elements' ends in the 64 bytes from the first one's start (a shuffle, a
+ * compare and a movemask per 32 bytes, a tzcnt per element), and one byte
+ * compare each says whether it is a ',' (else ']').
+ * Four elements are found, checked and folded (LK_JV_FUSED_PREP) one after
+ * the other, then converted together (fp4); a group whose inline digit
+ * check fails (prep's *acc) and a lane fp4 does not vouch for are redone by
+ * the exact kernel, else by element_slow (whitespace other than one space
+ * after the separator, exponents, other shapes), which rejects what is not
+ * exactly one float token between optional whitespace.
+ *
+ * Groups run while the 64-byte windows stay inside the body (at least
+ * LK_JV_REACH bytes left; prep reads 32 bytes before each separator, so the
+ * array's elements in the body's first 32 bytes are read one at a time
+ * too) and doc->nums has room for four more; the rest -- an array's first
+ * and last elements near the body's ends, two elements that do not end in
+ * one window (long whitespace, long tokens) -- goes one element at a time
+ * through a byte scan for the separator and the exact kernels.  Linear:
+ * each element's bytes are read a bounded number of times (its window, the
+ * kernels' windows, at most one scan); memory is doc->nums (at most 4 slots
+ * past the numbers read).  fp_ok == 0 (the rounding mode is not
  * round-to-nearest): every lane is redone exactly. */
+
+/* A group reads two 64-byte windows (two elements and their separators
+ * each) and prep one byte past the last separator: 129 bytes. */
+#ifndef LK_JV_REACH
+#define LK_JV_REACH (4 * 33)
+#endif
+
+/* Redo the lanes in r of the group at tok (separators tok - 1, e0..e3)
+ * exactly, or return LK_JV_UNHANDLED. */
+#define LK_JV_REDO(r)                                                                                       \
+    do {                                                                                                    \
+        const char *sep_[5];                                                                                \
+        unsigned r_ = (r);                                                                                  \
+        sep_[0] = tok - 1, sep_[1] = e0, sep_[2] = e1, sep_[3] = e2, sep_[4] = e3;                          \
+        while (r_ != 0) {                                                                                   \
+            unsigned j_ = (unsigned)__builtin_ctz(r_);                                                      \
+            const char *t_ = sep_[j_] + 1;                                                                  \
+            r_ &= r_ - 1;                                                                                   \
+            if (!LK_JV_FUSED_PLAIN(t_ + (*t_ == ' '), sep_[j_ + 1], out + j_) &&                            \
+                !element_slow(t_, sep_[j_ + 1], end, out + j_))                                             \
+                return LK_JV_UNHANDLED;                                                                     \
+        }                                                                                                   \
+    } while (0)
+
 LK_JV_FUSED_ATTR static int LK_JV_FUSED_FN(const char **pp, const char *end, const char *base, lk_jv_doc *doc,
                                            int fp_ok) {
-    const char *seps[LK_JV_BATCH + 64];
-    const char *tok = *pp, *blk = *pp;
+    const char *tok = *pp;
+    /* groups start at or before tlim (LK_JV_REACH bytes left) */
+    const char *const tlim = end - base > LK_JV_REACH ? end - LK_JV_REACH : base;
     const lk_jv_fp_consts *c = lk_jv_consts();
     const lk_jv_vregs v = LK_JV_VREGS(c);
-    unsigned all = fp_ok ? 0u : 0xFu;
-    /* blk <= lim: 64 bytes readable at blk */
-    const uintptr_t lim = (uintptr_t)end >= 64 ? (uintptr_t)end - 64 : 0;
+    unsigned all = fp_ok ? 0u : 0xFu, singles = 0;
     for (;;) {
-        size_t n = 0, i;
-        int closed = 0;
-        double *out;
-        /* pass 1: separators up to the batch size or the closing ']' (as in
-         * jsonvec_array.h).  Four slots are written per block whatever the
-         * count (tzcnt of 0 is 64: a slot past the count is never read),
-         * the rare fifth and later in a loop. */
-        while (n < LK_JV_BATCH) {
-            uint64_t close, mask, m;
-            size_t count, k;
-            if ((uintptr_t)blk <= lim) {
-                mask = LK_JV_FUSED_SEPS(blk, &close, &v);
-            } else {
-                if (blk >= end)
-                    return LK_JV_UNHANDLED; /* no closing ']' */
-                mask = sep_mask_tail(blk, (size_t)(end - blk), &close);
-            }
-            if (close != 0) {
-                mask &= close ^ (close - 1);
-                closed = 1;
-            }
-            count = (size_t)__builtin_popcountll(mask);
-            seps[n] = blk + _tzcnt_u64(mask);
-            m = _blsr_u64(mask);
-            seps[n + 1] = blk + _tzcnt_u64(m);
-            m = _blsr_u64(m);
-            seps[n + 2] = blk + _tzcnt_u64(m);
-            m = _blsr_u64(m);
-            seps[n + 3] = blk + _tzcnt_u64(m);
-            m = _blsr_u64(m);
-            for (k = n + 4; m != 0; k++) {
-                seps[k] = blk + _tzcnt_u64(m);
-                m = _blsr_u64(m);
-            }
-            n += count;
-            blk += 64;
-            if (closed)
-                break;
-        }
-        /* pass 2: the elements [tok, seps[i]), four at a time (fp4 writes
-         * four slots: room for the last group's padding) */
-        if (reserve_nums(doc, n + 4) != LK_JV_OK)
+        double *out, *lim;
+        const char *e, *t;
+        if (reserve_nums(doc, 8) != LK_JV_OK)
             return LK_JV_NOMEM;
         out = doc->nums + doc->n_nums;
-        for (i = 0; i < n && seps[i] - base < 32; i++) { /* too close to the start for the kernel's window */
-            if (!element_slow(tok, seps[i], end, out + i))
-                return LK_JV_UNHANDLED;
-            tok = seps[i] + 1;
-        }
-        while (i < n) {
-            const char *const *sp = seps + i;
-            size_t k = 4, j;
-            unsigned redo;
-            /* the fraction bytes' maximum over the group (above 9: the group
-             * is redone exactly) and the tokens' 10^-k table entries */
-            __m256i acc = _mm256_setzero_si256(), q0, q1, q2, q3;
-            __m128d w0, w1, w2, w3;
-            q0 = LK_JV_FUSED_PREP(tok - 1, sp[0], &v, c, &acc, &w0);
-            if (n - i >= 4) { /* (the usual case, without the tests below) */
-                q1 = LK_JV_FUSED_PREP(sp[0], sp[1], &v, c, &acc, &w1);
-                q2 = LK_JV_FUSED_PREP(sp[1], sp[2], &v, c, &acc, &w2);
-                q3 = LK_JV_FUSED_PREP(sp[2], sp[3], &v, c, &acc, &w3);
-            } else { /* the array's last one to three elements (the others: copies, ignored) */
-                k = n - i;
-                q1 = q2 = q3 = q0;
-                w1 = w2 = w3 = w0;
-                if (k > 1)
-                    q1 = LK_JV_FUSED_PREP(sp[0], sp[1], &v, c, &acc, &w1);
-                if (k > 2)
-                    q2 = LK_JV_FUSED_PREP(sp[1], sp[2], &v, c, &acc, &w2);
-            }
-            acc = _mm256_subs_epu8(acc, v.nines);
-            redo = fp4(q0, q1, q2, q3, w0, w1, w2, w3, out + i, c) | all;
-            if (!_mm256_testz_si256(acc, acc))
-                redo = 0xFu;
-            if (redo != 0) {
-                redo &= (1u << k) - 1;
-                while (redo != 0) {
-                    const char *t, *e;
-                    j = (size_t)__builtin_ctz(redo);
-                    redo &= redo - 1;
-                    t = j == 0 ? tok : sp[j - 1] + 1;
-                    e = sp[j];
-                    if (!LK_JV_FUSED_PLAIN(t + (*t == ' '), e, out + i + j) && !element_slow(t, e, end, out + i + j))
-                        return LK_JV_UNHANDLED;
+        lim = doc->nums + doc->cap_nums - 4; /* (fp4 writes four slots) */
+        if (singles == 0 && tok - base >= 32) {
+            while (out <= lim && tok <= tlim) {
+                /* the fraction bytes' maximum over the group (above 9: the
+                 * group is redone exactly) and the tokens' divisors */
+                __m256i acc, q0, q1, q01, q23;
+                __m128d w0, w1;
+                __m128d p01, p23;
+                const char *e0, *e1, *e2, *e3;
+                unsigned redo;
+                if (!find_sep2_avx2(tok, &v, &e0, &e1))
+                    goto short_group;
+                q0 = LK_JV_FUSED_PREP(tok - 1, e0, &v, c, &acc, &w0, 1);
+                if (*e0 != ',')
+                    goto short_group;
+                q1 = LK_JV_FUSED_PREP(e0, e1, &v, c, &acc, &w1, 0);
+                if (*e1 != ',')
+                    goto short_group;
+                q01 = pack2q(q0, q1), p01 = pack2w(w0, w1);
+                if (!find_sep2_avx2(e1 + 1, &v, &e2, &e3))
+                    goto short_group;
+                q0 = LK_JV_FUSED_PREP(e1, e2, &v, c, &acc, &w0, 0);
+                if (*e2 != ',')
+                    goto short_group;
+                q1 = LK_JV_FUSED_PREP(e2, e3, &v, c, &acc, &w1, 0);
+                q23 = pack2q(q0, q1), p23 = pack2w(w0, w1);
+                acc = _mm256_subs_epu8(acc, LK_JV_LOAD(c->nines));
+                redo = fp4(q01, q23, p01, p23, out, c) | all;
+                if (!_mm256_testz_si256(acc, acc))
+                    redo = 0xFu;
+                if (redo != 0)
+                    LK_JV_REDO(redo);
+                out += 4;
+                if (*e3 != ',') { /* ']' */
+                    doc->n_nums = (size_t)(out - doc->nums);
+                    *pp = e3 + 1;
+                    return LK_JV_OK;
                 }
+                tok = e3 + 1;
+                continue;
+            short_group: /* the array's last one to three elements, or two that do not end in one window */
+                singles = 3;
+                break;
             }
-            i += k;
-            tok = sp[k - 1] + 1;
         }
-        doc->n_nums += n;
-        if (closed) {
+        doc->n_nums = (size_t)(out - doc->nums);
+        if (out > lim)
+            continue; /* (reserve_nums grows the buffer) */
+        /* one element, its separator by a byte scan unless the window has it */
+        singles -= singles != 0;
+        e = end - tok > 32 ? find_sep_avx2(tok, &v) : end;
+        if (e >= end || (*e != ',' && *e != ']'))
+            for (e = tok; e < end && *e != ',' && *e != ']'; e++) {
+            }
+        if (e >= end)
+            return LK_JV_UNHANDLED; /* no closing ']' */
+        t = tok;
+        if (!(e - base >= 32 && LK_JV_FUSED_PLAIN(t + (*t == ' '), e, out)) && !element_slow(t, e, end, out))
+            return LK_JV_UNHANDLED;
+        doc->n_nums++;
+        tok = e + 1;
+        if (*e == ']') {
             *pp = tok;
             return LK_JV_OK;
         }
     }
 }
 
+#undef LK_JV_REDO
 #undef LK_JV_FUSED_FN
 #undef LK_JV_FUSED_ATTR
-#undef LK_JV_FUSED_SEPS
 #undef LK_JV_FUSED_PREP
 #undef LK_JV_FUSED_PLAIN

@@ -171,21 +171,17 @@ def test_power_of_five_table():
 
 
 def test_floating_point_table():
-    """The SIMD kernels' 10^-k double-doubles, recomputed from their definition
-    (hi the double nearest 10^-k, lo the double nearest the rest), and within the
-    2^-106 relative error the conversion's proof assumes."""
-    from fractions import Fraction
-
-    if _drift_c._ninv_entry(1) is None:
+    """The SIMD kernels' divisors: 10^k exactly for up to 19 fraction digits, a NaN
+    above (a lane that would use one is redone exactly)."""
+    if _drift_c._p10_entry(1) is None:
         assert KERNELS == ["scalar"]  # (a build without the SIMD kernels)
         return
-    for k in range(32):
-        p = Fraction(1, 10 ** k)
-        hi = float(p)
-        lo = float(p - Fraction(hi))
-        assert _drift_c._ninv_entry(k) == (hi, lo), k
-        assert abs(p - Fraction(hi) - Fraction(lo)) <= p / 2 ** 106, k
-    assert _drift_c._ninv_entry(-1) is None and _drift_c._ninv_entry(32) is None
+    for k in range(64):
+        if k <= 19:
+            assert _drift_c._p10_entry(k) == 10 ** k and int(_drift_c._p10_entry(k)) == 10 ** k, k
+        else:
+            assert math.isnan(_drift_c._p10_entry(k)), k
+    assert _drift_c._p10_entry(-1) is None and _drift_c._p10_entry(64) is None
 
 
 def _fp_cases():
@@ -554,6 +550,83 @@ def test_groups_mix_the_inline_shape_with_the_others():
                     else:
                         body = ('{"lane": "prod", "v": [' + sep.join(strs) + "]}").encode()
                         assert loads_vectors(body) is None, (tok, n, lane)
+
+
+def test_groups_inside_long_arrays():
+    """The SIMD kernels read groups of four elements only where every element's
+    32-byte window lies inside the body (not in its first 32 bytes, not within
+    132 bytes of its end) and one element at a time elsewhere; an element ends at
+    the first ',' or ']' in its window.  Each shape below at every lane of the
+    groups of arrays of 8 to 12 elements, the array followed by a long member (so
+    that the array's end, at every lane too, is read by the group loop) or not:
+    long whitespace (no separator in the window), the inline shape's length limit
+    (19 fraction digits; 20 go out of line), out-of-line tokens of 20 and 21
+    bytes (the longer ones always redone exactly), malformed tokens.  Kernels agree
+    (their exact-only variants too) and match json.loads; malformed bodies fall
+    back."""
+    fill = ["0.6888437030500962", "-0.15885683833831", "0.02254944273721704", "-0.19013172509917142"]
+    good = [" " * 40 + "0.5", "-0.25" + " " * 40, "\t0.25", " -0.75 ", "\n-0.125\n", " " * 27 + "-0.5",
+            "0.1234567890123456789", "-0.1234567890123456789", "0." + "0" * 18 + "1", "-0." + "9" * 19,
+            "0.12345678901234567891", "-0.00123456789012345678", "0.00000000000000000000123",
+            "1.2345678901234567891", "12.345678901234567", "-1234567890123456.5", "9.999999999999999999",
+            "-99.99999999999999999", "0.0", "-0.0", "-0.000", "1e5", "-2.5E-3", "1.5", "-7.25"]
+    bad = ["0.12a4", "0.1-2", "-0.", "0.", "--0.5", "00.5", "0..5", "0.1 2", "", " ", "x" * 40, "0.5" + "x" * 40]
+    for tok in good + bad:
+        for n in range(8, 13):
+            for lane in range(n):
+                strs = [fill[(i + lane) % 4] for i in range(n)]
+                strs[lane] = tok
+                for tail in ("", ', "note": "' + "x" * 200 + '"'):
+                    body = ('{"lane": "prod", "v": [' + ", ".join(strs) + "]" + tail + "}").encode()
+                    got = loads_vectors(body)
+                    if tok in bad:
+                        assert got is None, (tok, n, lane)
+                        continue
+                    want = json.loads(body)["v"]
+                    simple = "e" not in tok.lower() and len(tok.strip().lstrip("-").replace(".", "").lstrip("0")) <= 19
+                    assert got is not None or not simple, (tok, n, lane)
+                    if got is not None:
+                        assert _bits_of(got["v"].tolist()) == _bits_of(want), (tok, n, lane)
+
+
+def test_group_loop_rounding_edges_and_truncations():
+    """The conversion's edge tokens (powers of two, ties and near-ties, zeros, 19
+    digits) read by the group loop at each of the four lane offsets, with both
+    separators, bit-identical to json.loads; and a long-array body cut at every
+    byte (the group loop's reach and the one-at-a-time tail at every distance from
+    the end) is never handled."""
+    fill = ["0.6888437030500962", "-0.15885683833831", "0.02254944273721704"]
+    strs = [t for t in _fp_cases() if len(t.lstrip("-").replace(".", "").lstrip("0")) <= 19]
+    tail = ', "note": "' + "x" * 200 + '"'
+    for off in range(4):
+        for sep in (", ", ","):
+            body = ('{"lane": "prod", "v": [' + sep.join(fill[:off] + strs) + "]" + tail + "}").encode()
+            got = loads_vectors(body)
+            assert got is not None, (off, sep)
+            assert _bits_of(got["v"].tolist()) == _bits_of(json.loads(body)["v"]), (off, sep)
+    rng = random.Random(3)
+    body = json.dumps({"lane": "prod", "v": [rng.uniform(-1, 1) for _ in range(40)]}).encode()
+    assert loads_vectors(body) is not None
+    for cut in range(len(body)):
+        assert loads_vectors(body[:cut]) is None, cut
+        assert loads_vectors(bytearray(body[:cut])) is None, cut
+
+
+def test_repeated_strings_are_reused_but_never_confused():
+    """Short ASCII keys and string values seen before come back as the same str
+    objects; strings of the same length and end bytes (the cache's slot), other
+    lengths, non-ASCII and invalid UTF-8 are each decoded for what they are."""
+    body = b'{"lane": "prod", "intent": [0.5], "action": [-0.25]}'
+    a, b = _drift_c.loads_vectors(body), _drift_c.loads_vectors(body)
+    assert a["lane"] == b["lane"] == "prod" and [k for k in a] == [k for k in b] == ["lane", "intent", "action"]
+    assert all(x is y for x, y in zip(a, b)) and a["lane"] is b["lane"]
+    for word in ("axb", "ayb", "axxb", "ab", "a\u00e9b", "x" * 32, "x" * 33, "", "a", "axb"):
+        for other in ("axb", "ayb", "a\u00e9b"):
+            got = loads_vectors(json.dumps({word: other, other: [0.5], "k": word}, ensure_ascii=False).encode())
+            assert list(got) == list(dict.fromkeys([word, other, "k"])), (word, other)
+            assert got["k"] == word and (word == other or got[word] == other), (word, other)
+    assert _drift_c.loads_vectors(b'{"a\xffb": "prod"}') is None
+    assert _drift_c.loads_vectors(b'{"ayb": "a\xffb"}') is None
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -613,13 +613,16 @@ cdef extern from "jsonvec.h" nogil:
     enum:
         LK_JV_NO_FP
     int lk_jv_parse_flags(const char *p, size_t n, lk_jv_doc *doc, lk_jv_isa isa, int flags)
-    const double *lk_jv_ninv_table(int k)
+    const double *lk_jv_p10_table(int k)
     lk_jv_isa lk_jv_best_isa()
     const char *lk_jv_isa_name(lk_jv_isa isa)
     const uint64_t *lk_jv_pow5_table(int q)
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    bint PyUnicode_IS_ASCII(object o)
+    const void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
 cdef object _np_empty = np.empty
 cdef object _f64 = np.dtype(np.float64)
@@ -631,6 +634,31 @@ cdef object _jv_str(const char *base, size_t off, size_t n):
         return PyUnicode_DecodeUTF8(base + off, <Py_ssize_t>n, NULL)
     except UnicodeDecodeError:
         return None
+
+
+# Recently seen short ASCII strings of bodies (keys, lane names), by a hash of
+# their length and end bytes: a body that repeats them gets the same str
+# objects (no decoding; their hashes are already computed).  Bounded (16
+# entries); safe under the GIL (one list item read or written at a time).
+cdef list _jv_strs = [None] * 16
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef object _jv_str_cached(const char *base, size_t off, size_t n):
+    """_jv_str, reusing an equal recently seen ASCII string."""
+    cdef const char *p = base + off
+    cdef Py_ssize_t slot
+    if n == 0 or n > 32:
+        return _jv_str(base, off, n)
+    slot = <Py_ssize_t>((n * 31 + <unsigned char>p[0] * 7 + <unsigned char>p[n - 1]) & 15)
+    s = _jv_strs[slot]
+    if s is not None and <size_t>PyUnicode_GET_LENGTH(s) == n and memcmp(PyUnicode_DATA(s), p, n) == 0:
+        return s
+    s = _jv_str(base, off, n)
+    if s is not None and PyUnicode_IS_ASCII(s):
+        _jv_strs[slot] = s
+    return s
 
 
 cdef object _jv_array(const double *src, size_t n):
@@ -649,13 +677,13 @@ cdef object _jv_build(const char *base, lk_jv_doc *doc):
     out = {}
     for i in range(doc.n_members):
         mb = &doc.members[i]
-        key = _jv_str(base, mb.key_off, mb.key_len)
+        key = _jv_str_cached(base, mb.key_off, mb.key_len)
         if key is None:
             return None
         if mb.kind == LK_JV_ARRAY:
             value = _jv_array(doc.nums + mb.off, mb.len)
         elif mb.kind == LK_JV_STRING:
-            value = _jv_str(base, mb.off, mb.len)
+            value = _jv_str_cached(base, mb.off, mb.len)
             if value is None:
                 return None
         elif mb.kind == LK_JV_TRUE:
@@ -674,11 +702,11 @@ def _pow5_entry(int q):
     return None if t == NULL else (int(t[0]) << 64) | int(t[1])
 
 
-def _ninv_entry(int k):
-    """The SIMD kernels' double-double (hi, lo) for 10^-k, or None (no such
+def _p10_entry(int k):
+    """The SIMD kernels' divisor for k fraction digits (10^k), or None (no such
     entry, or no SIMD kernels in this build; for tests)."""
-    cdef const double *t = lk_jv_ninv_table(k)
-    return None if t == NULL else (t[0], t[1])
+    cdef const double *t = lk_jv_p10_table(k)
+    return None if t == NULL else t[0]
 
 
 def loads_vectors(data):
