@@ -10,7 +10,8 @@ process disturbs:
 
 Both applications (``create_app()`` of the service and the bench's bare aiohttp app)
 run in this one process, each behind aiohttp's own ``RequestHandler`` (the service's
-also behind its header-timeout protocol layer), fed the bench's requests through an
+under ``serve``'s runner and behind its header-timeout protocol layer, as ``serve``
+runs it; the floor under ``web.AppRunner``), fed the bench's requests through an
 in-memory transport: the count covers aiohttp's parser, routing, the handler and the
 response writing, not the kernel's socket work (the same for both, so the ratios
 here are a lower bound for the wrk ratios).  For each request, ``callgrind_control``
@@ -93,7 +94,7 @@ class _Transport(asyncio.Transport):
 async def _side(kind: str):
     if kind == "ours":
         app = svcmod.create_app(svcmod.ServiceConfig(fps=1.0))
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = svcmod._ServiceRunner(app, handle_signals=False, access_log=None)  # as serve runs it
     else:
         runner = web.AppRunner(bench._bare_app(), handle_signals=False)
     await runner.setup()

@@ -38,6 +38,31 @@ if not 0 < _SCALE <= 1:
     raise ValueError(f"LUKHAS_TEST_SCALE must be in (0, 1], got {_SCALE}")
 
 
+def _serve_test_servers_as_serve_does() -> None:
+    """aiohttp's test servers (the ``aiohttp_client`` fixture) run an application of
+    ``service.create_app`` under the runner ``serve`` uses (``service._ServiceRunner``,
+    whose direct dispatch is what production requests take); other applications, and
+    tests that make a ``web.AppRunner`` themselves, keep aiohttp's.  That both give the
+    same answers is tested in ``test_service_direct.py``."""
+    try:
+        from aiohttp import test_utils
+
+        from lukhas_fast import service
+    except ImportError:  # the service's extra is not installed
+        return
+    plain = test_utils.TestServer._make_runner
+
+    async def make_runner(self, **kwargs):
+        if service._DIRECT_KEY in self.app:
+            return service._ServiceRunner(self.app, **kwargs)
+        return await plain(self, **kwargs)
+
+    test_utils.TestServer._make_runner = make_runner
+
+
+_serve_test_servers_as_serve_does()
+
+
 def pytest_report_header(config):
     extra = [f"randomized test sizes scaled by {_SCALE} (LUKHAS_TEST_SCALE)"] if _SCALE != 1 else []
     return format_backend_info().splitlines() + [f"lukhas_fast imported from {os.path.dirname(lukhas_fast.__file__)}"] + extra
