@@ -12,6 +12,9 @@ Rows, each the best of ROUNDS interleaved runs (errors summed over all runs):
   the same request against a bare aiohttp app whose handlers only read the
   body and answer a constant (the framework's floor); the ratio is ours /
   floor for the same body;
+* the same pairs again, both servers pinned together to CPU 0 and loaded at the
+  same time (one wrk each, on CPU 1): the median of CONTEST_ROUNDS ratios, which
+  a slow spell of the shared machine cannot bias, since it hits both at once;
 * ``POST /drift/analyze`` with a JSON body (768-d, 17-digit doubles), a
   msgpack body with arrays, and a msgpack body with ``bin`` float32 vectors;
 * ``--workers 2`` against ``--workers 1`` (unpinned: the load generator
@@ -43,6 +46,7 @@ from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
 CONNECTIONS = 32
 ROUNDS = 8  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 8 short runs, interleaved)
+CONTEST_ROUNDS = 5  # runs of ours and the floor on one core at once (see contest())
 
 
 @dataclass(frozen=True)
@@ -334,6 +338,39 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def contest(servers: Mapping[str, "_Server"], req: Req, seconds: float, rounds: int,
+            cpu: Optional[int]) -> Tuple[float, float, float, int, int]:
+    """``servers["ours"]`` and ``servers["floor"]`` (both pinned to one core) loaded at the
+    same time, each by its own wrk on ``cpu``, ``rounds`` times: ``(median of the ratios
+    ours/floor, ours req/s and floor req/s of the median round, errors summed, rounds)``.
+
+    Why: the rate of a shared guest's core moves by up to 30% within seconds, so two
+    servers measured one after the other may meet different machines.  Sharing one core
+    at the same moment, the scheduler gives each about half of it, and each one's rate
+    is what its own cost per request allows in that half: their ratio is the ratio of
+    their costs (the ratio of their rates alone on the core), whatever the speed of
+    that moment."""
+    import threading
+
+    rows = []
+    errors = 0
+    for _ in range(rounds):
+        got: Dict[str, Tuple[float, float, float, int, int]] = {}
+        threads = [threading.Thread(target=lambda n=n, s=s: got.__setitem__(n, run_wrk(s.port, req, seconds, cpu)))
+                   for n, s in servers.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if len(got) != len(servers):
+            raise RuntimeError("a wrk run failed")
+        errors += got["ours"][3] + got["floor"][3]
+        rows.append((got["ours"][0] / got["floor"][0], got["ours"][0], got["floor"][0]))
+    rows.sort()
+    mid = rows[(len(rows) - 1) // 2]  # (the lower median of an even count: a real round)
+    return mid[0], mid[1], mid[2], errors, rounds
+
+
 def _best(runs: List[Tuple[float, ...]]) -> Tuple[float, float, float, int, float]:
     """Best run's (requests/s, p50, p99), errors summed, and the lowest server CPU per request (us)."""
     best = max(runs, key=lambda r: r[0])
@@ -380,6 +417,9 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
     servers = {"ours": _Server("ours", ["--fps", "30"], srv_cpu), "floor": _Server("bare", (), srv_cpu)}
     try:
         res = measure(servers, reqs, gen_cpu)
+        # 1b. the same, both servers on that core at once (wrk only: two generators at once)
+        together = ({r.label: contest(servers, r, seconds, 1 if quick else CONTEST_ROUNDS, gen_cpu) for r in reqs}
+                    if have_wrk and srv_cpu is not None else {})
     finally:
         for s in servers.values():
             s.stop()
@@ -390,6 +430,13 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
                         "req/s",
                         f"p50 {ours[1]:.2f} ms, p99 {ours[2]:.2f} ms; errors ours {ours[3]}, floor {floor[3]}; "
                         f"{len(r.body or b'')} B body; {gen}"))
+
+    for r in reqs:
+        if r.label in together:
+            ratio, ours_rps, floor_rps, errors, n = together[r.label]
+            rows.append(Row(f"{r.label}: both on CPU 0 at once", {"ours": ours_rps, "floor": floor_rps, "ours/floor": ratio},
+                            "req/s", f"median ratio of {n} runs of the two servers pinned together to CPU 0, each "
+                            f"loaded by its own wrk on CPU 1 at the same time; errors {errors}; {gen}"))
 
     drift_bin = reqs[3]
     drift_json = reqs[1]
