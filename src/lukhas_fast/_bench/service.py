@@ -46,7 +46,7 @@ from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
 CONNECTIONS = 32
 ROUNDS = 8  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 8 short runs, interleaved)
-CONTEST_ROUNDS = 5  # runs of ours and the floor on one core at once (see contest())
+CONTEST_ROUNDS = 7  # runs of ours and the floor on one core at once (see contest())
 
 
 @dataclass(frozen=True)
