@@ -323,3 +323,59 @@ def test_the_async_path_recovers_a_lost_script_and_a_killed_connection(server):
     assert asyncio.run(run()) == [local.update(a, b) for a, b in pairs]
     admin.close()
     st.close()
+
+
+class _ScriptedConn:
+    """A connection whose replies are scripted: each read pops the next outcome (an
+    exception to raise, or a value); sends are recorded."""
+
+    def __init__(self, outcomes):
+        self.outcomes = list(outcomes)
+        self.sent = []
+        self.disconnects = 0
+
+    async def send_packed_command(self, packed, check_health=True):
+        self.sent.append(packed)
+        nxt = self.outcomes[0]
+        if isinstance(nxt, tuple) and nxt[0] == "send":  # fail at the send
+            self.outcomes.pop(0)
+            raise nxt[1]
+
+    async def read_response(self, timeout=None):
+        nxt = self.outcomes.pop(0)
+        if isinstance(nxt, BaseException):
+            raise nxt
+        return nxt
+
+    async def disconnect(self):
+        self.disconnects += 1
+
+
+def _acall(outcomes):
+    import asyncio
+
+    from lukhas_fast._drift_state import RedisLaneState
+
+    st = object.__new__(RedisLaneState)
+    st.timeout = 1.0
+    conn = _ScriptedConn(outcomes)
+    return conn, asyncio.run(st._acall(conn, b"EVALSHA", lambda: b"EVAL"))
+
+
+@pytest.mark.parametrize("where", ["send", "read"])
+def test_acall_retries_the_eval_fallback_after_a_connection_error(where):
+    redis = pytest.importorskip("redis")
+    lost = redis.exceptions.ConnectionError("gone")
+    first = ("send", lost) if where == "send" else lost
+    conn, got = _acall([redis.exceptions.NoScriptError("NOSCRIPT"), first, [0.5, 0.25]])
+    assert got == [0.5, 0.25]
+    assert conn.sent == [b"EVALSHA", b"EVAL", b"EVAL"] and conn.disconnects == 1
+
+
+def test_acall_is_bounded():
+    redis = pytest.importorskip("redis")
+    lost = redis.exceptions.ConnectionError("gone")
+    with pytest.raises(redis.exceptions.ConnectionError):
+        _acall([lost, lost, "never read"])
+    with pytest.raises(redis.exceptions.NoScriptError):  # NOSCRIPT to EVAL itself: not looped on
+        _acall([redis.exceptions.NoScriptError("a"), redis.exceptions.NoScriptError("b"), "never read"])

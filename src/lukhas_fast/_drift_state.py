@@ -300,23 +300,24 @@ class RedisLaneState:
         return int(out[0]), [float(x) for x in out[1:]]
 
     async def _acall(self, conn: Any, packed: bytes, fallback: Any) -> Any:
-        """Send ``packed`` on ``conn`` and read its reply: one retry on a fresh connection
-        after a connection error; ``fallback()`` (the same call as ``EVAL``) when the
-        server does not know the script."""
+        """Send ``packed`` on ``conn`` and read its reply: ``fallback()`` (the same call as
+        ``EVAL``) when the server does not know the script; one retry on a fresh
+        connection after a connection error (of either)."""
         redis = _redis()
-        for attempt in (0, 1):
+        retried = evaled = False
+        while True:
             try:
                 await conn.send_packed_command(packed, check_health=False)
                 return await conn.read_response(timeout=self.timeout)
             except redis.exceptions.NoScriptError:
-                packed = fallback()  # (the connection is fine: EVAL loads the script too)
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response(timeout=self.timeout)
+                if evaled:  # (EVAL carries the script: the server cannot answer NOSCRIPT to it)
+                    raise
+                packed, evaled = fallback(), True  # (the connection is fine: EVAL loads the script too)
             except redis.exceptions.ConnectionError:
                 await conn.disconnect()
-                if attempt:
+                if retried:
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                retried = True
 
     def _new_aconn(self) -> Any:
         """The connection of :meth:`_aapply_raw` (connected on its first command)."""
