@@ -6,12 +6,13 @@ client (the rows then say so).  On a machine with two or more cores the
 server is pinned to CPU 0 and the load generator to CPU 1, so the figures
 are what one server core does.
 
-Rows, each the best of ROUNDS interleaved runs (errors summed over all runs):
+Rows (errors summed over all runs):
 
 * every route of ``python -m lukhas_fast serve`` (C tier, metrics on) and
   the same request against a bare aiohttp app whose handlers only read the
   body and answer a constant (the framework's floor); the ratio is ours /
-  floor for the same body;
+  floor for the same body: ROUNDS rounds of one short run each, back to back
+  in ABBA order, and the median of the rounds' ratios (see ``paired``);
 * the same pairs again, both servers pinned together to CPU 0 and loaded at the
   same time (one wrk each, on CPU 1): the median of CONTEST_ROUNDS ratios, which
   a slow spell of the shared machine cannot bias, since it hits both at once;
@@ -45,8 +46,8 @@ from lukhas_fast._bench.core import Row, measurement
 from lukhas_fast._bench.procs import RedisServer, free_port, wait_port
 
 CONNECTIONS = 32
-ROUNDS = 8  # (wrk on a shared 2-core guest moves by +-20% from run to run: best of 8 short runs, interleaved)
-CONTEST_ROUNDS = 7  # runs of ours and the floor on one core at once (see contest())
+ROUNDS = 16  # rounds of two runs back to back, one per server (see paired())
+CONTEST_ROUNDS = 9  # runs of ours and the floor on one core at once (see contest())
 
 
 @dataclass(frozen=True)
@@ -371,24 +372,42 @@ def contest(servers: Mapping[str, "_Server"], req: Req, seconds: float, rounds: 
     return mid[0], mid[1], mid[2], errors, rounds
 
 
-def _best(runs: List[Tuple[float, ...]]) -> Tuple[float, float, float, int, float]:
-    """Best run's (requests/s, p50, p99), errors summed, and the lowest server CPU per request (us)."""
-    best = max(runs, key=lambda r: r[0])
-    cpu = [r[5] for r in runs if r[5] > 0]
-    return best[0], best[1], best[2], int(sum(r[3] for r in runs)), min(cpu) if cpu else float("nan")
+def _div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def paired(first: List[Tuple[float, ...]], second: List[Tuple[float, ...]]) -> Tuple[float, Tuple, Tuple, int, int]:
+    """Round ``i`` of two configurations measured back to back is ``(first[i], second[i])``
+    (each ``(req/s, p50, p99, errors, requests, cpu us/req)``): ``(median of the rounds'
+    ratios first/second, that round's two runs, errors summed over all runs of each)``.
+
+    Why not the best run of each: on a shared guest a core's speed moves by 10-30%
+    from one second to the next, and the best of a few runs is the luckiest moment each
+    configuration met, not the same moment for both (it gave the same code's ``GET
+    /health`` 0.69 in one run and 1.00 in another).  Two runs back to back mostly meet
+    the same machine; their ratio cancels its speed, and the median ignores the rounds
+    where it changed in between.  The caller alternates which of the two runs first
+    (ABBA), so a drift within rounds cancels too.  An even count takes the lower
+    median, a real round."""
+    if not first or len(first) != len(second):
+        raise ValueError("paired() needs the same number of runs of each, at least one")
+    rounds = sorted(((a[0] / b[0] if b[0] else float("nan")), i) for i, (a, b) in enumerate(zip(first, second)))
+    ratio, i = rounds[(len(rounds) - 1) // 2]
+    return ratio, first[i], second[i], int(sum(r[3] for r in first)), int(sum(r[3] for r in second))
 
 
 @measurement("Production service under load (127.0.0.1, wrk -t1 -c32; server pinned to CPU 0)", "service")
 def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
     """Requests/s per route of the C-tier service and of a bare aiohttp app (the floor) for the
     same body; drift with JSON / msgpack arrays / msgpack bin float32; --workers 2 vs 1;
-    --state redis:// vs in-process.  Best of ROUNDS interleaved runs; errors summed."""
+    --state redis:// vs in-process.  The median round of ROUNDS paired runs (:func:`paired`); errors summed."""
     try:
         import aiohttp  # noqa: F401
         import msgpack  # noqa: F401
     except ImportError:
         return []
-    seconds = 1.0 if quick else 2.0
+    seconds = 1.0  # each paired run (wrk takes whole seconds)
+    contest_seconds = 1.0 if quick else 2.0
     rounds = 1 if quick else ROUNDS
     cpus = _cpus()
     srv_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
@@ -398,44 +417,47 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
     reqs = requests_()
     rows: List[Row] = []
 
-    def measure(servers: Dict[str, "_Server"], todo: Sequence[Req], cpu: Optional[int]) -> Dict[Tuple[str, str], Tuple]:
+    def measure(servers: Dict[str, "_Server"], todo: Sequence[Req], cpu: Optional[int]) -> Dict[str, Tuple]:
+        """``{label: paired(first server's runs, second's)}`` for each request of ``todo``."""
         for s in servers.values():
             for r in todo:
                 s.check(r)
                 run(s.port, r, 1.0, cpu)  # warm-up
         runs: Dict[Tuple[str, str], List[Tuple[float, ...]]] = {}
-        for _ in range(rounds):  # interleaved: a slow spell of a shared VM hits every column alike
+        order = list(servers.items())
+        for i in range(rounds):
             for r in todo:
-                for name, s in servers.items():
+                for name, s in (order if i % 2 == 0 else order[::-1]):  # ABBA: who runs first alternates
                     c0 = _cpu_seconds(s.proc.pid)
                     res = run(s.port, r, seconds, cpu)
                     used = _cpu_seconds(s.proc.pid) - c0  # the server process only (not workers)
                     runs.setdefault((name, r.label), []).append(res + (used / res[4] * 1e6 if res[4] and used else 0.0,))
-        return {k: _best(v) for k, v in runs.items()}
+        (a, _), (b, _) = order
+        return {r.label: paired(runs[(a, r.label)], runs[(b, r.label)]) for r in todo}
 
     # 1. every route against the floor (server on one core, generator on the other)
     servers = {"ours": _Server("ours", ["--fps", "30"], srv_cpu), "floor": _Server("bare", (), srv_cpu)}
     try:
         res = measure(servers, reqs, gen_cpu)
         # 1b. the same, both servers on that core at once (wrk only: two generators at once)
-        together = ({r.label: contest(servers, r, seconds, 1 if quick else CONTEST_ROUNDS, gen_cpu) for r in reqs}
+        together = ({r.label: contest(servers, r, contest_seconds, 1 if quick else CONTEST_ROUNDS, gen_cpu) for r in reqs}
                     if have_wrk and srv_cpu is not None else {})
     finally:
         for s in servers.values():
             s.stop()
     for r in reqs:
-        ours, floor = res[("ours", r.label)], res[("floor", r.label)]
-        rows.append(Row(r.label, {"ours": ours[0], "floor": floor[0], "ours/floor": ours[0] / floor[0],
-                                  "cpu us/req": ours[4], "floor cpu": floor[4], "floor/ours cpu": floor[4] / ours[4]},
+        ratio, ours, floor, e_ours, e_floor = res[r.label]
+        rows.append(Row(r.label, {"ours": ours[0], "floor": floor[0], "ours/floor": ratio,
+                                  "cpu us/req": ours[5], "floor cpu": floor[5], "floor/ours cpu": _div(floor[5], ours[5])},
                         "req/s",
-                        f"p50 {ours[1]:.2f} ms, p99 {ours[2]:.2f} ms; errors ours {ours[3]}, floor {floor[3]}; "
-                        f"{len(r.body or b'')} B body; {gen}"))
+                        f"median of {rounds} paired {seconds:g} s runs; p50 {ours[1]:.2f} ms, p99 {ours[2]:.2f} ms; "
+                        f"errors ours {e_ours}, floor {e_floor}; {len(r.body or b'')} B body; {gen}"))
 
     for r in reqs:
         if r.label in together:
             ratio, ours_rps, floor_rps, errors, n = together[r.label]
             rows.append(Row(f"{r.label}: both on CPU 0 at once", {"ours": ours_rps, "floor": floor_rps, "ours/floor": ratio},
-                            "req/s", f"median ratio of {n} runs of the two servers pinned together to CPU 0, each "
+                            "req/s", f"median ratio of {n} {contest_seconds:g} s runs of the two servers pinned together to CPU 0, each "
                             f"loaded by its own wrk on CPU 1 at the same time; errors {errors}; {gen}"))
 
     drift_bin = reqs[3]
@@ -447,10 +469,10 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
     finally:
         for s in servers.values():
             s.stop()
-    one, two = res[("1 worker", drift_bin.label)], res[("2 workers", drift_bin.label)]
-    rows.append(Row("drift msgpack bin: --workers 2 vs 1", {"ours": two[0], "floor": one[0], "ours/floor": two[0] / one[0]},
+    ratio, one, two, e_one, e_two = res[drift_bin.label]
+    rows.append(Row("drift msgpack bin: --workers 2 vs 1", {"ours": two[0], "floor": one[0], "ours/floor": 1 / ratio},
                     "req/s", f"columns: 2 workers, 1 worker, ratio; unpinned, the load generator shares the 2 cores; "
-                    f"errors {two[3]} / {one[3]}; {gen}"))
+                    f"errors {e_two} / {e_one}; {gen}"))
 
     # 3. --state redis:// against in-process (server pinned to CPU 0, redis-server and generator on CPU 1)
     if shutil.which("redis-server"):
@@ -471,10 +493,10 @@ def service_load(mods: Mapping[str, object], quick: bool) -> List[Row]:
                     for s in servers.values():
                         s.stop()
             for r in (drift_bin, drift_json):
-                red, loc = res[("redis", r.label)], res[("local", r.label)]
+                ratio, red, loc, e_red, e_loc = res[r.label]
                 rows.append(Row(f"{r.label.split(' (')[0]}: --state redis vs in-process",
-                                {"ours": red[0], "floor": loc[0], "ours/floor": red[0] / loc[0],
-                                 "cpu us/req": red[4], "floor cpu": loc[4], "floor/ours cpu": loc[4] / red[4]}, "req/s",
-                                f"columns: redis state, in-process state, ratio; redis-server shares CPU 1 with "
-                                f"the generator; errors {red[3]} / {loc[3]}; {gen}"))
+                                {"ours": red[0], "floor": loc[0], "ours/floor": ratio,
+                                 "cpu us/req": red[5], "floor cpu": loc[5], "floor/ours cpu": _div(loc[5], red[5])},
+                                "req/s", f"columns: redis state, in-process state, ratio; redis-server shares CPU 1 "
+                                f"with the generator; errors {e_red} / {e_loc}; {gen}"))
     return rows
