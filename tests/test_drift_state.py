@@ -282,10 +282,12 @@ def test_the_async_command_is_what_the_client_packs():
             return [0, b"0.5"]
 
     st._aconn = Conn()
-    for drifts in ([0.25], [0.5, 1e-300, 2.0]):
+    st._id_base = "base-"
+    for i, drifts in enumerate(([0.25], [0.5, 1e-300, 2.0])):
         assert asyncio.run(st._aapply_raw("prod", 0.3, 64, drifts)) == (0, [0.5])
         h, w = st.keys("prod")
-        want = (b"EVALSHA", st._sha, "2", h, w, repr(0.3), 64, *[repr(d) for d in drifts])
+        want = (b"EVALSHA", st._sha, "4", h, w, h + ":ids", h + ":idq", repr(0.3), 64, f"base-{i}",
+                *[repr(d) for d in drifts])
         assert sent[-1] == b"".join(packer.pack_command(*want))
     st._heads.update({(str(i), 0.1, 1): b"" for i in range(300)})
     asyncio.run(st._aapply_raw("another lane", 0.3, 64, [0.25]))  # a new head when full
@@ -379,3 +381,172 @@ def test_acall_is_bounded():
         _acall([lost, lost, "never read"])
     with pytest.raises(redis.exceptions.NoScriptError):  # NOSCRIPT to EVAL itself: not looped on
         _acall([redis.exceptions.NoScriptError("a"), redis.exceptions.NoScriptError("b"), "never read"])
+
+
+# -- exactly once: a call sent again after its reply was lost -----------------------------------
+
+class _ReplyDropper:
+    """A TCP proxy in front of the redis-server.  Armed, it closes the client's connection
+    instead of passing on the next reply from the server: the command reached the server
+    and ran, and only its reply is lost (a connection that dies mid-call)."""
+
+    def __init__(self, port):
+        import socket
+        import threading
+
+        self.upstream = port
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.armed = threading.Event()
+        self.dropped = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, replies):
+        import socket
+
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if replies:
+                    with self._lock:
+                        drop = self.armed.is_set()
+                        if drop:
+                            self.armed.clear()
+                            self.dropped += 1
+                    if drop:
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+@pytest.fixture
+def dropper(server):
+    d = _ReplyDropper(server.port)
+    yield d
+    d.close()
+
+
+def _total(server, st, lane):
+    import redis as _redis
+
+    admin = _redis.Redis.from_url(server.url)
+    try:
+        return int(admin.hget(st.keys(lane)[0], "total"))
+    finally:
+        admin.close()
+
+
+def test_a_lost_reply_is_not_applied_twice_sync(server, dropper):
+    """The synchronous client sends a call again after a connection error; when the reply was
+    what got lost, the store answers the repeat from the call's own id: the results stay those
+    of one in-process monitor, and the store counted each update once."""
+    st = RedisLaneState(dropper.url, prefix="t:once-sync:")
+    mon, local = st.monitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
+    pairs = _vectors(np.random.default_rng(11), 8, 6)
+    got = []
+    for i, (a, b) in enumerate(pairs):
+        if i in (1, 4, 5):
+            dropper.armed.set()  # (the connection exists by now: the next reply is this update's)
+        got.append(mon.update(a, b))
+    assert dropper.dropped == 3
+    assert got == [local.update(a, b) for a, b in pairs]
+    assert _total(server, st, "prod") == len(pairs)
+    st.close()
+
+
+def test_a_lost_reply_is_not_applied_twice_async(server, dropper):
+    """The same on the service's asyncio path (_aapply_raw's own connection and retry)."""
+    st = RedisLaneState(dropper.url, prefix="t:once-async:")
+    mon, local = st.monitor("prod", metrics=False), DriftMonitor("prod", metrics=False)
+    pairs = _vectors(np.random.default_rng(12), 8, 6)
+
+    async def run():
+        got = []
+        try:
+            for i, (a, b) in enumerate(pairs):
+                if i in (1, 2, 6):
+                    dropper.armed.set()
+                got.append(await mon.aupdate(a, b))
+        finally:
+            await st.aclose()
+        return got
+
+    assert asyncio.run(run()) == [local.update(a, b) for a, b in pairs]
+    assert dropper.dropped == 3
+    assert _total(server, st, "prod") == len(pairs)
+    st.close()
+
+
+def test_the_store_remembers_a_bounded_number_of_call_ids(server, monkeypatch):
+    """A repeat of one of the last IDS_KEPT calls is answered from its id (same reply, nothing
+    applied); older ids are forgotten (the call then counts as new); the id keys stay bounded."""
+    import redis as _redis
+
+    from lukhas_fast import _drift_state as ds
+
+    st = RedisLaneState(server.url, prefix="t:ids:")
+    admin = _redis.Redis.from_url(server.url)
+    keys = st._update_keys("prod")
+
+    def call(call_id, drifts):
+        return st._update(keys=keys, args=st._args(0.5, 4, call_id, drifts))
+
+    first = call("a", [0.5, 1.0])
+    assert call("a", [0.5, 1.0]) == first  # the repeat: the same reply
+    assert st.read("prod") == (0.625, [0.5, 1.0]) and admin.hget(keys[0], "total") == b"2"
+    for i in range(ds.IDS_KEPT):
+        call(f"n{i}", [0.0])
+    assert admin.hlen(keys[2]) == admin.llen(keys[3]) == ds.IDS_KEPT  # bounded
+    assert admin.hget(keys[2], "a") is None  # "a" was the oldest: forgotten
+    assert call(f"n{ds.IDS_KEPT - 1}", [0.0]) == [4, b"0"]  # still known: answered as it was, not applied
+    assert admin.hget(keys[0], "total") == str(2 + ds.IDS_KEPT).encode()
+    before = st.read("prod")
+    assert call("", [0.25])[0] == 4 and st.read("prod") != before  # no id: always applied
+    st.clear("prod")
+    assert admin.exists(*keys) == 0  # clear() forgets the ids too
+    admin.close()
+    st.close()
+
+
+def test_call_ids_are_unique_per_instance_and_process(monkeypatch):
+    st = RedisLaneState("redis://127.0.0.1:1/0")
+    other = RedisLaneState("redis://127.0.0.1:1/0")
+    ids = [st._call_id() for _ in range(3)]
+    assert len(set(ids + [other._call_id()])) == 4
+    import os
+
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # a forked copy: a new base
+    forked = st._call_id()
+    assert forked.rsplit("-", 1)[0] != ids[0].rsplit("-", 1)[0]
+    st.close()
+    other.close()

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
+import os
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -49,35 +51,68 @@ logger = logging.getLogger("lukhas_fast.drift")
 
 GUARDIAN_NAMES = ("allow", "warn", "block")
 
-#: The update script.  KEYS[1]: the lane's hash (field ``ema``), KEYS[2]: its
-#: window list; the hash also counts updates (field ``total``).  ARGV[1]: alpha, ARGV[2]: window size, ARGV[3..]: drifts in
-#: order.  Returns {window length before, ema after each drift as %.17g ...}.
+#: How many of a lane's last update calls the store remembers by id (see
+#: LUA_UPDATE): a call sent again after a lost reply is recognised while fewer
+#: than this many other calls on its lane came in between.  A retry follows its
+#: lost reply by a reconnect (milliseconds); ~60 bytes of store memory each.
+IDS_KEPT = 2048
+
+#: The update script.  KEYS[1]: the lane's hash (field ``ema``; the hash also
+#: counts updates, field ``total``), KEYS[2]: its window list, KEYS[3] and KEYS[4]:
+#: the ids of its last ``IDS_KEPT`` calls (a hash id -> "window length before,
+#: EMA before" and a list of the ids, oldest first).  ARGV[1]: alpha, ARGV[2]:
+#: window size, ARGV[3]: the call's id ('' for none), ARGV[4..]: drifts in order.
+#: Returns {window length before, ema after each drift as %.17g ...}.
+#:
+#: The id makes a call idempotent: a client that lost the reply of a call the
+#: server had applied (its connection dropped after sending) sends the same call
+#: again, and the script answers it from the state the first one started from
+#: -- the same reply, nothing applied twice.
 #: Redis's Lua numbers are C doubles; ``tonumber`` is ``strtod`` and
 #: ``string.format('%.17g')`` is ``sprintf``: both exact for doubles.
 LUA_UPDATE = """
 local alpha = tonumber(ARGV[1])
 local beta = 1.0 - alpha
 local cap = tonumber(ARGV[2])
-local ema = tonumber(redis.call('HGET', KEYS[1], 'ema') or '0')
-local out = {redis.call('LLEN', KEYS[2])}
-local first = 3
+local id = ARGV[3]
+local first = 4
 local last = #ARGV
+local seen = false
+if id ~= '' then
+  seen = redis.call('HGET', KEYS[3], id)
+end
+local n, ema0
+if seen then
+  local sp = string.find(seen, ' ', 1, true)
+  n, ema0 = tonumber(string.sub(seen, 1, sp - 1)), string.sub(seen, sp + 1)
+else
+  n, ema0 = redis.call('LLEN', KEYS[2]), redis.call('HGET', KEYS[1], 'ema') or '0'
+end
+local ema = tonumber(ema0)
+local out = {n}
 for i = first, last do
   ema = alpha * tonumber(ARGV[i]) + beta * ema
   out[#out + 1] = string.format('%.17g', ema)
 end
-if last >= first then
-  -- only the drifts that can stay in the window are pushed, in chunks
-  -- (unpack() is bounded by the Lua C stack)
-  local from = math.max(first, last - cap + 1)
-  while from <= last do
-    local to = math.min(from + 999, last)
-    redis.call('RPUSH', KEYS[2], unpack(ARGV, from, to))
-    from = to + 1
+if seen or last < first then
+  return out
+end
+-- only the drifts that can stay in the window are pushed, in chunks
+-- (unpack() is bounded by the Lua C stack)
+local from = math.max(first, last - cap + 1)
+while from <= last do
+  local to = math.min(from + 999, last)
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, from, to))
+  from = to + 1
+end
+redis.call('LTRIM', KEYS[2], -cap, -1)
+redis.call('HSET', KEYS[1], 'ema', out[#out])
+redis.call('HINCRBY', KEYS[1], 'total', last - first + 1)
+if id ~= '' then
+  redis.call('HSET', KEYS[3], id, n .. ' ' .. ema0)
+  if redis.call('RPUSH', KEYS[4], id) > """ + str(IDS_KEPT) + """ then
+    redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
   end
-  redis.call('LTRIM', KEYS[2], -cap, -1)
-  redis.call('HSET', KEYS[1], 'ema', out[#out])
-  redis.call('HINCRBY', KEYS[1], 'total', last - first + 1)
 end
 return out
 """
@@ -169,8 +204,11 @@ class RedisLaneState:
     ``url``: ``redis://[:password@]host:port/db`` (also ``rediss://``, ``unix://``).
     ``prefix``: key prefix; a lane's keys are ``<prefix>{<lane>}`` (a hash,
     field ``ema``) and ``<prefix>{<lane>}:w`` (the window list, oldest first),
-    hash-tagged so both map to one cluster slot.  ``timeout``: seconds to wait
-    for a reply; ``connect_timeout``: seconds to wait for a connection.
+    hash-tagged so both map to one cluster slot; ``<prefix>{<lane>}:ids`` and
+    ``:idq`` remember the ids of the lane's last 2048 update calls, so that a
+    call sent again after its reply was lost is not applied twice (exactly once:
+    see :data:`LUA_UPDATE`).  ``timeout``: seconds to wait for a reply;
+    ``connect_timeout``: seconds to wait for a connection.
 
     Thread-safe (redis-py's connection pool).  The ``a*`` coroutines use a
     separate ``redis.asyncio`` client bound to the first event loop that uses
@@ -201,6 +239,9 @@ class RedisLaneState:
         self._heads: Dict[Tuple[str, float, int], bytes] = {}
         self._sha = hashlib.sha1(LUA_UPDATE.encode()).hexdigest().encode()
         self._alock = threading.Lock()
+        self._pid = os.getpid()
+        self._id_base = os.urandom(8).hex() + "-"  # (the ids of this instance's calls: see _call_id)
+        self._ids = itertools.count()
 
     def _client_kwargs(self, redis: Any) -> Dict[str, Any]:
         from redis.backoff import NoBackoff
@@ -230,20 +271,42 @@ class RedisLaneState:
         base = f"{self.prefix}{{{lane}}}"
         return base, base + ":w"
 
+    def _update_keys(self, lane: str) -> Tuple[str, str, str, str]:
+        """The keys of an update call: the lane's two, and the hash and list of the ids of its
+        last calls (same hash tag: one cluster slot)."""
+        base = f"{self.prefix}{{{lane}}}"
+        return base, base + ":w", base + ":ids", base + ":idq"
+
+    def _call_id(self) -> str:
+        """A new id for one update call, sent again as is by its retries (see LUA_UPDATE).
+
+        Unique per instance and process: a random base, and a counter (``next`` on an
+        ``itertools.count`` is atomic under the GIL).  A forked copy of an instance takes a
+        new base, since two processes sending the same id would make the second call look
+        like a retry of the first and drop it."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._id_base, self._pid = os.urandom(8).hex() + "-", pid
+        return f"{self._id_base}{next(self._ids):x}"
+
     def monitor(self, lane: Optional[str] = None, *, metrics: Optional[bool] = None) -> "SharedDriftMonitor":
         """A :class:`SharedDriftMonitor` for ``lane`` (resolved like ``DriftMonitor(lane)``)."""
         return SharedDriftMonitor(lane, state=self, metrics=metrics)
 
     # -- the atomic update ---------------------------------------------------------
     @staticmethod
-    def _args(alpha: float, window: int, drifts: Sequence[float]) -> List[Any]:
+    def _args(alpha: float, window: int, call_id: str, drifts: Sequence[float]) -> List[Any]:
         # repr(float) is the shortest decimal that reads back to the same double.
-        return [repr(float(alpha)), window, *[repr(float(d)) for d in drifts]]
+        return [repr(float(alpha)), window, call_id, *[repr(float(d)) for d in drifts]]
 
     def apply(self, lane: str, alpha: float, window: int, drifts: Sequence[float]) -> Tuple[int, List[float]]:
-        """Apply ``drifts`` to ``lane`` in one atomic script call: (window length, EMA after each)."""
+        """Apply ``drifts`` to ``lane`` in one atomic script call: (window length, EMA after each).
+
+        Exactly once, also when the client sends the call again after a connection error
+        (the reply of a call the server applied may be what was lost): the call carries an
+        id, and the store answers a call it has seen from the state it saw it in."""
         try:
-            out = self._update(keys=self.keys(lane), args=self._args(alpha, window, drifts))
+            out = self._update(keys=self._update_keys(lane), args=self._args(alpha, window, self._call_id(), drifts))
         except self._errors as exc:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
         return min(window, int(out[0]) + len(drifts)), [float(x) for x in out[1:]]
@@ -276,25 +339,27 @@ class RedisLaneState:
         reply callbacks), which cost ~480k instructions a call, several times the
         request it serves.  The client's semantics are kept: one retry on a fresh
         connection after a connection error, and the script sent again (``EVAL``)
-        when the server answers that it does not have it (a restarted server)."""
+        when the server answers that it does not have it (a restarted server).  Every
+        send of the call carries the same id: a retry after a lost reply is answered
+        without applying the drifts twice (see LUA_UPDATE)."""
         conn = self._aconn if self._aconn is not None else self._new_aconn()
         # the command's fixed part (script, keys, alpha, window) packed once per lane and settings
         head = self._heads.get((lane, alpha, window))
         if head is None:
             if len(self._heads) >= 256:  # (bounded: lanes may be any strings)
                 self._heads.clear()
-            h, w = self.keys(lane)
             head = self._heads[(lane, alpha, window)] = _pack_command(
-                (b"EVALSHA", self._sha, b"2", h, w, repr(float(alpha)), window))[4:]  # (without "*7\r\n")
-        tail = [repr(float(d)).encode() for d in drifts]
-        evalsha = b"".join([b"*%d\r\n" % (7 + len(tail)), head, *[b"$%d\r\n%s\r\n" % (len(t), t) for t in tail]])
+                (b"EVALSHA", self._sha, b"4", *self._update_keys(lane), repr(float(alpha)), window))[4:]  # (no "*9\r\n")
+        call_id = self._call_id()
+        tail = [call_id.encode(), *[repr(float(d)).encode() for d in drifts]]
+        evalsha = b"".join([b"*%d\r\n" % (9 + len(tail)), head, *[b"$%d\r\n%s\r\n" % (len(t), t) for t in tail]])
         lock = self._aconn_lock
         if lock is None:
             lock = self._aconn_lock = asyncio.Lock()
         try:
             async with lock:
                 out = await self._acall(conn, evalsha, lambda: _pack_command(
-                    (b"EVAL", LUA_UPDATE, b"2", *self.keys(lane), *self._args(alpha, window, drifts))))
+                    (b"EVAL", LUA_UPDATE, b"4", *self._update_keys(lane), *self._args(alpha, window, call_id, drifts))))
         except self._errors as exc:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
         return int(out[0]), [float(x) for x in out[1:]]
@@ -368,9 +433,9 @@ class RedisLaneState:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
 
     def clear(self, lane: str) -> None:
-        """Delete ``lane``'s state (EMA 0.0, empty window)."""
+        """Delete ``lane``'s state (EMA 0.0, empty window) and the ids of its last calls."""
         try:
-            self._client.delete(*self.keys(lane))
+            self._client.delete(*self._update_keys(lane))
         except self._errors as exc:
             raise LaneStateUnavailable(f"drift lane store {redact(self.url)} unavailable: {exc}") from exc
 
