@@ -204,3 +204,90 @@ def test_an_application_changed_after_create_app_is_dispatched_by_aiohttp(change
             loop.run_until_complete(runner.cleanup())
     finally:
         loop.close()
+
+
+# -- sending: _Response's own prepare/write_eof against web.Response's ---------------------------
+
+@pytest.fixture
+def two_apps():
+    """(loop, port A, port B): two fresh applications behind serve's runner."""
+    loop = asyncio.new_event_loop()
+    runners: List[web.BaseRunner] = []
+    try:
+        ports = []
+        for _ in range(2):
+            runner, port = loop.run_until_complete(_serve(service._ServiceRunner(create_app(_config()),
+                                                                                 handle_signals=False)))
+            runners.append(runner)
+            ports.append(port)
+        yield loop, ports[0], ports[1]
+    finally:
+        for r in runners:
+            loop.run_until_complete(r.cleanup())
+        loop.close()
+
+
+def _variant(raw: bytes, version: str, connection) -> bytes:
+    head, sep, rest = raw.partition(b"\r\n")
+    head = head.replace(b"HTTP/1.1", version.encode())
+    extra = f"Connection: {connection}\r\n".encode() if connection else b""
+    return head + sep + extra + rest
+
+
+def test_the_service_sends_its_answers_like_web_response(two_apps, monkeypatch, scaled):
+    """The same requests to two applications, one sending with aiohttp's own
+    ``web.Response.prepare``/``write_eof`` (``_FAST_SEND`` off), the other with
+    ``_Response``'s: the same bytes, HTTP/1.0 and ``Connection`` variants and HEAD included."""
+    loop, port_a, port_b = two_apps
+    assert service._FAST_SEND  # (on this aiohttp: else nothing here would test the fast way)
+
+    @settings(max_examples=scaled(300))
+    @given(method=st.sampled_from(METHODS), path=st.sampled_from(PATHS), body=st.sampled_from(BODIES),
+           ctype=st.sampled_from(CTYPES), accept=st.sampled_from([None, "application/msgpack"]),
+           version=st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+           connection=st.sampled_from([None, "close", "keep-alive"]))
+    def check(method, path, body, ctype, accept, version, connection):
+        raw = _variant(_raw(method, path, body, ctype, accept, False, "r4"), version, connection)
+        got = []
+        for fast, port in ((False, port_a), (True, port_b)):
+            monkeypatch.setattr(service, "_FAST_SEND", fast)
+            got.append(_normal(loop.run_until_complete(_exchange(port, raw)), raw.startswith(b"HEAD")))
+        assert got[0] == got[1], (raw[:300], got[0][:600], got[1][:600])
+
+    check()
+
+
+def test_the_usual_answer_takes_the_fast_way_and_others_aiohttps(two_apps, monkeypatch):
+    loop, port, _ = two_apps
+    calls = []
+    real = web.Response.prepare
+
+    async def counted(self, request):
+        calls.append(request.method)
+        return await real(self, request)
+
+    monkeypatch.setattr(web.Response, "prepare", counted)
+    body = json.dumps({"plan": PLAN}).encode()
+    got = loop.run_until_complete(_exchange(port, _raw("POST", "/ethics/evaluate", body, "application/json",
+                                                       None, False, "r5")))
+    assert got.count(b"HTTP/1.1 200 ") == 2 and calls == []  # the answer and GET /livez: both the fast way
+    got = loop.run_until_complete(_exchange(port, _raw("HEAD", "/health", None, None, None, False, "r5")))
+    assert calls == ["HEAD"]  # a HEAD answer has no body: aiohttp's own way
+    monkeypatch.setattr(service, "_FAST_SEND", False)
+    loop.run_until_complete(_exchange(port, _raw("GET", "/health", None, None, None, False, "r5")))
+    assert calls == ["HEAD", "GET", "GET"]
+
+
+def test_the_import_check_refuses_a_send_that_differs(monkeypatch):
+    """_check_fast_send() compares the writer calls and the response state of both ways: an
+    _Response.prepare that set one header less (or in another order) is not used."""
+    monkeypatch.setattr(service, "_FAST_SEND", True)
+    assert service._check_fast_send() is True
+    real = service._Response.prepare
+
+    async def no_server_header(self, request):
+        self._headers["Server"] = "other"
+        return await real(self, request)
+
+    monkeypatch.setattr(service._Response, "prepare", no_server_header)
+    assert service._check_fast_send() is False and service._FAST_SEND is False
