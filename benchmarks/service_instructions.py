@@ -23,6 +23,7 @@ count against the service.  Prints instructions per request and floor / ours.
 from __future__ import annotations
 
 import asyncio
+import gc
 import glob
 import os
 import re
@@ -142,7 +143,8 @@ def main() -> None:
             loop.run_until_complete(_run(proto, t, raw, 30))
             if not t.last.startswith(b"HTTP/1.1 200"):
                 raise SystemExit(f"{kind} {r.label}: {t.last[:200]!r}")
-            ctl("-z")
+            gc.collect()  # (each count starts from the same collector state: else a full collection
+            ctl("-z")     # that the rows before made due may land in one row's N requests)
             loop.run_until_complete(_run(proto, t, raw, N))
             ctl("-d")
             got[kind] = dumped() / N
