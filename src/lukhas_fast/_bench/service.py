@@ -391,7 +391,7 @@ def paired(first: List[Tuple[float, ...]], second: List[Tuple[float, ...]]) -> T
     median, a real round."""
     if not first or len(first) != len(second):
         raise ValueError("paired() needs the same number of runs of each, at least one")
-    rounds = sorted(((a[0] / b[0] if b[0] else float("nan")), i) for i, (a, b) in enumerate(zip(first, second)))
+    rounds = sorted((_div(a[0], b[0]), i) for i, (a, b) in enumerate(zip(first, second)))
     ratio, i = rounds[(len(rounds) - 1) // 2]
     return ratio, first[i], second[i], int(sum(r[3] for r in first)), int(sum(r[3] for r in second))
 
