@@ -538,15 +538,35 @@ def test_the_store_remembers_a_bounded_number_of_call_ids(server, monkeypatch):
     st.close()
 
 
-def test_call_ids_are_unique_per_instance_and_process(monkeypatch):
+def test_call_ids_are_unique_per_instance_and_process():
     st = RedisLaneState("redis://127.0.0.1:1/0")
     other = RedisLaneState("redis://127.0.0.1:1/0")
     ids = [st._call_id() for _ in range(3)]
     assert len(set(ids + [other._call_id()])) == 4
-    import os
+    from lukhas_fast import _drift_state as ds
 
-    monkeypatch.setattr(os, "getpid", lambda: -1)  # a forked copy: a new base
+    ds._forked()  # what os.fork() runs in the child: a forked copy takes a new base
     forked = st._call_id()
     assert forked.rsplit("-", 1)[0] != ids[0].rsplit("-", 1)[0]
     st.close()
     other.close()
+
+
+def test_a_forked_child_sends_ids_of_its_own():
+    import os
+
+    st = RedisLaneState("redis://127.0.0.1:1/0")
+    parent = st._call_id().rsplit("-", 1)[0]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its base and leave at once
+        try:
+            os.write(w, st._call_id().rsplit("-", 1)[0].encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    child = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert child and child != parent and st._call_id().rsplit("-", 1)[0] == parent
+    st.close()

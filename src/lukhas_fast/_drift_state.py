@@ -57,6 +57,19 @@ GUARDIAN_NAMES = ("allow", "warn", "block")
 #: lost reply by a reconnect (milliseconds); ~60 bytes of store memory each.
 IDS_KEPT = 2048
 
+#: How many forks this process descends from (counted in the child, see _call_id):
+#: a forked copy of a RedisLaneState notices it without a getpid() system call per update.
+_FORKS = 0
+
+
+def _forked() -> None:
+    global _FORKS
+    _FORKS += 1
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_forked)
+
 #: The update script.  KEYS[1]: the lane's hash (field ``ema``; the hash also
 #: counts updates, field ``total``), KEYS[2]: its window list, KEYS[3] and KEYS[4]:
 #: the ids of its last ``IDS_KEPT`` calls (a hash id -> "window length before,
@@ -239,7 +252,7 @@ class RedisLaneState:
         self._heads: Dict[Tuple[str, float, int], bytes] = {}
         self._sha = hashlib.sha1(LUA_UPDATE.encode()).hexdigest().encode()
         self._alock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = _FORKS
         self._id_base = os.urandom(8).hex() + "-"  # (the ids of this instance's calls: see _call_id)
         self._ids = itertools.count()
 
@@ -282,11 +295,10 @@ class RedisLaneState:
 
         Unique per instance and process: a random base, and a counter (``next`` on an
         ``itertools.count`` is atomic under the GIL).  A forked copy of an instance takes a
-        new base, since two processes sending the same id would make the second call look
-        like a retry of the first and drop it."""
-        pid = os.getpid()
-        if pid != self._pid:
-            self._id_base, self._pid = os.urandom(8).hex() + "-", pid
+        new base (``_FORKS`` counts forks in the child), since two processes sending the
+        same id would make the second call look like a retry of the first and drop it."""
+        if self._forks != _FORKS:
+            self._id_base, self._forks = os.urandom(8).hex() + "-", _FORKS
         return f"{self._id_base}{next(self._ids):x}"
 
     def monitor(self, lane: Optional[str] = None, *, metrics: Optional[bool] = None) -> "SharedDriftMonitor":
